@@ -1,0 +1,79 @@
+"""Terminal output for the CLI: progress bars from library events, and tables."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+err = Console(stderr=True)
+out = Console()
+
+
+class ChainProgress:
+    """Turns the chain's events into one progress bar per member (on stderr)."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err,
+                                 disable=quiet or not err.is_terminal)
+        self.tasks: dict[str, int] = {}
+        self.plain = not quiet and not err.is_terminal
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+    def __call__(self, event: dict) -> None:
+        if self.quiet:
+            return
+        member = event.get("member", "")
+        if event["kind"] == "stage" and event["status"] == "start" and "epochs" in event:
+            taught = f" <- {event['teacher']}" if event.get("teacher") else ""
+            label = f"{member} {event.get('arch', '')}{taught}"
+            self.tasks[member] = self.progress.add_task(label, total=event["epochs"], status="")
+            if self.plain:
+                print(f"training {label}: {event['epochs']} epochs", file=sys.stderr, flush=True)
+        elif event["kind"] == "epoch" and member in self.tasks:
+            self.progress.update(self.tasks[member], completed=event["epoch"],
+                                 status=f"val {event['val_acc']:.3f} loss {event['loss']:.3f}")
+        elif event["kind"] == "stage" and event["status"] == "done" and self.plain and "test_acc" in event:
+            print(f"  {member}: test accuracy {event['test_acc']:.4f}", file=sys.stderr, flush=True)
+        elif event["kind"] == "stage" and event["status"] == "skip":
+            if self.plain or self.progress.live.is_started:
+                err.print(f"{member}: already finished, not retrained")
+        elif event["kind"] == "message":
+            err.print(event["text"])
+
+
+def fmt(value, kind: str = "") -> str:
+    if value is None:
+        return "-"
+    if kind == "pct":
+        return f"{100 * value:.1f}%"
+    if kind == "delta":
+        return f"{100 * value:+.1f}"
+    if kind == "bytes":
+        for unit in ("B", "KB", "MB", "GB"):
+            if value < 1024 or unit == "GB":
+                return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+            value /= 1024
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def table(title: str, rows: list[dict], columns: list[tuple[str, str, str]]) -> Table:
+    """columns: (key, header, format kind)."""
+    t = Table(title=title, title_justify="left")
+    for _, header, kind in columns:
+        t.add_column(header, justify="left" if kind == "" else "right")
+    for row in rows:
+        t.add_row(*(fmt(row.get(key), kind) for key, _, kind in columns))
+    return t

@@ -1,0 +1,50 @@
+"""Turn a data spec string into Splits (and a transfer spec into extra inputs)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from edgekd.data import builtin, user
+from edgekd.data.splits import Splits, check_arrays
+from edgekd.errors import UserError
+
+PREFIXES = {
+    "npz": lambda rest, vf, seed: user.npz(Path(rest), vf, seed),
+    "csv": lambda rest, vf, seed: user.csv(rest, vf, seed),
+    "folder": lambda rest, vf, seed: user.folder(Path(rest), vf, seed),
+}
+
+
+def load_splits(spec: str, val_fraction: float = 0.1, seed: int = 0) -> Splits:
+    if spec in builtin.BUILTIN:
+        return builtin.BUILTIN[spec](val_fraction, seed)
+    prefix, colon, rest = spec.partition(":")
+    if colon and prefix in PREFIXES and rest:
+        return PREFIXES[prefix](rest, val_fraction, seed)
+    raise UserError(
+        f"unknown data spec {spec!r}; use one of {', '.join(builtin.BUILTIN)}, npz:PATH, csv:PATH or folder:PATH")
+
+
+def load_transfer(splits: Splits, spec: str) -> Splits:
+    """Attach a transfer set: "0" (none), N (generated; mnist1d only) or npz:PATH (array `x`)."""
+    spec = str(spec).strip()
+    if spec in ("", "0"):
+        return splits
+    if spec.isdigit():
+        if splits.name != "mnist1d":
+            raise UserError(f"--transfer {spec} generates MNIST-1D inputs; for {splits.name} give npz:PATH")
+        x, _ = builtin.mnist1d_arrays(int(spec), builtin.TRANSFER_SEED)
+    elif spec.startswith("npz:"):
+        path = Path(spec[4:])
+        arrays = user.read_npz(path)
+        if "x" not in arrays:
+            raise UserError(f"{path} must hold an array 'x' of unlabeled inputs")
+        x, _ = check_arrays(str(path), arrays["x"])
+    else:
+        raise UserError(f"unknown transfer spec {spec!r}; use a sample count or npz:PATH")
+    if x.shape[1:] != splits.input_shape:
+        raise UserError(f"transfer inputs have sample shape {x.shape[1:]}, the data has {splits.input_shape}")
+    return dataclasses.replace(splits, x_transfer=np.ascontiguousarray(x))

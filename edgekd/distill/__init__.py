@@ -1,0 +1,1 @@
+"""Distillation: methods (losses), teachers, the trainer and the chain of generations."""

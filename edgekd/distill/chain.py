@@ -1,0 +1,254 @@
+"""The chain: teacher -> gen-1 -> gen-2 -> ..., each generation with a scratch baseline.
+
+Teacher-assistant order (default): generation k is taught by generation k-1. With
+`chain.direct`, every generation is taught by the original teacher instead. Every
+member's directory gets its eval.json last, so "eval.json exists" means "finished" and
+`--resume` skips it; an unfinished member resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from edgekd import host
+from edgekd.data import Splits, load_splits, load_transfer
+from edgekd.distill import methods as method_registry
+from edgekd.distill.objective import Objective
+from edgekd.distill.teachers import Teacher, check_against, copy_into, load_teacher
+from edgekd.distill.trainer import Schedule, TrainData, evaluate, train
+from edgekd.errors import UserError
+from edgekd.models import ArchSpec, build, count_macs, count_params, load_model, save_model
+from edgekd.recipe import Recipe, from_dict, validate
+from edgekd.runs import Run, default_run_dir, link_latest, write_json, write_jsonl
+
+Events = Callable[[dict], None]
+
+
+@dataclass
+class Context:
+    run: Run
+    recipe: Recipe
+    splits: Splits
+    on_event: Events
+
+
+def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path | None = None,
+            on_event: Events | None = None) -> Run:
+    """Run (or resume) a whole chain and return its run directory."""
+    on_event = on_event or (lambda event: None)
+    if resume is not None:
+        run = Run.open(resume)
+        recipe = validate(from_dict(run.manifest()["recipe"], where=f"{run.manifest_path} recipe"))
+    else:
+        recipe = validate(recipe or Recipe())
+    build_objective(recipe)  # unknown methods, options or weights fail here, before any work
+    on_event({"kind": "stage", "member": "data", "status": "start"})
+    splits = load_transfer(load_splits(recipe.data.spec, recipe.data.val_fraction, recipe.data.seed),
+                           recipe.data.transfer)
+    if resume is None:
+        run = Run.create(out or default_run_dir(), {
+            "name": (out or Path("run")).name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "recipe": recipe.to_dict(), "versions": host.versions(), "host": host.describe(),
+            "torch_threads": torch.get_num_threads(), "data": splits.describe(), "members": {},
+            "status": "running"})
+        link_latest(run.root)
+    elif run.manifest()["data"]["fingerprint"] != splits.fingerprint():
+        raise UserError(f"the data of {run.root} has changed since the run started; start a new run")
+    ctx = Context(run, recipe, splits, on_event)
+    torch.manual_seed(recipe.train.seed)
+
+    teacher = _resolve_teacher(ctx)
+    archs = plan_students(recipe, teacher, splits)
+    previous = teacher
+    for k, spec in enumerate(archs, start=1):
+        taught_by = teacher if recipe.chain.direct else previous
+        previous = _train_member(ctx, f"gen-{k}", spec, taught_by)
+        if recipe.chain.baseline:
+            _train_member(ctx, f"baseline-{k}", spec, None)
+    run.update_manifest(lambda m: m.update(status="trained"))
+    return run
+
+
+# --- the teacher --------------------------------------------------------------------
+def _resolve_teacher(ctx: Context) -> Teacher:
+    run, recipe, splits = ctx.run, ctx.recipe, ctx.splits
+    tdir = run.teacher_dir
+    if recipe.teacher.spec:
+        existing = [p for p in (tdir / "model.pt", tdir / "model.onnx", tdir / "model.ts") if p.is_file()]
+        teacher = load_teacher(str(existing[0] if existing else recipe.teacher.spec))
+        check_against(teacher, splits.x_val, splits.classes)
+        if not existing:
+            copy_into(teacher, tdir)
+            _evaluate_teacher(ctx, teacher, source=recipe.teacher.spec)
+        return dataclasses.replace(teacher, source="teacher")
+    spec = ArchSpec(recipe.teacher.arch, recipe.teacher.width, recipe.teacher.depth, splits.input_shape,
+                    splits.classes, *_input_stats(splits))
+    if not (tdir / "eval.json").exists():
+        _train_member(ctx, "teacher", spec, None, epochs=recipe.teacher.epochs)
+    module, spec = load_model(tdir / "model.pt")
+    return Teacher("edgekd", "teacher", module=module, spec=spec)
+
+
+def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
+    s = ctx.splits
+    preds = teacher.logits(s.x_test).argmax(1).numpy()
+    entry = {"role": "teacher", "source": source, "kind": teacher.kind,
+             "test_acc": float((preds == s.y_test).mean()),
+             "val_acc": float((teacher.logits(s.x_val).argmax(1).numpy() == s.y_val).mean())}
+    if teacher.module is not None:
+        entry["params"] = count_params(teacher.module)
+    if teacher.spec is not None:
+        entry["arch"] = teacher.spec.to_dict()
+        entry["macs"] = count_macs(teacher.module, teacher.spec.input_shape)
+    write_json(ctx.run.teacher_dir / "eval.json", entry)
+    ctx.run.update_manifest(lambda m: m["members"].update(teacher=entry))
+
+
+def _input_stats(splits: Splits) -> tuple[float, float]:
+    std = float(splits.x_train.std())
+    return float(splits.x_train.mean()), std if std > 0 else 1.0
+
+
+# --- the students ---------------------------------------------------------------------
+def plan_students(recipe: Recipe, teacher: Teacher, splits: Splits) -> list[ArchSpec]:
+    """Generation k's architecture: an explicit list, or generation 1 shrunk by `shrink` per step."""
+    mean, std = _input_stats(splits)
+    n = recipe.chain.generations
+    s = recipe.student
+    if s.students:
+        if len(s.students) < n:
+            raise UserError(f"student.students lists {len(s.students)} architectures for {n} generations")
+        return [_parse_student(text, splits, mean, std) for text in s.students[:n]]
+    base = teacher.spec
+    if base is None and not (s.arch and s.width and s.depth):
+        raise UserError(f"teacher {recipe.teacher.spec} has no edgekd architecture to shrink; "
+                        "give --student, --width and --depth (or --students)")
+    family = s.arch or base.family
+    depth = s.depth or base.depth
+    width = s.width or max(1, round(base.width * s.shrink))
+    return [ArchSpec(family, max(1, round(width * s.shrink ** (k - 1))), depth, splits.input_shape,
+                     splits.classes, mean, std) for k in range(1, n + 1)]
+
+
+def _parse_student(text: str, splits: Splits, mean: float, std: float) -> ArchSpec:
+    """"cnn:16" (width, depth 4) or "mlp:32x2" (width x depth)."""
+    family, _, size = text.partition(":")
+    width, _, depth = size.partition("x")
+    try:
+        return ArchSpec(family.strip(), int(width), int(depth or 4), splits.input_shape, splits.classes, mean, std)
+    except ValueError:
+        raise UserError(f"student {text!r}: expected FAMILY:WIDTH or FAMILY:WIDTHxDEPTH, e.g. cnn:16x4") from None
+
+
+def build_objective(recipe: Recipe) -> Objective:
+    weights = {}
+    for item in recipe.distill.weights:
+        name, eq, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise UserError(f"--weight {item!r}: expected NAME=NUMBER, e.g. kd=0.9") from None
+    unknown = set(weights) - set(recipe.distill.methods)
+    if unknown:
+        raise UserError(f"--weight names {', '.join(sorted(unknown))}, which is not among the methods "
+                        f"({', '.join(recipe.distill.methods)})")
+    shared = {"temperature": recipe.distill.temperature}
+    terms = {name: (method_registry.create(name, shared=shared), weights.get(name, 1.0))
+             for name in recipe.distill.methods}
+    return Objective(terms, alpha=recipe.distill.alpha)
+
+
+def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | None,
+                  epochs: int | None = None) -> Teacher:
+    """Train (or resume, or skip when finished) one member; returns it as a teacher for the next."""
+    run, recipe, s = ctx.run, ctx.recipe, ctx.splits
+    directory = run.root / name
+    if (directory / "eval.json").exists():
+        ctx.on_event({"kind": "stage", "member": name, "status": "skip"})
+        module, spec = load_model(directory / "model.pt")
+        return Teacher("edgekd", name, module=module, spec=spec)
+
+    distilled = teacher is not None
+    x, y = s.x_train, s.y_train
+    if distilled and s.x_transfer is not None:
+        x = np.concatenate([x, s.x_transfer])
+        y = np.concatenate([y, np.full(len(s.x_transfer), -1, dtype=np.int64)])
+    data = TrainData(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(s.x_val), torch.from_numpy(s.y_val),
+                     augment_scale=_input_stats(s)[1] if recipe.data.augment else None)
+    objective = build_objective(recipe) if distilled else Objective()
+    t = recipe.train
+    if epochs is None:
+        epochs = t.epochs if distilled else _baseline_epochs(recipe, s)
+    schedule = Schedule(epochs, t.finetune_epochs if name != "teacher" else 0, t.batch_size, t.lr,
+                        t.weight_decay, t.patience, t.seed)
+
+    index = int(name.split("-")[1]) if "-" in name else 0
+    torch.manual_seed(t.seed * 101 + index)  # gen-k and baseline-k start from the same weights
+    student = build(spec)
+    if distilled:
+        objective.attach(student, teacher.module)
+        if data.augment_scale is None:
+            data.soft = teacher.logits(data.x)   # inputs never change: teacher runs once
+        else:
+            data.teacher = teacher.logits        # augmented inputs: teacher runs per batch
+
+    ctx.on_event({"kind": "stage", "member": name, "status": "start", "epochs": epochs + schedule.finetune_epochs,
+                  "arch": spec.label(), "teacher": teacher.source if teacher else None})
+    directory.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    result = train(student, objective, data, schedule, checkpoint=directory / "checkpoint.pt",
+                   on_epoch=lambda row: ctx.on_event({"kind": "epoch", "member": name, **row}))
+    seconds = time.perf_counter() - started
+    save_model(student, spec, directory / "model.pt")
+    write_jsonl(directory / "metrics.jsonl", result["history"])
+
+    test_acc, _ = evaluate(student, torch.from_numpy(s.x_test), torch.from_numpy(s.y_test))
+    entry = {"role": name.split("-")[0], "index": index, "arch": spec.to_dict(), "label": spec.label(),
+             "params": count_params(student), "macs": count_macs(student, spec.input_shape),
+             "size_bytes": (directory / "model.pt").stat().st_size,
+             "teacher": teacher.source if teacher else None, "test_acc": test_acc, "val_acc": result["val_acc"],
+             "best_epoch": result["best_epoch"], "epochs": len(result["history"]), "train_seconds": seconds}
+    if teacher is not None:
+        with torch.inference_mode():
+            mine = student(torch.from_numpy(s.x_test)).argmax(1)
+        entry["agreement"] = (mine == teacher.logits(s.x_test).argmax(1)).float().mean().item()
+    write_json(directory / "eval.json", entry)
+    run.update_manifest(lambda m: m["members"].update({name: entry}))
+    ctx.on_event({"kind": "stage", "member": name, "status": "done", "test_acc": test_acc})
+    return Teacher("edgekd", name, module=student, spec=spec)
+
+
+def _baseline_epochs(recipe: Recipe, s: Splits) -> int:
+    """The same number of optimizer steps as the distilled student (the same compute budget)."""
+    if recipe.train.baseline_epochs:
+        return recipe.train.baseline_epochs
+    transfer = 0 if s.x_transfer is None else len(s.x_transfer)
+    return max(1, round(recipe.train.epochs * (len(s.x_train) + transfer) / len(s.x_train)))
+
+
+# --- the table ------------------------------------------------------------------------
+def summary_rows(run: Run) -> list[dict]:
+    """One row per generation: arch, size, teacher, accuracy, agreement, baseline, delta."""
+    members = run.manifest()["members"]
+    rows = []
+    if "teacher" in members:
+        t = members["teacher"]
+        rows.append({"member": "teacher", "arch": t.get("label", t.get("arch", {}).get("family", t.get("kind"))),
+                     "params": t.get("params"), "test_acc": t["test_acc"]})
+    k = 1
+    while f"gen-{k}" in members:
+        g = members[f"gen-{k}"]
+        b = members.get(f"baseline-{k}")
+        rows.append({"member": f"gen-{k}", "arch": g["label"], "params": g["params"], "macs": g["macs"],
+                     "size_bytes": g["size_bytes"], "teacher": g["teacher"], "test_acc": g["test_acc"],
+                     "agreement": g.get("agreement"), "baseline_acc": b["test_acc"] if b else None,
+                     "delta": g["test_acc"] - b["test_acc"] if b else None})
+        k += 1
+    return rows

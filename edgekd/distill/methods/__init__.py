@@ -1,0 +1,7 @@
+"""The registry of distillation methods. Each method lives in its own module and registers
+itself; nothing outside this package compares method names."""
+
+from edgekd.distill.methods.base import Batch, Method, create, method_table, names, register
+from edgekd.distill.methods import kd, mse_logits  # noqa: F401  (registers the built-ins)
+
+__all__ = ["Batch", "Method", "create", "method_table", "names", "register"]

@@ -1,0 +1,80 @@
+"""What a distillation method is: a registered nn.Module that turns one batch into a scalar.
+
+A method's own trainable parts (hint adapters, ...) are its submodules: the trainer
+optimises them with the student, and export never sees them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from edgekd.errors import UserError
+
+
+@dataclass
+class Batch:
+    """One training batch as the losses see it."""
+
+    student: torch.Tensor                 # (B, C) student logits
+    teacher: torch.Tensor | None          # (B, C) teacher logits; None when there is no teacher
+    labels: torch.Tensor                  # (B,) class index, -1 where unlabeled (transfer set)
+
+
+class Method(nn.Module):
+    name: ClassVar[str]
+    family: ClassVar[str]
+    paper: ClassVar[str]
+    summary: ClassVar[str]
+
+    def attach(self, student: nn.Module, teacher: nn.Module | None) -> None:
+        """Hook into the models before training (feature methods); most need nothing."""
+
+    def forward(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    if cls.name in _REGISTRY:
+        raise ValueError(f"distillation method {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def options_of(cls: type[Method]) -> dict[str, object]:
+    """Keyword-only constructor options and their defaults."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
+
+
+def create(name: str, options: dict[str, object] | None = None, shared: dict[str, object] | None = None) -> Method:
+    """Build method `name`. `options` are the user's, checked against the method's own;
+    `shared` are recipe-wide settings (temperature) passed only to methods that take them."""
+    if name not in _REGISTRY:
+        raise UserError(f"unknown distillation method {name!r}; valid methods: {', '.join(names())}")
+    cls = _REGISTRY[name]
+    accepted = options_of(cls)
+    options = dict(options or {})
+    for key in options:
+        if key not in accepted:
+            raise UserError(f"method {name!r} has no option {key!r}; its options: {', '.join(accepted) or 'none'}")
+    kwargs = {k: v for k, v in (shared or {}).items() if k in accepted}
+    kwargs.update(options)
+    return cls(**kwargs)
+
+
+def method_table() -> list[dict[str, str]]:
+    return [{"name": cls.name, "family": cls.family, "paper": cls.paper, "summary": cls.summary,
+             "options": ", ".join(f"{k}={v}" for k, v in options_of(cls).items())}
+            for cls in (_REGISTRY[n] for n in names())]

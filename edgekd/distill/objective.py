@@ -1,0 +1,45 @@
+"""The training objective: a weighted sum of named terms, returned as a dict for logging.
+
+    loss = (1 - alpha) * CE(student, labels) + alpha * sum_m w_m * method_m(batch)
+
+CE is averaged over the labelled rows only: transfer-set rows carry label -1.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgekd.distill.methods import Batch, Method
+
+
+class Objective(nn.Module):
+    def __init__(self, terms: dict[str, tuple[Method, float]] | None = None, alpha: float = 0.0):
+        super().__init__()
+        terms = terms or {}
+        self.terms = nn.ModuleDict({name: method for name, (method, _) in terms.items()})
+        self.weights = {name: float(w) for name, (_, w) in terms.items()}
+        self.alpha = float(alpha) if terms else 0.0   # no teacher: plain cross-entropy
+
+    @property
+    def needs_teacher(self) -> bool:
+        return bool(self.terms)
+
+    def attach(self, student: nn.Module, teacher: nn.Module | None) -> None:
+        for method in self.terms.values():
+            method.attach(student, teacher)
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        labelled = batch.labels >= 0
+        if labelled.any():
+            out["ce"] = F.cross_entropy(batch.student[labelled], batch.labels[labelled])
+        else:
+            out["ce"] = batch.student.new_zeros(())
+        total = (1.0 - self.alpha) * out["ce"]
+        for name, method in self.terms.items():
+            out[name] = method(batch)
+            total = total + self.alpha * self.weights[name] * out[name]
+        out["loss"] = total
+        return out

@@ -1,0 +1,122 @@
+"""Teachers: anything that maps a batch of inputs to logits.
+
+A torch module (an edgekd model or a TorchScript file) or an ONNX file run by ONNX
+Runtime, so a model from any framework can teach. Soft targets are computed here in
+batches under inference mode; the chain caches them when inputs do not change.
+"""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekd.errors import UserError
+from edgekd.models import ArchSpec, load_model
+
+
+@dataclass
+class Teacher:
+    kind: str                               # "edgekd" | "torchscript" | "onnx"
+    source: str                             # where it came from, for the manifest
+    module: nn.Module | None = None         # torch teachers (feature methods hook into it)
+    spec: ArchSpec | None = None            # edgekd teachers only
+    session: Any = None                     # onnxruntime.InferenceSession
+    info: dict = field(default_factory=dict)
+
+    @torch.inference_mode()
+    def logits(self, x: np.ndarray | torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+        x = torch.as_tensor(x, dtype=torch.float32)
+        outs = []
+        for i in range(0, len(x), batch_size):
+            chunk = x[i:i + batch_size]
+            if self.session is not None:
+                name = self.session.get_inputs()[0].name
+                outs.append(torch.from_numpy(np.asarray(self.session.run(None, {name: chunk.numpy()})[0])))
+            else:
+                outs.append(self.module(chunk))
+        return torch.cat(outs).float()
+
+    def describe(self) -> dict:
+        d = {"kind": self.kind, "source": self.source, **self.info}
+        if self.spec is not None:
+            d["arch"] = self.spec.to_dict()
+        return d
+
+
+def check_against(teacher: Teacher, x_sample: np.ndarray, classes: int) -> None:
+    """Refuse a teacher that cannot take the data's inputs or predicts another class count."""
+    try:
+        out = teacher.logits(x_sample[:4])
+    except Exception as e:  # any runtime's shape error: say it in one sentence
+        raise UserError(f"teacher {teacher.source} does not accept inputs of shape "
+                        f"{tuple(x_sample.shape[1:])} ({str(e).splitlines()[0][:160]})") from None
+    if out.ndim != 2 or out.shape[0] != min(4, len(x_sample)):
+        raise UserError(f"teacher {teacher.source} returns shape {tuple(out.shape)}, expected (batch, classes)")
+    if out.shape[1] != classes:
+        raise UserError(f"teacher {teacher.source} predicts {out.shape[1]} classes but the data has {classes}")
+    if not torch.isfinite(out).all():
+        raise UserError(f"teacher {teacher.source} produces NaN or infinite logits")
+
+
+def load_teacher(spec: str) -> Teacher:
+    """A run dir, a teacher/gen dir, an edgekd model.pt, a TorchScript file or an .onnx file."""
+    path = Path(spec)
+    if not path.exists():
+        raise UserError(f"teacher {spec} does not exist")
+    if path.is_dir():
+        for candidate in (path / "teacher" / "model.pt", path / "model.pt", path / "teacher" / "model.onnx",
+                          path / "model.onnx", path / "teacher" / "model.ts"):
+            if candidate.is_file():
+                return load_teacher(str(candidate))
+        raise UserError(f"{spec} holds no teacher (no model.pt or model.onnx in it or its teacher/)")
+    if path.suffix.lower() == ".onnx":
+        return _onnx_teacher(path)
+    if _is_torchscript(path):
+        try:
+            module = torch.jit.load(str(path), map_location="cpu").eval()
+        except Exception as e:
+            raise UserError(f"{path} is not a loadable TorchScript file ({str(e).splitlines()[0][:120]})") from None
+        return Teacher("torchscript", str(path), module=module)
+    module, arch = load_model(path)
+    return Teacher("edgekd", str(path), module=module, spec=arch)
+
+
+def _is_torchscript(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.split("/", 2)[1:2] == ["code"] for n in z.namelist())
+    except (zipfile.BadZipFile, OSError, IndexError):
+        return False
+
+
+def _onnx_teacher(path: Path) -> Teacher:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise UserError(f"{path} is not a model ONNX Runtime can load ({str(e).splitlines()[0][:160]})") from None
+    if len(session.get_inputs()) != 1:
+        raise UserError(f"{path} has {len(session.get_inputs())} inputs; a teacher takes exactly one")
+    return Teacher("onnx", str(path), session=session, info={"runtime": f"onnxruntime {ort.__version__}"})
+
+
+def copy_into(teacher: Teacher, directory: Path) -> Path:
+    """Keep a copy of a user's teacher in the run, so resume and re-runs need nothing outside it."""
+    suffix = {"onnx": "model.onnx", "torchscript": "model.ts", "edgekd": "model.pt"}[teacher.kind]
+    directory.mkdir(parents=True, exist_ok=True)
+    dest = directory / suffix
+    from edgekd.runs import atomic_path
+
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(teacher.source, tmp)
+    return dest

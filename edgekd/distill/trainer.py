@@ -1,0 +1,180 @@
+"""One training job: a student, an objective, in-memory data; checkpoints every epoch.
+
+Resumable to the exact batch order: the shuffle and augmentation of epoch e are seeded
+by (seed, e), and the learning rate is a pure function of the step, so a run resumed
+from epoch e's checkpoint computes what the uninterrupted run would have computed.
+
+Ready for torchrun: batches come from `epoch_order` (a permutation that can be strided
+by rank), the loss needs nothing beyond its batch, and files are written by the
+caller's rank 0 only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgekd.data.augment import augment
+from edgekd.distill.methods import Batch
+from edgekd.distill.objective import Objective
+from edgekd.errors import UserError
+
+CHECKPOINT_FORMAT = "edgekd-checkpoint-1"
+WARMUP = 0.05  # fraction of steps with a linear warm-up before the cosine decay
+
+
+@dataclass
+class TrainData:
+    x: torch.Tensor                        # (N, *input_shape) raw inputs: labelled then transfer rows
+    y: torch.Tensor                        # (N,) class index, -1 for transfer rows
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    soft: torch.Tensor | None = None       # (N, C) cached teacher logits, when inputs never change
+    teacher: Callable[[torch.Tensor], torch.Tensor] | None = None  # online teacher (augmentation)
+    augment_scale: float | None = None     # None: no augmentation
+
+
+@dataclass(frozen=True)
+class Schedule:
+    epochs: int
+    finetune_epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    patience: int
+    seed: int
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+def lr_at(step: int, total: int, peak: float) -> float:
+    warm = max(1, int(total * WARMUP))
+    if step < warm:
+        return peak * (step + 1) / warm
+    return 0.5 * peak * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) in eval mode."""
+    was = model.training
+    model.eval()
+    logits = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    model.train(was)
+    return (logits.argmax(1) == y).float().mean().item(), F.cross_entropy(logits, y).item()
+
+
+def train(student: nn.Module, objective: Objective, data: TrainData, schedule: Schedule,
+          checkpoint: Path | None = None, on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Train, keeping the best validation epoch; returns {"best_epoch", "val_acc", "history"}.
+
+    With `checkpoint`, state is saved after each epoch and an existing checkpoint is resumed.
+    """
+    from edgekd.runs import atomic_path
+
+    params = list(student.parameters()) + list(objective.parameters())
+    optimizer = torch.optim.AdamW(params, lr=schedule.lr, weight_decay=schedule.weight_decay)
+    labelled = (data.y >= 0).nonzero().squeeze(1)
+    state = {"epoch": 0, "history": [], "best_acc": -1.0, "best_loss": math.inf, "best_epoch": 0,
+             "best_state": None, "stale": 0, "stopped": False}
+    if checkpoint is not None and checkpoint.exists():
+        state = _resume(checkpoint, student, objective, optimizer)
+
+    total_epochs = schedule.epochs + schedule.finetune_epochs
+    steps_main = schedule.epochs * math.ceil(len(data.x) / schedule.batch_size)
+    steps_tune = schedule.finetune_epochs * math.ceil(len(labelled) / schedule.batch_size)
+    ce_only = Objective()
+    student.train()
+    for epoch in range(state["epoch"], total_epochs):
+        finetune = epoch >= schedule.epochs
+        if state["stopped"] and not finetune:
+            continue
+        started = time.perf_counter()
+        rows = labelled if finetune else torch.arange(len(data.x))
+        order = rows[epoch_order(len(rows), schedule.seed, epoch)]
+        gen = torch.Generator().manual_seed(schedule.seed * 7_919 + epoch)
+        sums: dict[str, float] = {}
+        n_steps = math.ceil(len(order) / schedule.batch_size)
+        for i in range(n_steps):
+            if finetune:
+                step, total, peak = (epoch - schedule.epochs) * n_steps + i, steps_tune, schedule.lr * 0.1
+            else:
+                step, total, peak = epoch * n_steps + i, steps_main, schedule.lr
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, total, peak)
+            idx = order[i * schedule.batch_size:(i + 1) * schedule.batch_size]
+            x = data.x[idx]
+            teacher_logits = None
+            if data.augment_scale is not None:
+                x = augment(x, gen, data.augment_scale)
+            use = ce_only if finetune else objective
+            if use.needs_teacher:
+                if data.soft is not None and data.augment_scale is None:
+                    teacher_logits = data.soft[idx]
+                else:
+                    with torch.inference_mode():
+                        teacher_logits = data.teacher(x).clone()
+            terms = use(Batch(student(x), teacher_logits, data.y[idx]))
+            if not torch.isfinite(terms["loss"]):
+                raise UserError(f"training diverged at epoch {epoch + 1} (loss {terms['loss'].item()}); "
+                                "lower train.lr or check the data")
+            optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            optimizer.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.item()
+        val_acc, val_loss = evaluate(student, data.x_val, data.y_val)
+        row = {"epoch": epoch + 1, "phase": "finetune" if finetune else "train",
+               **{k: v / n_steps for k, v in sums.items()}, "val_acc": val_acc, "val_loss": val_loss,
+               "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
+        state["history"].append(row)
+        if (val_acc, -val_loss) > (state["best_acc"], -state["best_loss"]):
+            state.update(best_acc=val_acc, best_loss=val_loss, best_epoch=epoch + 1, stale=0,
+                         best_state={k: v.detach().clone() for k, v in student.state_dict().items()})
+        else:
+            state["stale"] += 1
+            if schedule.patience and state["stale"] >= schedule.patience and not finetune:
+                state["stopped"] = True
+        state["epoch"] = epoch + 1
+        if checkpoint is not None:
+            with atomic_path(checkpoint) as tmp:
+                torch.save(_checkpoint_payload(state, student, objective, optimizer), tmp)
+        if on_epoch:
+            on_epoch({**row, "epochs": total_epochs})
+
+    if state["best_state"] is not None:
+        student.load_state_dict(state["best_state"])
+    student.eval()
+    return {"best_epoch": state["best_epoch"], "val_acc": state["best_acc"], "history": state["history"]}
+
+
+def _checkpoint_payload(state, student, objective, optimizer) -> dict:
+    return {"format": CHECKPOINT_FORMAT, "epoch": state["epoch"], "history": json.dumps(state["history"]),
+            "best_acc": state["best_acc"], "best_loss": state["best_loss"], "best_epoch": state["best_epoch"],
+            "best_state": state["best_state"], "stale": state["stale"], "stopped": state["stopped"],
+            "model": student.state_dict(), "objective": objective.state_dict(), "optimizer": optimizer.state_dict()}
+
+
+def _resume(path: Path, student, objective, optimizer) -> dict:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError("not an edgekd checkpoint")
+        student.load_state_dict(payload["model"])
+        objective.load_state_dict(payload["objective"])
+        optimizer.load_state_dict(payload["optimizer"])
+    except Exception as e:
+        raise UserError(f"cannot resume from {path}: it is corrupt or from another recipe ({str(e).splitlines()[0][:120]})") from None
+    return {"epoch": payload["epoch"], "history": json.loads(payload["history"]), "best_acc": payload["best_acc"],
+            "best_loss": payload["best_loss"], "best_epoch": payload["best_epoch"],
+            "best_state": payload["best_state"], "stale": payload["stale"], "stopped": payload["stopped"]}

@@ -1,0 +1,38 @@
+"""ONNX -> OpenVINO IR (.xml + .bin).
+
+`openvino.save_model` compresses weights to fp16 by default; we choose explicitly:
+the fp32 artifact keeps fp32 weights, and fp16 is its own artifact.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edgekd.offline import disable_telemetry
+
+
+def onnx_to_ir(onnx_path: Path, xml_path: Path, fp16: bool) -> dict:
+    disable_telemetry()
+    import openvino as ov
+
+    model = ov.convert_model(str(onnx_path))
+    save_ir(model, xml_path, fp16)
+    return {"converter": f"openvino.convert_model {ov.get_version()}", "weights": "fp16" if fp16 else "fp32",
+            "compress_to_fp16": fp16}
+
+
+def save_ir(model, xml_path: Path, fp16: bool) -> None:
+    """Write .xml and .bin under temporary names, then rename both (bin first: the xml names it)."""
+    import openvino as ov
+
+    xml_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_xml = xml_path.with_name(f".{xml_path.stem}.{os.getpid()}.tmp.xml")
+    try:
+        ov.save_model(model, str(tmp_xml), compress_to_fp16=fp16)
+        # the .xml refers to its .bin by the same stem, so rename the pair together
+        os.replace(tmp_xml.with_suffix(".bin"), xml_path.with_suffix(".bin"))
+        os.replace(tmp_xml, xml_path)
+    finally:
+        tmp_xml.unlink(missing_ok=True)
+        tmp_xml.with_suffix(".bin").unlink(missing_ok=True)

@@ -1,0 +1,140 @@
+"""Export every generation of a run: each artifact built, verified, sized and hashed.
+
+One artifact failing (an op an exporter cannot handle, a quantizer error) is recorded
+with its reason; the others and the trained weights are untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from edgekd import host
+from edgekd.data import load_splits
+from edgekd.errors import UserError
+from edgekd.export import onnx as onnx_export
+from edgekd.export import openvino as ov_export
+from edgekd.export import quantize
+from edgekd.export.verify import verify
+from edgekd.models import load_model
+from edgekd.runs import Run, write_json
+
+FORMATS = ("onnx", "openvino")
+
+
+@dataclass(frozen=True)
+class Step:
+    fmt: str
+    precision: str
+    needs: tuple[str, str] | None       # the artifact it is built from
+    build: Callable                     # (ctx) -> info dict
+
+
+def _steps(ctx: "_Member") -> list[Step]:
+    run, m = ctx.run, ctx.member
+    path = lambda f, p: run.artifact_path(m, f, p)
+    return [
+        Step("onnx", "fp32", None, lambda: onnx_export.export_onnx(ctx.model, ctx.input_shape, path("onnx", "fp32"))),
+        Step("onnx", "int8", ("onnx", "fp32"), lambda: quantize.quantize_onnx(
+            path("onnx", "fp32"), path("onnx", "int8"), ctx.calibration, onnx_export.INPUT)),
+        Step("openvino", "fp32", ("onnx", "fp32"), lambda: ov_export.onnx_to_ir(
+            path("onnx", "fp32"), path("openvino", "fp32"), fp16=False)),
+        Step("openvino", "fp16", ("onnx", "fp32"), lambda: ov_export.onnx_to_ir(
+            path("onnx", "fp32"), path("openvino", "fp16"), fp16=True)),
+        Step("openvino", "int8", ("openvino", "fp32"), lambda: quantize.quantize_openvino(
+            path("openvino", "fp32"), path("openvino", "int8"), ctx.calibration)),
+    ]
+
+
+@dataclass
+class _Member:
+    run: Run
+    member: str
+    model: torch.nn.Module
+    input_shape: tuple[int, ...]
+    calibration: np.ndarray
+
+
+def export_run(run_dir: Path, formats: tuple[str, ...] = FORMATS, int8: bool = True, calibration: int = 512,
+               on_event: Callable[[dict], None] | None = None) -> dict[str, dict]:
+    """Export all finished generations; returns {member: {artifact: record}}."""
+    on_event = on_event or (lambda e: None)
+    run = Run.open(run_dir)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise UserError(f"unknown export format {unknown[0]!r}; valid formats: {', '.join(FORMATS)}")
+    members = run.members("gen")
+    if not members:
+        raise UserError(f"{run.root} has no finished generation to export")
+    manifest = run.manifest()
+    recipe = manifest["recipe"]
+    splits = load_splits(recipe["data"]["spec"], recipe["data"]["val_fraction"], recipe["data"]["seed"])
+    x_check = splits.x_val[:256]
+    results = {}
+    for member in members:
+        _check_writable(run.root / member)
+        model, spec = load_model(run.root / member / "model.pt")
+        ctx = _Member(run, member, model, spec.input_shape,
+                      quantize.calibration_set(splits.x_train, calibration, recipe["train"]["seed"]))
+
+        @torch.inference_mode()
+        def torch_predict(x: np.ndarray) -> np.ndarray:
+            return model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+        records: dict[str, dict] = {}
+        for step in _steps(ctx):
+            name = f"{step.fmt}-{step.precision}"
+            if step.fmt not in formats or (step.precision == "int8" and not int8):
+                continue
+            on_event({"kind": "export", "member": member, "artifact": name})
+            if step.needs and not records.get("-".join(step.needs), {}).get("built"):
+                records[name] = {"artifact": name, "built": False, "passed": False,
+                                 "error": f"not built: {'-'.join(step.needs)} is missing or failed"}
+                continue
+            path = run.artifact_path(member, step.fmt, step.precision)
+            try:
+                info = step.build()
+            except Exception as e:  # reported per artifact; the others go on
+                records[name] = {"artifact": name, "built": False, "passed": False,
+                                 "error": f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"}
+                continue
+            record = verify(path, step.fmt, step.precision, torch_predict, x_check, splits.x_test, splits.y_test,
+                            splits.classes, threads=host.cores())
+            records[name] = {**record, "built": True, "file": str(path.relative_to(run.root)),
+                             "bytes": artifact_bytes(path), "sha256": artifact_sha256(path), **info}
+        write_json(run.validation_path(member), records)
+        run.update_manifest(lambda m: m["members"][member].update(artifacts=_summary(records)))
+        results[member] = records
+    return results
+
+
+def _summary(records: dict[str, dict]) -> dict[str, dict]:
+    keep = ("built", "passed", "file", "bytes", "sha256", "accuracy", "agreement", "max_abs_diff", "error")
+    return {name: {k: r[k] for k in keep if k in r} for name, r in records.items()}
+
+
+def _check_writable(directory: Path) -> None:
+    import os
+
+    if not os.access(directory, os.W_OK):
+        raise UserError(f"cannot write exports into {directory}: permission denied")
+
+
+def artifact_files(path: Path) -> list[Path]:
+    return [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
+
+
+def artifact_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in artifact_files(path))
+
+
+def artifact_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    for p in artifact_files(path):
+        h.update(p.read_bytes())
+    return h.hexdigest()

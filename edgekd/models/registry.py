@@ -1,0 +1,77 @@
+"""`@register("name")` families and the ArchSpec that rebuilds any model from JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from edgekd.errors import UserError
+
+_FAMILIES: dict[str, Callable[["ArchSpec"], nn.Module]] = {}
+
+
+def register(name: str):
+    def deco(fn):
+        if name in _FAMILIES:
+            raise ValueError(f"model family {name!r} registered twice")
+        _FAMILIES[name] = fn
+        return fn
+    return deco
+
+
+def families() -> list[str]:
+    return sorted(_FAMILIES)
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """Everything needed to rebuild a model; saved as JSON beside its weights."""
+
+    family: str
+    width: int
+    depth: int
+    input_shape: tuple[int, ...]
+    classes: int
+    mean: float = 0.0   # input standardization baked into the model, so exported
+    std: float = 1.0    # artifacts take raw inputs, exactly as the data provides them
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ArchSpec":
+        try:
+            return cls(family=str(d["family"]), width=int(d["width"]), depth=int(d["depth"]),
+                       input_shape=tuple(int(s) for s in d["input_shape"]), classes=int(d["classes"]),
+                       mean=float(d.get("mean", 0.0)), std=float(d.get("std", 1.0)))
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"invalid architecture spec ({e!r})") from None
+
+    def label(self) -> str:
+        return f"{self.family}:{self.width}x{self.depth}"
+
+
+def build(spec: ArchSpec) -> nn.Module:
+    if spec.family not in _FAMILIES:
+        raise UserError(f"unknown model family {spec.family!r}; known: {', '.join(families())}")
+    if spec.width < 1 or spec.depth < 1:
+        raise UserError(f"model {spec.label()}: width and depth must be at least 1")
+    return _FAMILIES[spec.family](spec)
+
+
+class Standardize(nn.Module):
+    """(x - mean) / std with fixed buffers: part of the exported graph."""
+
+    def __init__(self, mean: float, std: float):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(float(mean)))
+        self.register_buffer("inv_std", torch.tensor(1.0 / float(std)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) * self.inv_std

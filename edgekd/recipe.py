@@ -1,0 +1,187 @@
+"""The recipe: defaults, then an optional TOML file, then `--set section.key=value` and flags.
+
+Frozen dataclasses, one per section; unknown sections or keys are rejected with the list
+of valid ones. The resolved recipe is saved in the run's manifest and is all that
+`--resume` needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from edgekd.errors import UserError
+
+
+@dataclass(frozen=True)
+class DataRecipe:
+    spec: str = "mnist1d"          # mnist1d | digits | npz:PATH | csv:PATH[:label] | folder:PATH
+    transfer: str = "24000"        # extra unlabeled inputs the teacher labels: N (generated) | npz:PATH | 0
+    val_fraction: float = 0.1
+    augment: bool = False          # noise/shift (1-D) or flip/crop (images); the teacher then runs online
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TeacherRecipe:
+    spec: str = ""                 # "" trains the built-in teacher; else a run dir, .pt, TorchScript or .onnx
+    arch: str = "cnn"
+    width: int = 64
+    depth: int = 4
+    epochs: int = 60
+
+
+@dataclass(frozen=True)
+class StudentRecipe:
+    arch: str = ""                 # generation 1's family; "" = the teacher's
+    width: int = 0                 # generation 1's width; 0 = teacher width x shrink
+    depth: int = 0                 # 0 = the teacher's depth
+    shrink: float = 0.5            # width factor from one generation to the next
+    students: tuple[str, ...] = () # explicit list "cnn:16", "mlp:32x2" overrides arch/width/shrink
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    epochs: int = 30               # distillation epochs per generation (over train + transfer set)
+    baseline_epochs: int = 0       # scratch baselines; 0 = as many optimizer steps as the distilled student
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    patience: int = 0              # early stopping on validation accuracy; 0 = off (best epoch still kept)
+    finetune_epochs: int = 0       # optional hard-label fine-tune after distillation
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DistillRecipe:
+    methods: tuple[str, ...] = ("kd",)
+    weights: tuple[str, ...] = ()  # "name=weight" per method; default 1.0
+    temperature: float = 2.0
+    alpha: float = 0.9             # weight of the distillation terms; 1 - alpha goes to hard-label CE
+
+
+@dataclass(frozen=True)
+class ChainRecipe:
+    generations: int = 3
+    direct: bool = False           # every generation taught by the original teacher, not its predecessor
+    baseline: bool = True          # train each generation's architecture from scratch too
+
+
+@dataclass(frozen=True)
+class ExportRecipe:
+    enabled: bool = True
+    formats: tuple[str, ...] = ("onnx", "openvino")
+    int8: bool = True
+    calibration: int = 512
+
+
+@dataclass(frozen=True)
+class Recipe:
+    data: DataRecipe = field(default_factory=DataRecipe)
+    teacher: TeacherRecipe = field(default_factory=TeacherRecipe)
+    student: StudentRecipe = field(default_factory=StudentRecipe)
+    train: TrainRecipe = field(default_factory=TrainRecipe)
+    distill: DistillRecipe = field(default_factory=DistillRecipe)
+    chain: ChainRecipe = field(default_factory=ChainRecipe)
+    export: ExportRecipe = field(default_factory=ExportRecipe)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {f.name: _plain(dataclasses.asdict(getattr(self, f.name))) for f in fields(self)}
+
+
+def _plain(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+SECTIONS = {f.name: f.default_factory for f in fields(Recipe)}  # type: ignore[misc]
+
+
+def from_dict(raw: dict[str, Any], base: Recipe | None = None, where: str = "recipe") -> Recipe:
+    """Overlay `raw` ({section: {key: value}}) on `base`, checking names and types."""
+    base = base or Recipe()
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: expected a table of sections")
+    sections = {}
+    for name, value in raw.items():
+        if name not in SECTIONS:
+            raise UserError(f"{where}: unknown section [{name}]; valid sections: {', '.join(SECTIONS)}")
+        if not isinstance(value, dict):
+            raise UserError(f"{where}: [{name}] must be a table of keys")
+        current = getattr(base, name)
+        known = {f.name: f for f in fields(current)}
+        changes = {}
+        for key, v in value.items():
+            if key not in known:
+                raise UserError(f"{where}: unknown key {name}.{key}; valid keys: {', '.join(known)}")
+            changes[key] = _coerce(v, type(getattr(current, key)), f"{where}: {name}.{key}")
+        sections[name] = dataclasses.replace(current, **changes)
+    return dataclasses.replace(base, **sections)
+
+
+def _coerce(value: Any, kind: type, where: str) -> Any:
+    if kind is tuple:
+        if isinstance(value, str):
+            value = [s for s in value.split(",") if s]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(s, str) for s in value):
+            raise UserError(f"{where} must be a list of strings")
+        return tuple(value)
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if not isinstance(value, bool):
+            raise UserError(f"{where} must be true or false, not {value!r}")
+        return value
+    if kind is str:
+        return str(value)
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        converted = kind(value)
+        if kind is int and isinstance(value, float) and value != int(value):
+            raise ValueError
+        return converted
+    except (TypeError, ValueError):
+        raise UserError(f"{where} must be {'an integer' if kind is int else 'a number'}, not {value!r}") from None
+
+
+def load_toml(path: Path, base: Recipe | None = None) -> Recipe:
+    if not path.is_file():
+        raise UserError(f"recipe file {path} does not exist")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid TOML: {e}") from None
+    return from_dict(raw, base, where=str(path))
+
+
+def apply_sets(recipe: Recipe, assignments: list[str]) -> Recipe:
+    """`--set section.key=value` overrides, applied in order."""
+    for item in assignments:
+        name, eq, value = item.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not eq or not dot:
+            raise UserError(f"--set {item!r}: expected section.key=value, e.g. train.epochs=5")
+        recipe = from_dict({section: {key: value}}, recipe, where="--set")
+    return recipe
+
+
+def validate(recipe: Recipe) -> Recipe:
+    """Ranges that no type check catches."""
+    checks = [
+        (recipe.chain.generations >= 1, "chain.generations must be at least 1"),
+        (0.0 <= recipe.distill.alpha <= 1.0, "distill.alpha must be between 0 and 1"),
+        (recipe.distill.temperature > 0, "distill.temperature must be positive"),
+        (0.0 < recipe.student.shrink <= 1.0, "student.shrink must be in (0, 1]"),
+        (recipe.train.epochs >= 1 and recipe.teacher.epochs >= 1, "epochs must be at least 1"),
+        (recipe.train.batch_size >= 1, "train.batch_size must be at least 1"),
+        (recipe.train.lr > 0, "train.lr must be positive"),
+        (0.0 <= recipe.data.val_fraction < 0.5, "data.val_fraction must be in [0, 0.5)"),
+        (recipe.export.calibration >= 1, "export.calibration must be at least 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+    return recipe

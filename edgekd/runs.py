@@ -1,0 +1,173 @@
+"""The run directory: the only module that knows file names inside a run.
+
+    runs/<name>/
+      manifest.json          the index: recipe, versions, host, data, teacher, generations, status
+      teacher/model.pt       eval.json
+      gen-<k>/model.pt       checkpoint.pt (resume), metrics.jsonl, eval.json, export/...
+      baseline-<k>/...       the same architecture trained without a teacher
+      bench/<target>.json
+      report/
+
+Every file appears whole or not at all: written to a temporary name, then renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from edgekd.errors import UserError
+
+MANIFEST = "manifest.json"
+SCHEMA = 1
+
+# (format, precision) -> file inside a member's directory; OpenVINO's .bin sits beside its .xml
+ARTIFACT_FILES = {
+    ("onnx", "fp32"): "model.onnx",
+    ("onnx", "int8"): "model.int8.onnx",
+    ("openvino", "fp32"): "openvino/model.xml",
+    ("openvino", "fp16"): "openvino/model.fp16.xml",
+    ("openvino", "int8"): "openvino/model.int8.xml",
+}
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_json(path: Path, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e})") from None
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class Run:
+    """A run directory. Create with `Run.create`, open an existing one with `Run.open`."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    # --- locations -----------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST
+
+    @property
+    def teacher_dir(self) -> Path:
+        return self.root / "teacher"
+
+    def member_dir(self, role: str, index: int) -> Path:
+        """role is "gen" (distilled) or "baseline" (scratch control)."""
+        return self.root / f"{role}-{index}"
+
+    def artifact_path(self, member: str, fmt: str, precision: str) -> Path:
+        return self.root / member / ARTIFACT_FILES[(fmt, precision)]
+
+    def validation_path(self, member: str) -> Path:
+        return self.root / member / "export" / "validation.json"
+
+    def members(self, role: str) -> list[str]:
+        """Finished members of a role ("gen", "baseline") in index order."""
+        found = self.manifest()["members"]
+        names = [n for n in found if n.startswith(role + "-")]
+        return sorted(names, key=lambda n: int(n.split("-")[1]))
+
+    def bench_path(self, target: str) -> Path:
+        return self.root / "bench" / f"{target}.json"
+
+    @property
+    def bench_dir(self) -> Path:
+        return self.root / "bench"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"
+
+    # --- the manifest ---------------------------------------------------------------
+    def manifest(self) -> dict[str, Any]:
+        return read_json(self.manifest_path)
+
+    def update_manifest(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        data = self.manifest()
+        change(data)
+        data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        write_json(self.manifest_path, data)
+        return data
+
+    @classmethod
+    def create(cls, root: Path, manifest: dict[str, Any]) -> "Run":
+        if (root / MANIFEST).exists():
+            raise UserError(f"{root} already holds a run; use --resume {root} or another --out")
+        if root.exists() and any(root.iterdir()):
+            raise UserError(f"{root} exists and is not empty; choose another --out")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create run directory {root}: {e.strerror}") from None
+        run = cls(root)
+        write_json(run.manifest_path, {"schema": SCHEMA, **manifest})
+        return run
+
+    @classmethod
+    def open(cls, root: Path) -> "Run":
+        if not root.is_dir():
+            raise UserError(f"run directory {root} does not exist")
+        if not (root / MANIFEST).is_file():
+            raise UserError(f"{root} is not an edgekd run (no {MANIFEST})")
+        run = cls(root.resolve())
+        data = run.manifest()
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise UserError(f"{root / MANIFEST} is not an edgekd manifest of schema {SCHEMA}")
+        return run
+
+
+def default_run_dir(base: Path = Path("runs")) -> Path:
+    return base / time.strftime("%Y%m%d-%H%M%S")
+
+
+def link_latest(run_root: Path) -> None:
+    """Point runs/latest at this run (a relative symlink, replaced atomically)."""
+    link = run_root.parent / "latest"
+    if link.exists() and not link.is_symlink():
+        return  # someone's real directory called "latest": leave it alone
+    tmp = run_root.parent / f".latest.{os.getpid()}"
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(run_root.name)
+        os.replace(tmp, link)
+    except OSError:
+        tmp.unlink(missing_ok=True)

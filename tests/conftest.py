@@ -1,0 +1,48 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# Tiny but real: every test run trains, exports and measures actual models.
+TINY = ["--chain", "2", "--teacher-epochs", "3", "--epochs", "2", "--transfer", "300",
+        "--set", "teacher.width=16", "--set", "train.baseline_epochs=2", "--no-export"]
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run the real entry point in-process: returns (exit code, stdout, stderr)."""
+    from edgekd.cli import main
+
+    def run(*args: str):
+        monkeypatch.setattr(sys, "argv", ["edgekd", *map(str, args)])
+        code = 0
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """One small finished run, shared by the tests that only read it."""
+    from edgekd.distill.chain import distill
+    from edgekd.recipe import Recipe, from_dict
+
+    root = tmp_path_factory.mktemp("runs") / "tiny"
+    recipe = from_dict({"chain": {"generations": 2}, "teacher": {"width": 16, "epochs": 3},
+                        "train": {"epochs": 2, "baseline_epochs": 2}, "data": {"transfer": "300"},
+                        "export": {"enabled": False}})
+    distill(recipe, out=root)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _cwd(tmp_path, monkeypatch):
+    # runs/ defaults and runs/latest must never land in the checkout
+    monkeypatch.chdir(tmp_path)
+    os.environ.setdefault("OMP_NUM_THREADS", "2")

@@ -1,0 +1,137 @@
+"""Every kind of bad input: one sentence on stderr, exit 2, no traceback, nothing damaged."""
+
+import hashlib
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY
+
+
+def _files(root):
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _assert_refused(result, *words):
+    code, out, err = result
+    assert code == 2, (code, err)
+    assert "Traceback" not in err
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    for w in words:
+        assert w.lower() in err.lower(), (w, err)
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return f"npz:{path}"
+
+
+@pytest.fixture
+def bad(tmp_path):
+    x = np.random.default_rng(0).normal(size=(60, 10)).astype(np.float32)
+    y = np.arange(60) % 3
+    nan = x.copy()
+    nan[5, 2] = np.nan
+    return {
+        "nan": _npz(tmp_path / "nan.npz", x=nan, y=y),
+        "inf": _npz(tmp_path / "inf.npz", x=np.where(x > 2, np.inf, x), y=y),
+        "empty": _npz(tmp_path / "empty.npz", x=np.zeros((0, 10), np.float32), y=np.zeros(0)),
+        "nolabels": _npz(tmp_path / "nolabels.npz", x=x),
+        "mismatch": _npz(tmp_path / "mismatch.npz", x=x, y=y[:50]),
+        "good3": _npz(tmp_path / "good3.npz", x=x, y=y),
+    }
+
+
+@pytest.mark.parametrize("case,words", [
+    ("nan", ["NaN"]), ("inf", ["infinite"]), ("empty", ["no samples"]),
+    ("nolabels", ["'y'"]), ("mismatch", ["labels"])])
+def test_bad_data(cli, bad, case, words, tmp_path):
+    _assert_refused(cli("distill", "--data", bad[case], *TINY, "--transfer", "0", "--out", tmp_path / "r"), *words)
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_data_file(cli, tmp_path):
+    _assert_refused(cli("distill", "--data", "npz:nope.npz", "--out", tmp_path / "r"), "does not exist")
+
+
+def test_unknown_data_spec(cli):
+    _assert_refused(cli("distill", "--data", "imagenet"), "unknown data spec", "mnist1d")
+
+
+def test_missing_teacher(cli):
+    _assert_refused(cli("distill", "--teacher", "missing.pt"), "does not exist")
+
+
+def test_teacher_with_wrong_class_count(cli, bad, tiny_run, tmp_path):
+    _assert_refused(cli("distill", "--data", bad["good3"], "--teacher", tiny_run, "--transfer", "0",
+                        "--out", tmp_path / "r"), "classes")
+
+
+def test_teacher_with_wrong_input_shape(cli, tiny_run, tmp_path):
+    _assert_refused(cli("distill", "--data", "digits", "--teacher", tiny_run, "--transfer", "0",
+                        "--out", tmp_path / "r"), "does not accept inputs")
+
+
+def test_corrupt_checkpoint(cli, tmp_path):
+    path = tmp_path / "broken.pt"
+    path.write_bytes(b"PK\x03\x04 this is not a checkpoint")
+    _assert_refused(cli("distill", "--teacher", path), "corrupt")
+
+
+def test_foreign_checkpoint(cli, tmp_path):
+    path = tmp_path / "foreign.pt"
+    torch.save({"weight": torch.zeros(3)}, path)
+    _assert_refused(cli("distill", "--teacher", path), "not an edgekd model")
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_pickle_with_code_is_refused_not_run(cli, tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "edgekd-model-1", "arch": Evil()}, path)
+    result = cli("distill", "--teacher", path)
+    _assert_refused(result, "not plain weights")
+    assert "this must never run" not in result[1] + result[2]
+
+
+def test_invalid_toml(cli, tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text("[train\nepochs = 3\n")
+    _assert_refused(cli("distill", "--config", path), "not valid TOML")
+
+
+def test_unknown_recipe_key(cli, tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text("[train]\nepohcs = 3\n")
+    _assert_refused(cli("distill", "--config", path), "unknown key train.epohcs", "valid keys")
+
+
+def test_unknown_recipe_key_in_set(cli):
+    _assert_refused(cli("distill", "--set", "chain.lenght=3"), "unknown key chain.lenght")
+
+
+def test_wrong_type_in_recipe(cli, tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text('[train]\nepochs = "many"\n')
+    _assert_refused(cli("distill", "--config", path), "train.epochs", "integer")
+
+
+def test_unknown_method(cli):
+    _assert_refused(cli("distill", "--method", "magic", *TINY), "unknown distillation method", "kd")
+
+
+def test_existing_run_is_not_damaged(cli, tiny_run):
+    before = _files(tiny_run)
+    _assert_refused(cli("distill", "--out", tiny_run), "already holds a run")
+    _assert_refused(cli("distill", "--resume", tiny_run, "--epochs", "3"), "--resume")
+    assert _files(tiny_run) == before
+
+
+def test_resume_of_something_that_is_not_a_run(cli, tmp_path):
+    _assert_refused(cli("distill", "--resume", tmp_path), "not an edgekd run")

@@ -1,0 +1,137 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgekd.distill.objective import Objective
+from edgekd.distill.methods import create
+from edgekd.distill.trainer import Schedule, TrainData, train
+from edgekd.models import ArchSpec, build
+
+from conftest import TINY
+
+
+def _toy_data(n=256, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 12, generator=g)
+    y = (x[:, :3].sum(1) > 0).long()
+    return x, y
+
+
+def test_cached_soft_targets_train_exactly_like_an_online_teacher():
+    x, y = _toy_data()
+    teacher = build(ArchSpec("mlp", 16, 1, (12,), 2)).eval()
+    histories = []
+    for cached in (True, False):
+        torch.manual_seed(0)
+        student = build(ArchSpec("mlp", 8, 1, (12,), 2))
+        objective = Objective({"kd": (create("kd", shared={"temperature": 3.0}), 1.0)}, alpha=0.7)
+        data = TrainData(x, y, x[:64], y[:64])
+        if cached:
+            with torch.inference_mode():
+                data.soft = teacher(x)
+        else:
+            data.teacher = lambda batch: teacher(batch)
+        result = train(student, objective, data, Schedule(3, 0, 32, 1e-2, 0.0, 0, 0))
+        histories.append([r[k] for r in result["history"] for k in ("loss", "kd", "ce")])
+    assert histories[0] == pytest.approx(histories[1], rel=1e-6)
+
+
+def test_chain_lineage_and_table(tiny_run):
+    m = json.loads((tiny_run / "manifest.json").read_text())
+    members = m["members"]
+    assert members["gen-1"]["teacher"] == "teacher"
+    assert members["gen-2"]["teacher"] == "gen-1"              # teacher-assistant order
+    assert members["baseline-1"]["teacher"] is None
+    assert members["gen-2"]["params"] < members["gen-1"]["params"] < members["teacher"]["params"]
+    assert members["gen-1"]["arch"] == members["baseline-1"]["arch"]
+    for name in ("teacher", "gen-1", "gen-2", "baseline-1", "baseline-2"):
+        assert (tiny_run / name / "model.pt").is_file()
+        assert (tiny_run / name / "eval.json").is_file()
+        assert 0.0 <= members[name]["test_acc"] <= 1.0
+    rows = [json.loads(line) for line in (tiny_run / "gen-1" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and {"loss", "ce", "kd", "val_acc"} <= set(rows[0])
+    assert m["data"]["fingerprint"] and m["recipe"]["chain"]["generations"] == 2
+
+
+def test_direct_order_teaches_every_generation_from_the_teacher(cli, tmp_path):
+    code, out, err = cli("distill", *TINY, "--direct", "--no-baseline", "--out", tmp_path / "d", "--json")
+    assert code == 0, err
+    table = json.loads(out)
+    assert [g["teacher"] for g in table["generations"][1:]] == ["teacher", "teacher"]
+    assert not (tmp_path / "d" / "baseline-1").exists()
+
+
+def test_same_recipe_gives_same_accuracies(cli, tmp_path, tiny_run):
+    code, out, err = cli("distill", *TINY, "--out", tmp_path / "again", "--json")
+    assert code == 0, err
+    again = json.loads(out)["generations"]
+    first = json.loads((tiny_run / "manifest.json").read_text())["members"]
+    for row in again[1:]:
+        assert row["test_acc"] == first[row["member"]]["test_acc"]
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+    args = [sys.executable, "-m", "edgekd", "distill", "--chain", "1", "--teacher-epochs", "2", "--epochs", "12",
+            "--transfer", "2000", "--set", "teacher.width=16", "--no-baseline", "--no-export", "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(args + ["--out", str(killed)], env=env, cwd=tmp_path)
+    checkpoint = killed / "gen-1" / "checkpoint.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline and not checkpoint.exists():
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert proc.poll() is None, "the run finished before it could be killed; make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "gen-1" / "eval.json").exists()
+    subprocess.run(args[:4] + ["--resume", str(killed), "-q"], env=env, cwd=tmp_path, check=True)
+    subprocess.run(args + ["--out", str(tmp_path / "whole")], env=env, cwd=tmp_path, check=True)
+    resumed = json.loads((killed / "gen-1" / "eval.json").read_text())
+    whole = json.loads((tmp_path / "whole" / "gen-1" / "eval.json").read_text())
+    assert resumed["test_acc"] == whole["test_acc"]
+    assert resumed["val_acc"] == whole["val_acc"]
+    history = [json.loads(l) for l in (killed / "gen-1" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in history] == list(range(1, 13))
+
+
+def test_resume_skips_finished_generations(cli, tiny_run):
+    before = (tiny_run / "gen-1" / "model.pt").stat().st_mtime_ns
+    code, out, err = cli("distill", "--resume", tiny_run, "--json")
+    assert code == 0, err
+    assert (tiny_run / "gen-1" / "model.pt").stat().st_mtime_ns == before
+
+
+def test_onnx_teacher_teaches_a_student(cli, tmp_path, tiny_run):
+    from edgekd.models import load_model
+
+    model, spec = load_model(tiny_run / "teacher" / "model.pt")
+    path = tmp_path / "teacher.onnx"
+    torch.onnx.export(model, (torch.zeros(1, *spec.input_shape),), str(path), dynamo=False,
+                      input_names=["x"], output_names=["logits"], dynamic_axes={"x": {0: "n"}})
+    code, out, err = cli("distill", "--teacher", path, "--student", "cnn", "--width", "8", "--depth", "3",
+                         "--chain", "1", "--epochs", "1", "--transfer", "200", "--no-baseline", "--no-export",
+                         "--out", tmp_path / "o", "--json")
+    assert code == 0, err
+    assert (tmp_path / "o" / "teacher" / "model.onnx").is_file()
+    assert json.loads(out)["generations"][1]["teacher"] == "teacher"
+
+
+def test_torchscript_teacher(cli, tmp_path, tiny_run):
+    from edgekd.models import load_model
+
+    model, spec = load_model(tiny_run / "teacher" / "model.pt")
+    path = tmp_path / "teacher.pt"
+    torch.jit.trace(model, torch.zeros(2, *spec.input_shape)).save(str(path))
+    code, out, err = cli("distill", "--teacher", path, "--students", "cnn:8x3", "--chain", "1", "--epochs", "1",
+                         "--transfer", "200", "--no-baseline", "--no-export", "--out", tmp_path / "o", "--json")
+    assert code == 0, err
+    assert (tmp_path / "o" / "teacher" / "model.ts").is_file()

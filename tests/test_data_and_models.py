@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from edgekd.data import load_splits, load_transfer
+from edgekd.errors import UserError
+from edgekd.models import ArchSpec, build, count_macs, count_params, families, load_model, save_model
+
+
+def test_mnist1d_builtin_is_fixed_and_offline(tmp_path):
+    a, b = load_splits("mnist1d"), load_splits("mnist1d")
+    assert a.input_shape == (40,) and a.classes == 10
+    assert len(a.x_train) + len(a.x_val) == 4000 and len(a.x_test) == 1000
+    assert a.fingerprint() == b.fingerprint()
+    assert list(tmp_path.iterdir()) == []  # nothing downloaded or written into the working directory
+
+
+def test_digits_builtin():
+    s = load_splits("digits")
+    assert s.input_shape == (1, 8, 8) and s.classes == 10
+    assert len(s.x_train) + len(s.x_val) + len(s.x_test) == 1797
+
+
+def test_transfer_generated_and_from_npz(tmp_path):
+    s = load_transfer(load_splits("mnist1d"), "500")
+    assert s.x_transfer.shape == (500, 40)
+    assert not np.isin(s.x_transfer[:, 0], s.x_train[:, 0]).all()  # another seed: other samples
+    np.savez(tmp_path / "u.npz", x=np.zeros((7, 40), np.float32))
+    assert load_transfer(load_splits("mnist1d"), f"npz:{tmp_path / 'u.npz'}").x_transfer.shape == (7, 40)
+    np.savez(tmp_path / "bad.npz", x=np.zeros((7, 41), np.float32))
+    with pytest.raises(UserError, match="sample shape"):
+        load_transfer(load_splits("mnist1d"), f"npz:{tmp_path / 'bad.npz'}")
+
+
+def test_npz_with_given_splits(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(50, 6)), y=np.arange(50) % 4,
+             x_test=rng.normal(size=(10, 6)), y_test=np.arange(10) % 4)
+    s = load_splits(f"npz:{tmp_path / 'd.npz'}")
+    assert s.classes == 4 and len(s.x_test) == 10 and s.input_shape == (6,)
+
+
+def test_csv(tmp_path):
+    rows = ["a,b,c,label"] + [f"{i},{i * 2},{-i},{i % 3}" for i in range(40)]
+    (tmp_path / "d.csv").write_text("\n".join(rows))
+    s = load_splits(f"csv:{tmp_path / 'd.csv'}")
+    assert s.input_shape == (3,) and s.classes == 3
+    (tmp_path / "bad.csv").write_text("a,label\nx,1\n")
+    with pytest.raises(UserError, match="numeric"):
+        load_splits(f"csv:{tmp_path / 'bad.csv'}")
+
+
+def test_image_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        (tmp_path / cls).mkdir()
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 255, (10, 12, 3), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
+    s = load_splits(f"folder:{tmp_path}")
+    assert s.input_shape == (3, 10, 12) and s.classes == 2
+
+
+@pytest.mark.parametrize("family", families())
+@pytest.mark.parametrize("shape", [(40,), (1, 8, 8)])
+def test_every_family_returns_logits_and_round_trips(family, shape, tmp_path):
+    spec = ArchSpec(family, 8, 2, shape, 5, mean=0.5, std=2.0)
+    model = build(spec).eval()
+    x = torch.randn(3, *shape)
+    out = model(x)
+    assert isinstance(out, torch.Tensor) and out.shape == (3, 5)
+    assert count_params(model) > 0 and count_macs(model, shape) > 0
+    save_model(model, spec, tmp_path / "m.pt")
+    loaded, spec2 = load_model(tmp_path / "m.pt")
+    assert spec2 == spec
+    torch.testing.assert_close(loaded(x), out)
+
+
+def test_width_shrinks_params():
+    p = [count_params(build(ArchSpec("cnn", w, 4, (40,), 10))) for w in (32, 16, 8)]
+    assert p[0] > 3 * p[1] > 9 * p[2]
+
+
+def test_augmentation_keeps_shape_and_changes_values():
+    from edgekd.data.augment import augment
+
+    g = torch.Generator().manual_seed(0)
+    for x in (torch.randn(4, 40), torch.randn(4, 3, 8, 8)):
+        y = augment(x, g, 1.0)
+        assert y.shape == x.shape and not torch.equal(x, y)
