@@ -143,7 +143,8 @@ class Run:
         return run
 
     @classmethod
-    def open(cls, root: Path) -> "Run":
+    def open(cls, root: Path | str) -> "Run":
+        root = Path(root)
         if not root.is_dir():
             raise UserError(f"run directory {root} does not exist")
         if not (root / MANIFEST).is_file():

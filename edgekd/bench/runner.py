@@ -87,7 +87,7 @@ def open_model(path: str, runtime: str, threads: int, precision: str = FP32_PREC
         compiled = core.compile_model(path, "CPU", config)
         request = compiled.create_infer_request()
         settings = {"runtime": "openvino", "version": ov.get_version(), "threads": threads, "streams": 1,
-                    "hint": "LATENCY", "inference_precision": str(compiled.get_property(hints.inference_precision))}
+                    "hint": "LATENCY", "inference_precision": compiled.get_property(hints.inference_precision).to_string()}
         return (lambda x: request.infer({0: x})[0].copy()), settings
     raise ValueError(f"unknown runtime {runtime!r}")
 

@@ -1,0 +1,152 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from edgekd.export.onnx import initializer_count
+from edgekd.export.pipeline import export_run
+from edgekd.models import count_params, load_model, register
+from edgekd.runs import Run
+
+ALL = ["onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-fp16", "openvino-int8"]
+
+
+@pytest.fixture(scope="session")
+def exported_run(tiny_run, tmp_path_factory):
+    root = tmp_path_factory.mktemp("exported") / "run"
+    shutil.copytree(tiny_run, root)
+    export_run(root, calibration=128)
+    return root
+
+
+def test_every_artifact_is_built_verified_and_recorded(exported_run):
+    run = Run.open(exported_run)
+    for member in ("gen-1", "gen-2"):
+        validation = json.loads(run.validation_path(member).read_text())
+        assert sorted(validation) == sorted(ALL)
+        for name, record in validation.items():
+            assert record["passed"], (member, name, record)
+            assert record["batch_1_shape"] == [1, 10] and record["batch_7_shape"] == [7, 10]  # dynamic batch
+            assert record["outputs"] == ["logits"]
+            assert record["max_abs_diff"] <= record["limit"]
+            assert record["bytes"] > 0 and len(record["sha256"]) == 64
+        fp32 = validation["onnx-fp32"]
+        assert fp32["max_abs_diff"] < 1e-3 and fp32["agreement"] == 1.0
+        assert validation["openvino-fp32"]["settings"]["inference_precision"] == "f32"  # not the bf16 default
+        assert validation["openvino-fp32"]["weights"] == "fp32" and validation["openvino-fp16"]["weights"] == "fp16"
+        artifacts = run.manifest()["members"][member]["artifacts"]
+        assert artifacts["openvino-fp32"]["bytes"] == sum(
+            (exported_run / member / "openvino" / f).stat().st_size for f in ("model.xml", "model.bin"))
+
+
+def test_int8_accuracy_close_to_fp32(exported_run):
+    for member in ("gen-1", "gen-2"):
+        v = json.loads(Run.open(exported_run).validation_path(member).read_text())
+        for fmt in ("onnx", "openvino"):
+            assert abs(v[f"{fmt}-int8"]["accuracy"] - v[f"{fmt}-fp32"]["accuracy"]) <= 0.03
+
+
+def test_exported_graph_holds_only_the_student(exported_run):
+    student, _ = load_model(exported_run / "gen-2" / "model.pt")
+    teacher, _ = load_model(exported_run / "teacher" / "model.pt")
+    stored = initializer_count(exported_run / "gen-2" / "model.onnx")
+    # batch norm is folded into the convolutions, so the graph holds at most the student's values
+    assert 0 < stored <= count_params(student) + 2
+    assert stored < count_params(teacher) / 4
+
+
+def test_onnx_runs_standalone_on_raw_inputs(exported_run):
+    import onnxruntime as ort
+
+    from edgekd.data import load_splits
+
+    s = load_splits("mnist1d")
+    session = ort.InferenceSession(str(exported_run / "gen-1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"input": s.x_test[:50]})[0]
+    student, _ = load_model(exported_run / "gen-1" / "model.pt")
+    np.testing.assert_allclose(logits, student(torch.from_numpy(s.x_test[:50])).detach().numpy(), atol=1e-4)
+
+
+class Spectral(torch.nn.Module):
+    """A student whose FFT the ONNX exporter cannot handle."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.head = torch.nn.Linear(spec.input_shape[0] // 2 + 1, spec.classes)
+
+    def forward(self, x):
+        return self.head(torch.fft.rfft(x).abs())
+
+
+register("spectral-test")(Spectral)
+
+
+def test_broken_export_is_reported_without_losing_the_rest(tiny_run, tmp_path, cli):
+    from edgekd.models import ArchSpec, save_model
+
+    root = tmp_path / "run"
+    shutil.copytree(tiny_run, root)
+    spec = ArchSpec("spectral-test", 1, 1, (40,), 10)
+    save_model(Spectral(spec), spec, root / "gen-2" / "model.pt")
+    weights = (root / "gen-2" / "model.pt").read_bytes()
+    blocked = root / "gen-1" / "openvino" / "model.fp16.xml"
+    blocked.mkdir(parents=True)  # a directory where the fp16 IR must go: that artifact cannot be written
+    code, out, err = cli("export", root, "--calibration", "64", "--json")
+    assert code == 1
+    assert "gen-2/onnx-fp32" in err and "gen-1/openvino-fp16" in err
+    rows = {(r["member"], r["artifact"]): r for r in json.loads(out)}
+    assert rows[("gen-2", "onnx-fp32")]["error"]
+    assert "not built" in rows[("gen-2", "openvino-fp32")]["error"]
+    for name in ("onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8"):
+        assert rows[("gen-1", name)]["passed"]
+    assert (root / "gen-2" / "model.pt").read_bytes() == weights
+    assert json.loads((root / "gen-2" / "export" / "validation.json").read_text())["onnx-fp32"]["passed"] is False
+
+
+def test_export_bad_input(cli, tmp_path, tiny_run):
+    code, _, err = cli("export", tmp_path)
+    assert code == 2 and "not an edgekd run" in err
+    code, _, err = cli("export", tiny_run, "--format", "tflite")
+    assert code == 2 and "unknown export format" in err
+
+
+NETWORK_PROBE = textwrap.dedent("""
+    import os, sys
+    def hook(event, args):
+        if event in ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "socket.sendto"):
+            with open(os.environ["PROBE_LOG"], "a") as f:
+                f.write(f"{os.getpid()} {event} {args!r}\\n")
+    sys.addaudithook(hook)   # inherited by forked children, where the telemetry sender runs
+    if sys.argv[1] == "edgekd":
+        from edgekd.export.pipeline import export_run
+        export_run(sys.argv[2], calibration=64)
+    else:  # the control: the same OpenVINO + NNCF calls without edgekd's opt-out
+        import numpy as np, nncf, openvino as ov
+        model = ov.convert_model(sys.argv[2] + "/gen-1/model.onnx")
+        nncf.quantize(model, nncf.Dataset([np.zeros((1, 40), np.float32)] * 4), subset_size=4)
+    import time; time.sleep(1.5)   # give any background sender time to try
+""")
+
+
+def test_export_and_openvino_open_no_connection(exported_run, tmp_path):
+    root = tmp_path / "run"
+    shutil.copytree(exported_run, root)
+    (tmp_path / "probe.py").write_text(NETWORK_PROBE)
+    logs = {}
+    for mode in ("control", "edgekd"):
+        home = tmp_path / f"home-{mode}"
+        home.mkdir()  # a fresh home: no earlier opt-out decision is lying around
+        env = {k: v for k, v in os.environ.items() if k not in ("CI", "NNCF_CI")}
+        env.update(HOME=str(home), PROBE_LOG=str(tmp_path / f"{mode}.log"))
+        subprocess.run([sys.executable, str(tmp_path / "probe.py"), mode, str(root)], env=env, check=True,
+                       capture_output=True, timeout=300)
+        log = tmp_path / f"{mode}.log"
+        logs[mode] = log.read_text() if log.exists() else ""
+    assert logs["control"], "the control run made no connection attempt: this test would prove nothing"
+    assert logs["edgekd"] == ""
