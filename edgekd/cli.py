@@ -162,6 +162,162 @@ def methods(as_json: Annotated[bool, Opt("--json", help="Print as JSON")] = Fals
                                                        ("paper", "paper", "")]))
 
 
+BENCH_COLUMNS = [("member", "member", ""), ("artifact", "artifact", ""), ("size_bytes", "size", "bytes"),
+                 ("accuracy", "acc", "pct"), ("p50_ms", "host p50 ms", "float"), ("p90_ms", "p90", "float"),
+                 ("predicted_ms", "target p50 ms (pred.)", ""), ("memory", "model MB (+runtime)", ""),
+                 ("fits", "fits?", ""), ("note", "note", "")]
+
+
+@app.command()
+def bench(
+    run: Annotated[Path, typer.Argument(help="Run directory")],
+    target: Annotated[list[str], Opt("--target", "-t", help="Profile name, alias, 'host' or a .toml (repeatable)")],
+    runtime: Annotated[Optional[list[str]], Opt("--runtime", help="onnxruntime, openvino, torch (repeatable)")] = None,
+    batch: Annotated[int, Opt(help="Batch size", min=1)] = 1,
+    processes: Annotated[int, Opt(help="Fresh processes per artifact, interleaved", min=1)] = 3,
+    min_seconds: Annotated[float, Opt(help="Minimum measuring time per process", min=0.0)] = 0.5,
+    remote: Annotated[Optional[str], Opt(help="Measure on a real device over ssh: user@host")] = None,
+    port: Annotated[Optional[int], Opt(help="ssh port of --remote")] = None,
+    identity: Annotated[Optional[Path], Opt(help="ssh private key for --remote")] = None,
+    remote_python: Annotated[str, Opt(help="Python on the device")] = "python3",
+    quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
+    as_json: Annotated[bool, Opt("--json", help="Print the results as JSON")] = False,
+) -> None:
+    """Measure every exported artifact on this host (or a device) and predict it for each target.
+
+    Example: edgekd bench runs/latest --target raspberry-pi-4 --target x86-laptop
+    """
+    from edgekd.bench.pipeline import RUNTIMES, bench_run
+    from edgekd.bench.remote import Remote
+
+    device = Remote(remote, port, identity, remote_python) if remote else None
+    progress = None if quiet or as_json else _bench_progress
+    results = bench_run(run, target, tuple(runtime or RUNTIMES), batch, processes, min_seconds, device, progress)
+    from edgekd.report.render import build_report
+
+    build_report(run)  # the report always shows the latest measurements
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return
+    if quiet:
+        return
+    from edgekd.console import out as console, table
+
+    for name, report in results.items():
+        rows = [_bench_row(r) for r in report["rows"]]
+        where = f"measured on {report['device']}" if report["device"] else f"host: {report['host']['cpu']}, " \
+            f"{report['settings']['threads']} threads; target numbers are predicted"
+        console.print(table(f"{name} ({where})", rows, BENCH_COLUMNS))
+
+
+def _bench_progress(event: dict) -> None:
+    print(f"  measuring {event['member']}/{event['artifact']} (process {event['process']})", file=sys.stderr)
+
+
+def _bench_row(r: dict) -> dict:
+    row = dict(r)
+    pred = r.get("predicted")
+    if pred:
+        row["predicted_ms"] = f"{pred['p50_ms']:.3g} [{pred['low_ms']:.2g}-{pred['high_ms']:.2g}]"
+    if "peak_rss_mb" in r:
+        row["memory"] = f"{r['peak_rss_delta_mb']:.1f} (+{r['peak_rss_mb'] - r['peak_rss_delta_mb']:.0f})"
+    row["fits"] = "-" if "fits_ram" not in r else ("yes" if r["fits_ram"] else "NO")
+    notes = [r["error"]] if "error" in r else []
+    if r.get("unstable"):
+        notes.append(f"unstable: {100 * r['spread']:.0f}% spread")
+    if not r.get("runtime_on_target", True):
+        notes.append(f"{r['runtime']} not on target")
+    row["note"] = "; ".join(notes)
+    return row
+
+
+targets_app = typer.Typer(help="Device profiles.", no_args_is_help=True)
+app.add_typer(targets_app, name="targets")
+
+
+@targets_app.command("list")
+def targets_list(as_json: Annotated[bool, Opt("--json")] = False) -> None:
+    """List the device profiles.
+
+    Example: edgekd targets list
+    """
+    from edgekd.targets import list_targets
+
+    rows = [t.to_dict() for t in list_targets()]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from edgekd.console import out as console, table
+
+    for r in rows:
+        r["aliases"] = ", ".join(r.get("aliases") or [])
+    console.print(table("target profiles", rows, [
+        ("name", "name", ""), ("aliases", "aliases", ""), ("cpu", "cpu", ""), ("cores", "cores", "int"),
+        ("clock_ghz", "GHz", "float"), ("peak_gflops_fp32", "GFLOP/s fp32", "float"),
+        ("memory_bandwidth_gbs", "GB/s", "float"), ("ram_gb", "RAM GB", "float")]))
+
+
+@targets_app.command("show")
+def targets_show(name: Annotated[str, typer.Argument(help="Profile name, alias, 'host' or a .toml")]) -> None:
+    """Show one profile with the source of every number.
+
+    Example: edgekd targets show raspberry-pi-4
+    """
+    from edgekd.targets import load_target
+
+    print(json.dumps(load_target(name).to_dict(), indent=2))
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="Run directory")],
+    target: Annotated[Optional[list[str]], Opt("--target", "-t", help="Only these benchmarked targets")] = None,
+    within: Annotated[float, Opt(help="Summary: smallest model within this many points of the teacher")] = 1.0,
+    open_: Annotated[bool, Opt("--open", help="Open report.html in a browser")] = False,
+    as_json: Annotated[bool, Opt("--json")] = False,
+) -> None:
+    """Write report.html, report.md, results.json and the plots of a run.
+
+    Example: edgekd report runs/latest --target raspberry-pi-4
+    """
+    from edgekd.report.render import build_report
+
+    result = build_report(run, within, target)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    for line in result["summary"]:
+        print(f"- {line}")
+    print(f"report: {result['directory']}/report.html")
+    if open_:
+        import webbrowser
+
+        webbrowser.open(Path(result["directory"], "report.html").resolve().as_uri())
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Two or more run directories")],
+    out: Annotated[Path, Opt(help="Where to write compare.html, compare.md and plots")] = Path("compare"),
+    force: Annotated[bool, Opt("--force", help="Compare runs over different data anyway")] = False,
+    as_json: Annotated[bool, Opt("--json")] = False,
+) -> None:
+    """Overlay several runs: size vs accuracy, recipe differences, best points.
+
+    Example: edgekd compare runs/kd-T4 runs/kd-T8 runs/no-kd
+    """
+    from edgekd.report.compare import compare_runs
+
+    result = compare_runs(runs, out, force)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    print("differing recipe keys: " + (", ".join(result["differences"]) or "none"))
+    for row in result["best"]:
+        print("- " + " | ".join(row))
+    print(f"comparison: {result['directory']}/compare.html")
+
+
 def main() -> None:
     """Entry point: bad input is one sentence on stderr and exit 2 (Typer itself turns
     usage errors into exit 2 and Ctrl-C into exit 130)."""

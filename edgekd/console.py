@@ -9,7 +9,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 err = Console(stderr=True)
-out = Console()
+# piped output gets a wide table rather than rich's 80-column default
+out = Console(width=None if sys.stdout.isatty() else 160)
 
 
 class ChainProgress:

@@ -1,4 +1,4 @@
-"""`edgekd distill` end to end: train the chain, then export what the recipe asks for."""
+"""`edgekd distill` end to end: train the chain, export, benchmark, report, as the recipe asks."""
 
 from __future__ import annotations
 
@@ -12,11 +12,23 @@ from edgekd.runs import Run
 
 def run_pipeline(recipe: Recipe | None, out: Path | None = None, resume: Path | None = None,
                  on_event: Callable[[dict], None] | None = None) -> Run:
+    on_event = on_event or (lambda e: None)
     run = distill(recipe, out=out, resume=resume, on_event=on_event)
-    export = run.manifest()["recipe"]["export"]
+    saved = run.manifest()["recipe"]
+    export, bench = saved["export"], saved["bench"]
     if export["enabled"]:
         from edgekd.export.pipeline import export_run
 
+        on_event({"kind": "message", "text": "exporting every generation (ONNX, OpenVINO; fp32, fp16, int8)"})
         export_run(run.root, tuple(export["formats"]), export["int8"], export["calibration"], on_event=on_event)
+        if bench["enabled"] and bench["targets"]:
+            from edgekd.bench.pipeline import bench_run
+
+            on_event({"kind": "message", "text": f"benchmarking for {', '.join(bench['targets'])}"})
+            bench_run(run.root, list(bench["targets"]), processes=bench["processes"],
+                      min_seconds=bench["min_seconds"], on_event=on_event)
+    from edgekd.report.render import build_report
+
+    build_report(run.root)
     run.update_manifest(lambda m: m.update(status="done"))
     return run

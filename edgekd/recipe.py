@@ -79,6 +79,14 @@ class ExportRecipe:
 
 
 @dataclass(frozen=True)
+class BenchRecipe:
+    enabled: bool = True           # after export, measure on this host and predict for the targets
+    targets: tuple[str, ...] = ("raspberry-pi-4",)
+    processes: int = 2             # `edgekd bench` defaults to 3; the end of a distill run stays quick
+    min_seconds: float = 0.25
+
+
+@dataclass(frozen=True)
 class Recipe:
     data: DataRecipe = field(default_factory=DataRecipe)
     teacher: TeacherRecipe = field(default_factory=TeacherRecipe)
@@ -87,6 +95,7 @@ class Recipe:
     distill: DistillRecipe = field(default_factory=DistillRecipe)
     chain: ChainRecipe = field(default_factory=ChainRecipe)
     export: ExportRecipe = field(default_factory=ExportRecipe)
+    bench: BenchRecipe = field(default_factory=BenchRecipe)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {f.name: _plain(dataclasses.asdict(getattr(self, f.name))) for f in fields(self)}
@@ -180,6 +189,7 @@ def validate(recipe: Recipe) -> Recipe:
         (recipe.train.lr > 0, "train.lr must be positive"),
         (0.0 <= recipe.data.val_fraction < 0.5, "data.val_fraction must be in [0, 0.5)"),
         (recipe.export.calibration >= 1, "export.calibration must be at least 1"),
+        (recipe.bench.processes >= 1, "bench.processes must be at least 1"),
     ]
     for ok, message in checks:
         if not ok:

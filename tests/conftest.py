@@ -1,4 +1,5 @@
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -46,3 +47,13 @@ def _cwd(tmp_path, monkeypatch):
     # runs/ defaults and runs/latest must never land in the checkout
     monkeypatch.chdir(tmp_path)
     os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(scope="session")
+def exported_run(tiny_run, tmp_path_factory):
+    root = tmp_path_factory.mktemp("exported") / "run"
+    shutil.copytree(tiny_run, root)
+    from edgekd.export.pipeline import export_run
+
+    export_run(root, calibration=128)
+    return root

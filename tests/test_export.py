@@ -17,14 +17,6 @@ from edgekd.runs import Run
 ALL = ["onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-fp16", "openvino-int8"]
 
 
-@pytest.fixture(scope="session")
-def exported_run(tiny_run, tmp_path_factory):
-    root = tmp_path_factory.mktemp("exported") / "run"
-    shutil.copytree(tiny_run, root)
-    export_run(root, calibration=128)
-    return root
-
-
 def test_every_artifact_is_built_verified_and_recorded(exported_run):
     run = Run.open(exported_run)
     for member in ("gen-1", "gen-2"):

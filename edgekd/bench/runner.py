@@ -16,6 +16,7 @@ import os
 import platform
 import sys
 import time
+from pathlib import Path
 
 FP32_PRECISION = "f32"
 
@@ -89,6 +90,20 @@ def open_model(path: str, runtime: str, threads: int, precision: str = FP32_PREC
         settings = {"runtime": "openvino", "version": ov.get_version(), "threads": threads, "streams": 1,
                     "hint": "LATENCY", "inference_precision": compiled.get_property(hints.inference_precision).to_string()}
         return (lambda x: request.infer({0: x})[0].copy()), settings
+    if runtime == "torch":  # eager reference; host only (needs edgekd to rebuild the model)
+        import torch
+
+        from edgekd.models import load_model
+
+        torch.set_num_threads(threads)
+        model, _ = load_model(Path(path))
+
+        def predict(x):
+            with torch.inference_mode():
+                return model(torch.from_numpy(x)).numpy()
+
+        return predict, {"runtime": "torch", "version": torch.__version__, "threads": threads, "mode": "eager",
+                         "precision": "fp32"}
     raise ValueError(f"unknown runtime {runtime!r}")
 
 
@@ -115,7 +130,9 @@ def measure(path: str, runtime: str, threads: int, inputs: str, batch: int = 1, 
     with np.load(inputs) as data:
         x_all, y_all = data["x"].astype(np.float32), data["y"]
     sample = np.ascontiguousarray(x_all[:batch])
-    base_rss = _rss_kb("VmRSS")
+    start_rss = _rss_kb("VmRSS")
+    __import__({"onnxruntime": "onnxruntime", "openvino": "openvino", "torch": "torch"}[runtime])
+    base_rss = _rss_kb("VmRSS")  # after importing the runtime: the delta below is the model's
     started = time.perf_counter()
     predict, settings = open_model(path, runtime, threads, precision)
     load_ms = (time.perf_counter() - started) * 1e3
@@ -141,14 +158,15 @@ def measure(path: str, runtime: str, threads: int, inputs: str, batch: int = 1, 
             "p99_ms": pick(0.99), "mean_ms": sum(times) / len(times), "min_ms": times[0],
             "iterations": len(times), "warmup": warmup, "batch": batch,
             "throughput_per_s": batch * 1e3 / (sum(times) / len(times)),
-            "peak_rss_delta_mb": max(0, peak_rss - base_rss) / 1024, "accuracy": correct / len(x_all),
+            "peak_rss_delta_mb": max(0, peak_rss - base_rss) / 1024, "peak_rss_mb": peak_rss / 1024,
+            "runtime_import_mb": max(0, base_rss - start_rss) / 1024, "accuracy": correct / len(x_all),
             "settings": settings, "python": platform.python_version(), "machine": platform.machine()}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("artifact")
-    p.add_argument("--runtime", required=True, choices=["onnxruntime", "openvino"])
+    p.add_argument("--runtime", required=True, choices=["onnxruntime", "openvino", "torch"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--inputs", required=True, help=".npz with x (inputs) and y (labels)")

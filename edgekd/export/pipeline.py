@@ -68,15 +68,19 @@ def export_run(run_dir: Path, formats: tuple[str, ...] = FORMATS, int8: bool = T
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise UserError(f"unknown export format {unknown[0]!r}; valid formats: {', '.join(FORMATS)}")
-    members = run.members("gen")
-    if not members:
+    if not run.members("gen"):
         raise UserError(f"{run.root} has no finished generation to export")
+    # generations get every artifact; the teacher and the scratch baselines only fp32 ONNX,
+    # so the report can place them on the same size axis
+    plan = [(m, None) for m in run.members("gen")]
+    extras = (["teacher"] if (run.teacher_dir / "model.pt").is_file() else []) + run.members("baseline")
+    plan += [(m, {("onnx", "fp32")}) for m in extras]
     manifest = run.manifest()
     recipe = manifest["recipe"]
     splits = load_splits(recipe["data"]["spec"], recipe["data"]["val_fraction"], recipe["data"]["seed"])
     x_check = splits.x_val[:256]
     results = {}
-    for member in members:
+    for member, only in plan:
         _check_writable(run.root / member)
         model, spec = load_model(run.root / member / "model.pt")
         ctx = _Member(run, member, model, spec.input_shape,
@@ -90,6 +94,8 @@ def export_run(run_dir: Path, formats: tuple[str, ...] = FORMATS, int8: bool = T
         for step in _steps(ctx):
             name = f"{step.fmt}-{step.precision}"
             if step.fmt not in formats or (step.precision == "int8" and not int8):
+                continue
+            if only is not None and (step.fmt, step.precision) not in only:
                 continue
             on_event({"kind": "export", "member": member, "artifact": name})
             if step.needs and not records.get("-".join(step.needs), {}).get("built"):

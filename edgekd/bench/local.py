@@ -1,0 +1,105 @@
+"""Measure artifacts on this host, each in its own fresh process, repeated as several
+whole processes in interleaved order: medians move more between processes than within
+one, so the spread between processes is what says whether a number is stable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+RUNNER = Path(__file__).with_name("runner.py")
+UNSTABLE_SPREAD = 0.25   # (max - min) / median of the per-process p50s
+
+
+@dataclass(frozen=True)
+class Job:
+    member: str
+    artifact: str          # e.g. "onnx-int8", "torch-fp32"
+    path: Path
+    runtime: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    threads: int
+    batch: int = 1
+    processes: int = 3
+    warmup: int = 10
+    min_iters: int = 100
+    min_seconds: float = 0.5
+    timeout_s: float = 120.0
+
+
+def runner_command(job: Job, settings: Settings, inputs: Path, python: str = sys.executable) -> list[str]:
+    return [python, str(RUNNER), str(job.path), "--runtime", job.runtime, "--threads", str(settings.threads),
+            "--batch", str(settings.batch), "--inputs", str(inputs), "--warmup", str(settings.warmup),
+            "--min-iters", str(settings.min_iters), "--min-seconds", str(settings.min_seconds)]
+
+
+def run_once(job: Job, settings: Settings, inputs: Path) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(settings.threads), "PYTHONPATH": _package_root()}
+    try:
+        done = subprocess.run(runner_command(job, settings, inputs), capture_output=True, text=True,
+                              timeout=settings.timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {settings.timeout_s:.0f} s"}
+    return parse_runner_output(done.stdout, done.stderr, done.returncode)
+
+
+def parse_runner_output(stdout: str, stderr: str, code: int) -> dict:
+    lines = [l for l in stdout.strip().splitlines() if l.startswith("{")]
+    if lines:
+        try:
+            return json.loads(lines[-1])
+        except json.JSONDecodeError:
+            pass
+    tail = (stderr.strip().splitlines() or ["no output"])[-1]
+    return {"error": f"runner exited {code}: {tail[:200]}"}
+
+
+def measure_all(jobs: list[Job], settings: Settings, inputs: Path,
+                on_event: Callable[[dict], None] | None = None,
+                run: Callable[[Job, Settings, Path], dict] = run_once) -> dict[Job, dict]:
+    """Interleave: process 1 of every job, then process 2 of every job, ..."""
+    runs: dict[Job, list[dict]] = {job: [] for job in jobs}
+    for rep in range(settings.processes):
+        for job in jobs:
+            if runs[job] and "error" in runs[job][-1]:
+                continue  # a failed artifact fails the same way again: do not wait for it twice
+            if on_event:
+                on_event({"kind": "bench", "member": job.member, "artifact": job.artifact, "process": rep + 1})
+            runs[job].append(run(job, settings, inputs))
+    return {job: aggregate(results) for job, results in runs.items()}
+
+
+def aggregate(results: list[dict]) -> dict:
+    good = [r for r in results if "error" not in r]
+    if not good:
+        return {"error": results[0]["error"] if results else "not measured"}
+    med = lambda key: statistics.median(r[key] for r in good)
+    p50s = [r["p50_ms"] for r in good]
+    spread = (max(p50s) - min(p50s)) / statistics.median(p50s) if len(p50s) > 1 else 0.0
+    return {
+        "p50_ms": med("p50_ms"), "p90_ms": med("p90_ms"), "p99_ms": med("p99_ms"), "mean_ms": med("mean_ms"),
+        "min_ms": min(r["min_ms"] for r in good), "first_ms": med("first_ms"), "load_ms": med("load_ms"),
+        "throughput_per_s": med("throughput_per_s"), "peak_rss_delta_mb": med("peak_rss_delta_mb"),
+        "peak_rss_mb": med("peak_rss_mb"), "runtime_import_mb": med("runtime_import_mb"),
+        "accuracy": good[0]["accuracy"], "process_p50s_ms": p50s, "spread": spread,
+        "unstable": spread > UNSTABLE_SPREAD, "processes": len(good),
+        "iterations": [r["iterations"] for r in good], "warmup": good[0]["warmup"], "batch": good[0]["batch"],
+        "settings": good[0]["settings"],
+    }
+
+
+def _package_root() -> str:
+    # the runner imports edgekd only for the torch reference; make it importable from a checkout
+    root = str(Path(__file__).resolve().parents[2])
+    existing = os.environ.get("PYTHONPATH")
+    return root if not existing else f"{root}{os.pathsep}{existing}"

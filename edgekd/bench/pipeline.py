@@ -1,0 +1,137 @@
+"""`edgekd bench`: measure every exported artifact and predict it for each target.
+
+Per target: the artifacts are measured on this host with the target's thread count
+(capped at the host's cores), or on the device itself with `remote`; then each host
+number is turned into a predicted target latency (bench.predict). Results go to
+bench/<target>.json, replaced atomically.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgekd import host
+from edgekd.bench import predict
+from edgekd.bench.graph import graph_costs, weight_bytes
+from edgekd.bench.local import Job, Settings, measure_all
+from edgekd.bench.remote import Remote, Session
+from edgekd.data import load_splits
+from edgekd.errors import UserError
+from edgekd.runs import Run, write_json
+from edgekd.targets import Target, load_target, probe_host
+
+SCHEMA = 1
+RUNTIME_OF = {"onnx": "onnxruntime", "openvino": "openvino", "torch": "torch"}
+RUNTIMES = ("onnxruntime", "openvino", "torch")
+
+
+def bench_run(run_dir: Path, targets: list[str], runtimes: tuple[str, ...] = RUNTIMES, batch: int = 1,
+              processes: int = 3, min_seconds: float = 0.5, remote: Remote | None = None,
+              on_event: Callable[[dict], None] | None = None) -> dict[str, dict]:
+    run = Run.open(run_dir)
+    bad = [r for r in runtimes if r not in RUNTIMES]
+    if bad:
+        raise UserError(f"unknown runtime {bad[0]!r}; valid runtimes: {', '.join(RUNTIMES)}")
+    if remote and len(targets) != 1:
+        raise UserError("--remote measures one device: give exactly one --target")
+    resolved = [load_target(t) for t in targets]
+    jobs = _jobs(run, runtimes, remote is not None)
+    if not jobs:
+        raise UserError(f"{run.root} has no exported artifacts to benchmark; run `edgekd export {run.root}` first")
+    inputs = _inputs(run)
+    host_target = probe_host()
+    cache: dict[int, dict[Job, dict]] = {}
+    results = {}
+    for target in resolved:
+        threads = target.threads if remote else min(target.threads, host.cores())
+        settings = Settings(threads=threads, batch=batch, processes=processes, min_seconds=min_seconds)
+        if remote:
+            session = Session(remote, inputs, jobs)
+            try:
+                measured = measure_all(jobs, settings, inputs, on_event, run=session.run)
+            finally:
+                session.close()
+        else:
+            if threads not in cache:
+                cache[threads] = measure_all(jobs, settings, inputs, on_event)
+            measured = cache[threads]
+        report = _report(run, target, host_target, measured, settings, remote)
+        write_json(run.bench_path(target.name), report)
+        results[target.name] = report
+    return results
+
+
+def _jobs(run: Run, runtimes: tuple[str, ...], remote: bool) -> list[Job]:
+    jobs = []
+    for member in run.members("gen"):
+        entry = run.manifest()["members"][member]
+        if "torch" in runtimes and not remote:  # the eager reference needs edgekd: host only
+            jobs.append(Job(member, "torch-fp32", run.root / member / "model.pt", "torch"))
+        for name, art in entry.get("artifacts", {}).items():
+            runtime = RUNTIME_OF[name.split("-")[0]]
+            if art.get("built") and runtime in runtimes:
+                jobs.append(Job(member, name, run.root / art["file"], runtime))
+    return jobs if any(j.runtime != "torch" for j in jobs) else []
+
+
+def _inputs(run: Run) -> Path:
+    recipe = run.manifest()["recipe"]["data"]
+    splits = load_splits(recipe["spec"], recipe["val_fraction"], recipe["seed"])
+    path = run.bench_dir / "inputs.npz"
+    if not path.exists():
+        from edgekd.runs import atomic_path
+
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, x=splits.x_test, y=splits.y_test)
+    return path
+
+
+def _machine(t: Target, threads: int) -> predict.Machine:
+    return predict.Machine(t.peak_gflops_fp32, t.memory_bandwidth_gbs, t.cores, threads)
+
+
+def _report(run: Run, target: Target, host_target: Target, measured: dict[Job, dict], settings: Settings,
+            remote: Remote | None) -> dict:
+    rows = []
+    host_machine = _machine(host_target, settings.threads)
+    target_machine = _machine(target, target.threads)
+    costs_of: dict[str, tuple] = {}
+    for job, m in measured.items():
+        art = run.manifest()["members"][job.member].get("artifacts", {}).get(job.artifact, {})
+        size = art.get("bytes", job.path.stat().st_size)
+        row = {"member": job.member, "artifact": job.artifact, "runtime": job.runtime,
+               "precision": job.artifact.split("-")[1], "size_bytes": size,
+               "runtime_on_target": job.runtime in target.runtimes}
+        if "error" in m:
+            rows.append({**row, "error": m["error"]})
+            continue
+        row.update(m)
+        row["measured_on"] = "device" if remote else "host"
+        # the whole process (runtime + model) must fit in half the RAM: the OS and the app need the rest
+        row["fits_ram"] = m["peak_rss_mb"] < 0.5 * target.ram_gb * 1024
+        fp32_onnx = run.root / job.member / "model.onnx"
+        if fp32_onnx.exists():
+            if job.member not in costs_of:
+                costs_of[job.member] = (graph_costs(fp32_onnx, settings.batch), weight_bytes(fp32_onnx))
+            costs, weights = costs_of[job.member]
+            row["host_efficiency"] = predict.host_efficiency(m["p50_ms"], costs, weights, row["precision"], host_machine)
+            row["flops"] = sum(c.flops for c in costs)
+            if not remote:
+                row["predicted"] = predict.predict_ms(m["p50_ms"], costs, weights, row["precision"],
+                                                      host_machine, target_machine)
+        rows.append(row)
+    return {
+        "schema": SCHEMA, "target": target.to_dict(), "measured_on": "device" if remote else "host",
+        "device": remote.destination if remote else None,
+        "host": {**host.describe(), "peak_gflops_fp32": host_target.peak_gflops_fp32,
+                 "memory_bandwidth_gbs": host_target.memory_bandwidth_gbs},
+        "versions": host.versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "settings": {"threads": settings.threads, "batch": settings.batch, "processes": settings.processes,
+                     "warmup": settings.warmup, "min_iters": settings.min_iters, "min_seconds": settings.min_seconds},
+        "prediction_method": None if remote else predict.METHOD, "rows": rows,
+    }

@@ -1,0 +1,97 @@
+"""Measure on a real device over ssh: copy the self-contained runner, the artifacts and the
+test inputs, run the same measurement there, bring the JSON back.
+
+Only python3 and a runtime (onnxruntime or openvino) are needed on the device. Every ssh
+call is bounded by a timeout; failures become one clear sentence.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekd.bench.local import RUNNER, Job, Settings, parse_runner_output, runner_command
+from edgekd.errors import UserError
+
+
+@dataclass(frozen=True)
+class Remote:
+    destination: str              # user@host
+    port: int | None = None
+    identity: Path | None = None
+    python: str = "python3"
+    connect_timeout_s: int = 10
+
+    def ssh_options(self) -> list[str]:
+        opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={self.connect_timeout_s}",
+                "-o", "StrictHostKeyChecking=accept-new", "-o", "LogLevel=ERROR"]
+        if self.identity:
+            opts += ["-i", str(self.identity), "-o", "IdentitiesOnly=yes"]
+        return opts
+
+    def ssh(self, command: str, timeout: float) -> subprocess.CompletedProcess:
+        port = ["-p", str(self.port)] if self.port else []
+        return self._call(["ssh", *self.ssh_options(), *port, self.destination, command], timeout)
+
+    def scp(self, files: list[Path], directory: str, timeout: float) -> None:
+        port = ["-P", str(self.port)] if self.port else []
+        done = self._call(["scp", "-q", *self.ssh_options(), *port, *map(str, files),
+                           f"{self.destination}:{directory}/"], timeout)
+        if done.returncode != 0:
+            raise UserError(f"copying to {self.destination} failed: {_last_line(done.stderr)}")
+
+    def _call(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise UserError(f"{self.destination} did not answer within {timeout:.0f} s") from None
+        except FileNotFoundError:
+            raise UserError("the ssh client is not installed on this machine") from None
+
+
+class Session:
+    """A working directory on the device holding the runner, inputs and artifacts."""
+
+    def __init__(self, remote: Remote, inputs: Path, jobs: list[Job]):
+        self.remote = remote
+        done = remote.ssh("mktemp -d /tmp/edgekd.XXXXXX", timeout=30)
+        if done.returncode != 0:
+            raise UserError(f"cannot reach {remote.destination} over ssh: {_last_line(done.stderr)}")
+        self.directory = done.stdout.strip()
+        check = remote.ssh(f"{shlex.quote(remote.python)} -c 'import numpy'", timeout=60)
+        if check.returncode != 0:
+            self.close()
+            raise UserError(f"{remote.python} on {remote.destination} cannot import numpy: {_last_line(check.stderr)}")
+        # each artifact goes in its own folder, keeping an OpenVINO .bin beside its .xml
+        self.paths: dict[Job, str] = {}
+        remote.scp([RUNNER, inputs], self.directory, timeout=120)
+        for i, job in enumerate(jobs):
+            folder = f"{self.directory}/a{i}"
+            remote.ssh(f"mkdir -p {shlex.quote(folder)}", timeout=30)
+            files = [job.path, job.path.with_suffix(".bin")] if job.path.suffix == ".xml" else [job.path]
+            remote.scp(files, folder, timeout=300)
+            self.paths[job] = f"{folder}/{job.path.name}"
+        self.inputs = f"{self.directory}/{inputs.name}"
+
+    def run(self, job: Job, settings: Settings, _inputs: Path) -> dict:
+        argv = runner_command(Job(job.member, job.artifact, Path(self.paths[job]), job.runtime), settings,
+                              Path(self.inputs), python=self.remote.python)
+        argv[1] = f"{self.directory}/{RUNNER.name}"
+        try:
+            done = self.remote.ssh(" ".join(shlex.quote(a) for a in argv), timeout=settings.timeout_s)
+        except UserError as e:
+            return {"error": str(e)}
+        return parse_runner_output(done.stdout, done.stderr, done.returncode)
+
+    def close(self) -> None:
+        try:
+            self.remote.ssh(f"rm -rf {shlex.quote(self.directory)}", timeout=30)
+        except UserError:
+            pass
+
+
+def _last_line(text: str) -> str:
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    return lines[-1][:200] if lines else "no message"

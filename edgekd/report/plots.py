@@ -1,0 +1,206 @@
+"""The four plots of a report (and the overlays of `compare`), as PNG and SVG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekd.report.results import RunResults, pareto
+
+PRECISION_COLOR = {"fp32": "#1f77b4", "fp16": "#2ca02c", "int8": "#ff7f0e"}
+FORMAT_MARKER = {"onnx": "o", "openvino": "s", "torch": "^"}
+RUN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, directory: Path, name: str) -> list[Path]:
+    from edgekd.runs import atomic_path
+
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "svg"):
+        path = directory / f"{name}.{ext}"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=110, bbox_inches="tight")
+        paths.append(path)
+    _plt().close(fig)
+    return paths
+
+
+def _short(member: str) -> str:
+    return {"teacher": "T"}.get(member, member.replace("gen-", "g").replace("baseline-", "b"))
+
+
+def _front(ax, xs, ys, color="0.3"):
+    idx = pareto(list(zip(xs, ys)))
+    ax.step([xs[i] for i in idx], [ys[i] for i in idx], where="post", color=color, lw=1, ls="--", alpha=0.7,
+            label="Pareto front", zorder=1)
+
+
+def size_vs_accuracy(res: RunResults, directory: Path) -> list[Path]:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    gens = [p for p in res.points if p["role"] == "gen"]
+    seen = set()
+    for p in gens:
+        key = (p["format"], p["precision"])
+        ax.scatter(p["size_bytes"] / 1024, 100 * p["accuracy"], marker=FORMAT_MARKER[p["format"]],
+                   color=PRECISION_COLOR[p["precision"]], s=45, zorder=3,
+                   label=None if key in seen else f"{p['format']} {p['precision']}")
+        seen.add(key)
+        if p["artifact"] in ("onnx-fp32", "torch-fp32"):
+            ax.annotate(_short(p["member"]), (p["size_bytes"] / 1024, 100 * p["accuracy"]),
+                        textcoords="offset points", xytext=(5, 4), fontsize=8)
+    base = [p for p in res.points if p["role"] == "baseline"]
+    if base:
+        ax.scatter([p["size_bytes"] / 1024 for p in base], [100 * p["accuracy"] for p in base], marker="x",
+                   color="0.45", s=45, label="scratch baseline (fp32)", zorder=3)
+        for p in base:
+            ax.annotate(_short(p["member"]), (p["size_bytes"] / 1024, 100 * p["accuracy"]),
+                        textcoords="offset points", xytext=(5, -10), fontsize=8, color="0.45")
+    for p in (p for p in res.points if p["role"] == "teacher"):
+        ax.scatter(p["size_bytes"] / 1024, 100 * p["accuracy"], marker="*", color="black", s=140,
+                   label="teacher (fp32)", zorder=4)
+    if gens:
+        _front(ax, [p["size_bytes"] / 1024 for p in gens], [100 * p["accuracy"] for p in gens])
+    ax.set_xscale("log")
+    ax.set_xlabel("size on disk (KiB, log scale)")
+    ax.set_ylabel("test accuracy in its runtime (%)")
+    ax.set_title(f"Size vs accuracy: {res.name}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, directory, "size_vs_accuracy")
+
+
+def latency_vs_accuracy(res: RunResults, target: str, directory: Path) -> list[Path]:
+    plt = _plt()
+    from matplotlib.lines import Line2D
+
+    report = res.bench[target]
+    fig, ax = plt.subplots(figsize=(10, 5))
+    rows = [r for r in report["rows"] if "error" not in r]
+    kinds = {}
+    for r in rows:
+        fmt, precision = r["artifact"].split("-")
+        color, marker = PRECISION_COLOR[precision], FORMAT_MARKER[fmt]
+        kinds[r["artifact"]] = (color, marker)
+        ax.scatter(r["p50_ms"], 100 * r["accuracy"], marker=marker, color=color, s=45, zorder=3)
+        pred = r.get("predicted")
+        if pred:
+            ax.errorbar(pred["p50_ms"], 100 * r["accuracy"],
+                        xerr=[[pred["p50_ms"] - pred["low_ms"]], [pred["high_ms"] - pred["p50_ms"]]],
+                        fmt=marker, mfc="none", mec=color, ecolor=color, elinewidth=0.6, alpha=0.7, ms=7, zorder=2)
+        if r["artifact"] in ("onnx-fp32", "torch-fp32"):
+            for x in (r["p50_ms"], (pred or {}).get("p50_ms")):
+                if x:
+                    ax.annotate(_short(r["member"]), (x, 100 * r["accuracy"]), textcoords="offset points",
+                                xytext=(5, 4), fontsize=8)
+    pts = [((r.get("predicted") or {}).get("p50_ms", r["p50_ms"]), 100 * r["accuracy"]) for r in rows]
+    if pts:
+        _front(ax, [p[0] for p in pts], [p[1] for p in pts])
+    budget = report["target"].get("latency_budget_ms")
+    if budget:
+        ax.axvline(budget, color="red", lw=1, ls=":", label=f"latency budget {budget:g} ms")
+    where = "on the device" if report["measured_on"] == "device" else "on this host"
+    handles = [Line2D([], [], ls="", marker=m, color=c, label=a) for a, (c, m) in kinds.items()]
+    handles += [Line2D([], [], ls="", marker="o", color="0.3", label=f"filled: measured {where}")]
+    if any(r.get("predicted") for r in rows):
+        handles += [Line2D([], [], ls="", marker="o", mfc="none", mec="0.3", color="0.3",
+                           label=f"hollow: predicted for {target}\n(bar: interval)")]
+    handles += ax.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.set_xscale("log")
+    ax.set_xlabel(f"p50 latency, batch {report['settings']['batch']} (ms, log scale)")
+    ax.set_ylabel("test accuracy in its runtime (%)")
+    ax.set_title(f"Latency vs accuracy: {target}")
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, directory, f"latency_vs_accuracy_{target}")
+
+
+def chain(res: RunResults, directory: Path) -> list[Path]:
+    plt = _plt()
+    members = res.manifest["members"]
+    gens = sorted((m for m in members if m.startswith("gen-")), key=lambda m: int(m.split("-")[1]))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    xs = list(range(len(gens) + 1))
+    labels = ["teacher"] + [f"{g}\n{members[g]['label']}" for g in gens]
+    if "teacher" in members:
+        ax.axhline(100 * members["teacher"]["test_acc"], color="black", lw=1, ls=":", label="teacher")
+    ax.plot(xs[1:], [100 * members[g]["test_acc"] for g in gens], "o-", label="distilled (KD)", color="#1f77b4")
+    base = [f"baseline-{g.split('-')[1]}" for g in gens]
+    if all(b in members for b in base):
+        ax.plot(xs[1:], [100 * members[b]["test_acc"] for b in base], "x--", color="0.45", label="scratch baseline")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_xticks(xs, labels, fontsize=8)
+    ax.set_title(f"The chain: {res.name} ({'direct' if res.manifest['recipe']['chain']['direct'] else 'teacher-assistant'} order)")
+    ax.grid(True, alpha=0.3)
+    ax2 = ax.twinx()
+    params = [members.get("teacher", {}).get("params")] + [members[g]["params"] for g in gens]
+    ax2.bar(xs, [p or 0 for p in params], alpha=0.15, color="#ff7f0e", label="parameters")
+    ax2.set_yscale("log")
+    ax2.set_ylabel("parameters (log scale)")
+    lines, names = ax.get_legend_handles_labels()
+    l2, n2 = ax2.get_legend_handles_labels()
+    ax.legend(lines + l2, names + n2, fontsize=8, loc="lower left")
+    ax.set_zorder(ax2.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    return _save(fig, directory, "chain")
+
+
+def training_curves(res: RunResults, directory: Path) -> list[Path]:
+    plt = _plt()
+    names = [n for n in res.curves if n.startswith("gen-") or n == "teacher"]
+    names.sort(key=lambda n: -1 if n == "teacher" else int(n.split("-")[1]))
+    fig, axes = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
+    for i, name in enumerate(names):
+        rows = res.curves[name]
+        color = RUN_COLORS[i % len(RUN_COLORS)]
+        epochs = [r["epoch"] for r in rows]
+        axes[0].plot(epochs, [r["loss"] for r in rows], color=color, label=f"{name} total")
+        terms = [k for k in rows[0] if k not in ("epoch", "phase", "loss", "val_acc", "val_loss", "lr", "seconds", "epochs")]
+        for term, ls in zip(terms, (":", "-.", (0, (1, 3)))):
+            axes[0].plot(epochs, [r.get(term, float("nan")) for r in rows], color=color, ls=ls, lw=0.9,
+                         label=f"{name} {term}")
+        axes[1].plot(epochs, [100 * r["val_acc"] for r in rows], color=color, label=name)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("training loss (log scale)")
+    axes[0].legend(fontsize=7, ncol=3)
+    axes[0].set_title(f"Training curves: {res.name}")
+    axes[1].set_ylabel("validation accuracy (%)")
+    axes[1].set_xlabel("epoch")
+    axes[1].legend(fontsize=8)
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    return _save(fig, directory, "training_curves")
+
+
+def compare_size(runs: list[RunResults], directory: Path) -> list[Path]:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for i, res in enumerate(runs):
+        color = RUN_COLORS[i % len(RUN_COLORS)]
+        pts = [p for p in res.points if p["role"] == "gen" and p["precision"] == "fp32" and p["format"] in ("onnx", "torch")]
+        pts.sort(key=lambda p: p["size_bytes"])
+        ax.plot([p["size_bytes"] / 1024 for p in pts], [100 * p["accuracy"] for p in pts], "o-", color=color,
+                label=f"{res.name} (distilled)")
+        base = sorted((p for p in res.points if p["role"] == "baseline"), key=lambda p: p["size_bytes"])
+        if base:
+            ax.plot([p["size_bytes"] / 1024 for p in base], [100 * p["accuracy"] for p in base], "x:", color=color,
+                    alpha=0.7, label=f"{res.name} (scratch)")
+        for p in pts:
+            ax.annotate(_short(p["member"]), (p["size_bytes"] / 1024, 100 * p["accuracy"]), textcoords="offset points",
+                        xytext=(4, 4), fontsize=7, color=color)
+    ax.set_xscale("log")
+    ax.set_xlabel("fp32 size on disk (KiB, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Runs compared: size vs accuracy")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, directory, "compare_size_vs_accuracy")

@@ -1,0 +1,174 @@
+"""Write report.md, report.html (one self-contained file) and results.json for a run."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+from edgekd.report import plots
+from edgekd.report.results import SCHEMA, RunResults, collect
+from edgekd.runs import atomic_path, write_json
+
+
+def build_report(run_dir: Path, within_points: float = 1.0, targets: list[str] | None = None) -> dict:
+    res = collect(run_dir)
+    out = res.run.report_dir
+    plot_dir = out / "plots"
+    figures = [("Size vs accuracy", plots.size_vs_accuracy(res, plot_dir)[0])]
+    for target in (targets or sorted(res.bench)):
+        if target in res.bench:
+            figures.append((f"Latency vs accuracy: {target}", plots.latency_vs_accuracy(res, target, plot_dir)[0]))
+    figures.append(("The chain", plots.chain(res, plot_dir)[0]))
+    if res.curves:
+        figures.append(("Training curves", plots.training_curves(res, plot_dir)[0]))
+    sections = _sections(res, within_points)
+    write_json(out / "results.json", {"schema": SCHEMA, "run": res.name, "data": res.manifest["data"],
+                                      "summary": sections["summary"], "missing": res.missing, "rows": res.rows()})
+    write_text(out / "report.md", _markdown(res, sections, figures, out))
+    write_text(out / "report.html", _html(res, sections, figures))
+    return {"directory": str(out), "summary": sections["summary"], "missing": res.missing,
+            "plots": [str(p) for _, p in figures]}
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _sections(res: RunResults, within: float) -> dict:
+    teacher = res.teacher_acc()
+    members = res.manifest["members"]
+    gens = [p for p in res.points if p["role"] == "gen"]
+    summary = []
+    if teacher is not None and gens:
+        ok = [p for p in gens if p["accuracy"] >= teacher - within / 100]
+        if ok:
+            best = min(ok, key=lambda p: p["size_bytes"])
+            tsize = next((p["size_bytes"] for p in res.points if p["role"] == "teacher"), None)
+            ratio = f", {tsize / best['size_bytes']:.0f}x smaller than the teacher's fp32 ONNX" if tsize else ""
+            summary.append(f"Smallest model within {within:g} points of the teacher ({100 * teacher:.1f}%): "
+                           f"{best['member']} {best['artifact']}, {best['size_bytes'] / 1024:.1f} KiB, "
+                           f"{100 * best['accuracy']:.1f}%{ratio}.")
+        else:
+            summary.append(f"No generation is within {within:g} points of the teacher ({100 * teacher:.1f}%).")
+    for target, rep in sorted(res.bench.items()):
+        rows = [r for r in rep["rows"] if "error" not in r]
+        if not rows:
+            continue
+        key = (lambda r: r["predicted"]["p50_ms"]) if all(r.get("predicted") for r in rows) else (lambda r: r["p50_ms"])
+        fast = min(rows, key=key)
+        how = "predicted" if fast.get("predicted") else f"measured on {rep['measured_on']}"
+        summary.append(f"Fastest on {target}: {fast['member']} {fast['artifact']} at {key(fast):.3g} ms p50 ({how}), "
+                       f"{100 * fast['accuracy']:.1f}% accurate.")
+    gains = [(g, members[g]["test_acc"] - members[f"baseline-{g.split('-')[1]}"]["test_acc"])
+             for g in members if g.startswith("gen-") and f"baseline-{g.split('-')[1]}" in members]
+    if gains:
+        summary.append("Distillation over training from scratch (same architecture, same optimizer steps): "
+                       + ", ".join(f"{g} {100 * d:+.1f} points" for g, d in sorted(gains)) + ".")
+    summary += [f"Missing: {m}." for m in res.missing]
+
+    chain_rows = [["member", "arch", "params", "MACs", "taught by", "test acc (torch)", "scratch acc", "gain (pts)"]]
+    for name in sorted(members, key=_order):
+        m = members[name]
+        if m.get("role") == "baseline":
+            continue
+        b = members.get(f"baseline-{m.get('index')}") if m.get("role") == "gen" else None
+        chain_rows.append([name, m.get("label", m.get("kind", "")), _n(m.get("params")), _n(m.get("macs")),
+                           m.get("teacher") or "-", f"{100 * m['test_acc']:.1f}%",
+                           f"{100 * b['test_acc']:.1f}%" if b else "-",
+                           f"{100 * (m['test_acc'] - b['test_acc']):+.1f}" if b else "-"])
+    artifact_rows = [["member", "artifact", "size", "accuracy", "verified"]]
+    for p in sorted(res.points, key=lambda p: (_order(p["member"]), p["artifact"])):
+        artifact_rows.append([p["member"], p["artifact"], f"{p['size_bytes'] / 1024:.1f} KiB",
+                              f"{100 * p['accuracy']:.1f}%", "yes" if p["verified"] else "NO"])
+    bench_tables = {}
+    for target, rep in sorted(res.bench.items()):
+        t = [["member", "artifact", "accuracy", f"p50 ms ({rep['measured_on']})", "p90 ms", "predicted p50 ms [interval]",
+              "memory MB", "fits RAM", "note"]]
+        for r in rep["rows"]:
+            pred = r.get("predicted")
+            note = r.get("error") or ("unstable" if r.get("unstable") else "")
+            t.append([r["member"], r["artifact"], f"{100 * r['accuracy']:.1f}%" if "accuracy" in r else "-",
+                      _f(r.get("p50_ms")), _f(r.get("p90_ms")),
+                      f"{pred['p50_ms']:.3g} [{pred['low_ms']:.2g}-{pred['high_ms']:.2g}]" if pred else "-",
+                      _f(r.get("peak_rss_delta_mb")), {True: "yes", False: "NO"}.get(r.get("fits_ram"), "-"), note])
+        bench_tables[target] = t
+    return {"summary": summary, "chain": chain_rows, "artifacts": artifact_rows, "bench": bench_tables,
+            "method": _method(res)}
+
+
+def _method(res: RunResults) -> list[str]:
+    m = res.manifest
+    lines = [f"Trained on {m['host']['cpu']} ({m['host']['cores']} cores, torch {m['versions'].get('torch')}, "
+             f"{m.get('torch_threads')} threads); data {m['data']['spec']} (fingerprint {m['data']['fingerprint']}: "
+             f"{m['data']['train']} train, {m['data']['val']} val, {m['data']['test']} test, {m['data']['transfer']} transfer).",
+             "Accuracy of each artifact is top-1 on the test set computed by its own runtime (ONNX Runtime or OpenVINO, "
+             "OpenVINO with f32 inference precision), not by the torch model."]
+    for target, rep in sorted(res.bench.items()):
+        s = rep["settings"]
+        where = f"on the device {rep['device']}" if rep["device"] else f"on this host ({rep['host']['cpu']})"
+        lines.append(f"{target}: measured {where} with {s['threads']} threads, batch {s['batch']}, {s['warmup']} warm-up "
+                     f"runs, at least {s['min_iters']} runs and {s['min_seconds']} s per process, {s['processes']} fresh "
+                     f"processes interleaved; versions {', '.join(f'{k} {v}' for k, v in rep['versions'].items())}.")
+        if rep.get("prediction_method"):
+            lines.append(f"{target}: predicted numbers use the {rep['prediction_method']}; they are intervals, "
+                         "labelled predicted, and never below the target's compute and memory floor.")
+    return lines
+
+
+def _order(name: str):
+    role, _, idx = name.partition("-")
+    return ({"teacher": 0, "gen": 1, "baseline": 2}.get(role, 3), int(idx or 0))
+
+
+def _n(v) -> str:
+    return "-" if v is None else f"{v:,}"
+
+
+def _f(v) -> str:
+    return "-" if v is None else f"{v:.3g}"
+
+
+def md_table(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows[1:]]
+    return "\n".join(lines)
+
+
+def _markdown(res: RunResults, s: dict, figures, out: Path) -> str:
+    parts = [f"# edgekd report: {res.name}", "", *[f"- {line}" for line in s["summary"]], "",
+             "## Generations", "", md_table(s["chain"]), "", "## Artifacts", "", md_table(s["artifacts"])]
+    for target, t in s["bench"].items():
+        parts += ["", f"## {target}", "", md_table(t)]
+    parts += ["", "## Plots", ""] + [f"![{title}]({p.relative_to(out)})" for title, p in figures]
+    parts += ["", "## How this was measured", "", *[f"- {line}" for line in s["method"]], ""]
+    return "\n".join(parts)
+
+
+def html_table(rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows[1:])
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}img{max-width:100%;border:1px solid #eee;margin:.5em 0}
+.summary{background:#f6f9ff;border-left:4px solid #1f77b4;padding:.5em 1em}"""
+
+
+def _html(res: RunResults, s: dict, figures) -> str:
+    img = lambda p: base64.b64encode(p.read_bytes()).decode()
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>edgekd report: {html.escape(res.name)}</title>",
+             f"<style>{CSS}</style></head><body><h1>edgekd report: {html.escape(res.name)}</h1>",
+             "<div class='summary'><ul>" + "".join(f"<li>{html.escape(l)}</li>" for l in s["summary"]) + "</ul></div>",
+             "<h2>Generations</h2>", html_table(s["chain"]), "<h2>Artifacts</h2>", html_table(s["artifacts"])]
+    for target, t in s["bench"].items():
+        parts += [f"<h2>{html.escape(target)}</h2>", html_table(t)]
+    parts.append("<h2>Plots</h2>")
+    parts += [f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='data:image/png;base64,{img(p)}'>"
+              for title, p in figures]
+    parts += ["<h2>How this was measured</h2><ul>"] + [f"<li>{html.escape(l)}</li>" for l in s["method"]]
+    parts.append("</ul></body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,92 @@
+"""Collect a run's numbers into flat rows: the one table the plots, reports and
+results.json are drawn from."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgekd.runs import Run, read_json
+
+SCHEMA = 1
+
+
+@dataclass
+class RunResults:
+    run: Run
+    manifest: dict
+    points: list[dict]                   # one per member x artifact: size and accuracy
+    bench: dict[str, dict]               # target -> bench report
+    curves: dict[str, list[dict]]        # member -> metrics.jsonl rows
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.run.root.name
+
+    def teacher_acc(self) -> float | None:
+        t = self.manifest["members"].get("teacher")
+        return t["test_acc"] if t else None
+
+    def rows(self) -> list[dict]:
+        """results.json rows: one per generation x artifact x target (target None: no bench)."""
+        out = []
+        for p in self.points:
+            timed = [(t, r) for t, rep in self.bench.items() for r in rep["rows"]
+                     if r["member"] == p["member"] and r["artifact"] == p["artifact"]]
+            if not timed:
+                out.append({**p, "target": None})
+            for target, r in timed:
+                pred = r.get("predicted") or {}
+                out.append({**p, "target": target, "runtime": r["runtime"], "measured_on": r.get("measured_on"),
+                            "latency_p50_ms": r.get("p50_ms"), "latency_p90_ms": r.get("p90_ms"),
+                            "predicted_p50_ms": pred.get("p50_ms"), "predicted_low_ms": pred.get("low_ms"),
+                            "predicted_high_ms": pred.get("high_ms"), "peak_rss_delta_mb": r.get("peak_rss_delta_mb"),
+                            "fits_ram": r.get("fits_ram"), "unstable": r.get("unstable"), "error": r.get("error")})
+        return out
+
+
+def collect(run_dir: Path) -> RunResults:
+    run = Run.open(run_dir)
+    manifest = run.manifest()
+    members = manifest["members"]
+    points, missing = [], []
+    for name, entry in members.items():
+        role = entry.get("role", name.split("-")[0])
+        base = {"member": name, "role": role, "index": entry.get("index", 0), "params": entry.get("params"),
+                "macs": entry.get("macs"), "arch": entry.get("label"), "torch_acc": entry["test_acc"]}
+        artifacts = {k: a for k, a in entry.get("artifacts", {}).items() if a.get("built")}
+        for art, a in artifacts.items():
+            fmt, precision = art.split("-")
+            points.append({**base, "artifact": art, "format": fmt, "precision": precision, "size_bytes": a["bytes"],
+                           "accuracy": a["accuracy"], "verified": a.get("passed", False)})
+        if not artifacts and "size_bytes" in entry:  # not exported: the torch weights file stands in
+            points.append({**base, "artifact": "torch-fp32", "format": "torch", "precision": "fp32",
+                           "size_bytes": entry["size_bytes"], "accuracy": entry["test_acc"], "verified": True})
+    if not any(p["role"] == "gen" and p["format"] != "torch" for p in points):
+        missing.append("no exported artifacts (run `edgekd export`)")
+    bench = {p.stem: read_json(p) for p in sorted(run.bench_dir.glob("*.json"))} if run.bench_dir.exists() else {}
+    if not bench:
+        missing.append("no benchmark results (run `edgekd bench RUN --target NAME`)")
+    curves = {}
+    for name in members:
+        path = run.root / name / "metrics.jsonl"
+        if path.exists():
+            curves[name] = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+    return RunResults(run, manifest, points, bench, curves, missing)
+
+
+def pareto(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats: smaller x and higher y are better.
+
+    Returned in increasing x. A point with equal x and lower y, or higher x and not
+    higher y than some other, is dominated.
+    """
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front

@@ -1,0 +1,129 @@
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edgekd.report.results import pareto
+
+
+def test_pareto_front():
+    pts = [(1, 50), (2, 60), (2, 55), (3, 58), (4, 70), (0.5, 40), (4, 70)]
+    front = pareto(pts)
+    assert [pts[i] for i in front] == [(0.5, 40), (1, 50), (2, 60), (4, 70)]
+    assert pareto([]) == []
+
+
+def test_pareto_drops_equal_x_lower_y():
+    assert pareto([(1, 5), (1, 9)]) == [1]
+
+
+@pytest.fixture(scope="module")
+def benched_run(exported_run, tmp_path_factory):
+    from edgekd.bench.pipeline import bench_run
+
+    root = tmp_path_factory.mktemp("benched") / "run"
+    shutil.copytree(exported_run, root)
+    bench_run(root, ["raspberry-pi-4"], processes=2, min_seconds=0.05)
+    return root
+
+
+def test_report_files_and_results_schema(cli, benched_run):
+    code, out, err = cli("report", benched_run, "--json")
+    assert code == 0, err
+    report = benched_run / "report"
+    for name in ("report.html", "report.md", "results.json", "plots/size_vs_accuracy.png", "plots/size_vs_accuracy.svg",
+                 "plots/latency_vs_accuracy_raspberry-pi-4.png", "plots/chain.png", "plots/training_curves.png"):
+        assert (report / name).is_file(), name
+    results = json.loads((report / "results.json").read_text())
+    assert results["schema"] == 1 and results["data"]["spec"] == "mnist1d"
+    keys = {"member", "role", "artifact", "format", "precision", "size_bytes", "accuracy", "target",
+            "latency_p50_ms", "predicted_p50_ms", "measured_on"}
+    timed = [r for r in results["rows"] if r["target"] == "raspberry-pi-4"]
+    assert timed and all(keys <= set(r) for r in timed)
+    assert {(r["member"], r["artifact"]) for r in timed} >= {("gen-1", "onnx-fp32"), ("gen-2", "openvino-int8")}
+    for r in timed:
+        assert r["measured_on"] == "host" and r["latency_p50_ms"] > 0
+        assert r["predicted_low_ms"] <= r["predicted_p50_ms"] <= r["predicted_high_ms"]
+    roles = {r["role"] for r in results["rows"]}
+    assert roles == {"teacher", "gen", "baseline"}
+    md = (report / "report.md").read_text()
+    assert "points of the teacher" in md and "predicted" in md and "raspberry-pi-4" in md
+
+
+def test_report_of_unbenchmarked_run_says_what_is_missing(cli, tiny_run, tmp_path):
+    root = tmp_path / "run"
+    shutil.copytree(tiny_run, root)
+    code, out, err = cli("report", root)
+    assert code == 0, err
+    assert "no exported artifacts" in out and "no benchmark results" in out
+    assert (root / "report" / "report.html").is_file()
+
+
+def test_compare_overlays_runs_and_lists_differences(cli, benched_run, tiny_run, tmp_path):
+    code, out, err = cli("compare", benched_run, tiny_run, "--out", tmp_path / "cmp", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert (tmp_path / "cmp" / "compare.html").is_file() and (tmp_path / "cmp" / "plots" / "compare_size_vs_accuracy.png").is_file()
+    assert len(result["best"]) == 2
+
+
+def test_compare_refuses_runs_over_different_data(cli, tiny_run, tmp_path):
+    from edgekd.distill.chain import distill
+    from edgekd.recipe import from_dict
+
+    other = tmp_path / "digits"
+    distill(from_dict({"data": {"spec": "digits", "transfer": "0"}, "chain": {"generations": 1, "baseline": False},
+                       "teacher": {"width": 8, "epochs": 1}, "train": {"epochs": 1}, "export": {"enabled": False}}),
+            out=other)
+    code, out, err = cli("compare", tiny_run, other, "--out", tmp_path / "cmp")
+    assert code == 2 and "different data" in err and "--force" in err
+    code, out, err = cli("compare", tiny_run, other, "--out", tmp_path / "cmp", "--force")
+    assert code == 0, err
+
+
+def test_report_of_missing_run(cli, tmp_path):
+    code, out, err = cli("report", tmp_path / "nope")
+    assert code == 2 and "does not exist" in err
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_html_report_renders_in_headless_chromium(benched_run, tmp_path):
+    import os
+
+    if not CHROMIUM:
+        if os.environ.get("EDGEKD_REQUIRE_CHROMIUM"):
+            pytest.fail("chromium is not installed (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    from edgekd.report.render import build_report
+
+    build_report(benched_run)
+    page = benched_run / "report" / "report.html"
+    shot = tmp_path / "report.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1100,3000", page.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()], check=True, capture_output=True,
+                         text=True, timeout=120).stdout
+    assert "Size vs accuracy" in dom and dom.count("data:image/png;base64,") >= 4
+    from PIL import Image
+
+    with Image.open(shot) as im:
+        assert im.size[0] >= 1000
+        colors = im.convert("RGB").resize((64, 192)).getcolors(64 * 192)
+        assert colors is not None and len(colors) > 20  # a rendered page with plots, not a blank one
+    # the images decode: the page's <img> elements report their natural size
+    probe = page.with_name("probe.html")
+    probe.write_text(page.read_text().replace("</body>", "<script>document.title=[...document.images]"
+                                              ".map(i=>i.naturalWidth).join(',')</script></body>"))
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", probe.as_uri()], check=True, capture_output=True,
+                         text=True, timeout=120).stdout
+    title = dom.split("<title>")[1].split("</title>")[0]
+    widths = [int(w) for w in title.split(",")]
+    assert len(widths) >= 4 and all(w > 100 for w in widths)
+    probe.unlink()
