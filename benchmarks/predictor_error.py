@@ -94,9 +94,10 @@ def main() -> None:
         host_ms: dict[tuple[str, int], float] = {}
         for target in list_targets():
             for key, published in sorted(target.reference_latency_ms.items()):
-                name, runtime, t = key.split(".")
-                if name not in MODELS:
-                    continue
+                parts = key.split(".")
+                if len(parts) != 3 or parts[0] not in MODELS:
+                    continue  # e.g. an int8 or detector figure: no model of ours to match it
+                name, runtime, t = parts
                 t_threads = int(t.rstrip("t"))
                 h_threads = min(t_threads, cores)
                 if (name, h_threads) not in host_ms:

@@ -30,7 +30,9 @@ def distill(
     chain: Annotated[Optional[int], Opt("--chain", help="Number of generations, each smaller than the last.")] = None,
     data: Annotated[Optional[str], Opt(help="mnist1d | digits | npz:PATH | csv:PATH | folder:PATH")] = None,
     transfer: Annotated[Optional[str], Opt(help="Unlabeled inputs the teacher labels: N (generated) | npz:PATH | 0")] = None,
-    teacher: Annotated[Optional[str], Opt(help="Run dir, model.pt, TorchScript or .onnx; default: train one")] = None,
+    teacher: Annotated[Optional[list[str]], Opt("--teacher", help="Run dir, model.pt, TorchScript or .onnx; repeat for an ensemble; default: train one")] = None,
+    ensemble: Annotated[Optional[str], Opt(help="How an ensemble's soft targets combine: mean-logits | mean-probs")] = None,
+    primary_teacher: Annotated[Optional[bool], Opt("--primary-teacher/--no-primary-teacher", help="Feature methods hook into the first --teacher of an ensemble")] = None,
     student: Annotated[Optional[str], Opt(help="Family of generation 1 (cnn, mlp); default: the teacher's")] = None,
     width: Annotated[Optional[int], Opt(help="Width of generation 1; default: teacher width x shrink")] = None,
     depth: Annotated[Optional[int], Opt(help="Depth of every generation; default: the teacher's")] = None,
@@ -38,6 +40,10 @@ def distill(
     shrink: Annotated[Optional[float], Opt(help="Width factor from one generation to the next")] = None,
     method: Annotated[Optional[list[str]], Opt("--method", help="Distillation method (repeatable); see `edgekd methods`")] = None,
     weight: Annotated[Optional[list[str]], Opt("--weight", help="Weight of a method, NAME=W (repeatable)")] = None,
+    peers: Annotated[Optional[int], Opt(help="Peers per generation for --method dml (online distillation)")] = None,
+    option: Annotated[Optional[list[str]], Opt("--option", help="Method option METHOD.KEY=VALUE (repeatable)")] = None,
+    hint_layer: Annotated[Optional[list[str]], Opt("--hint-layer", help="Module path feature methods match (repeatable)")] = None,
+    plugin: Annotated[Optional[list[Path]], Opt("--plugin", help="Python file registering extra methods")] = None,
     temperature: Annotated[Optional[float], Opt(help="Softmax temperature T")] = None,
     alpha: Annotated[Optional[float], Opt(help="Weight of distillation; 1 - alpha goes to hard labels")] = None,
     epochs: Annotated[Optional[int], Opt(help="Distillation epochs per generation")] = None,
@@ -68,12 +74,17 @@ def distill(
     flags = {
         "chain": {"generations": chain, "direct": direct, "baseline": baseline},
         "data": {"spec": data, "transfer": transfer, "augment": augment, "seed": seed},
-        "teacher": {"spec": teacher, "epochs": teacher_epochs},
+        "teacher": {"spec": teacher[0] if teacher else None, "ensemble": teacher[1:] if teacher and len(teacher) > 1 else None,
+                    "combine": ensemble, "primary": primary_teacher, "epochs": teacher_epochs},
         "student": {"arch": student, "width": width, "depth": depth, "students": students, "shrink": shrink},
-        "distill": {"methods": method, "weights": weight, "temperature": temperature, "alpha": alpha},
+        "distill": {"methods": method, "weights": weight, "temperature": temperature, "alpha": alpha,
+                    "options": option, "layers": hint_layer,
+                    "plugins": [str(p.resolve()) for p in plugin] if plugin else None},
         "train": {"epochs": epochs, "finetune_epochs": finetune_epochs, "patience": patience, "seed": seed},
         "export": {"enabled": export},
     }
+    if peers is not None:
+        flags["distill"]["options"] = [*(option or []), f"dml.peers={peers}"]
     given = {s: {k: v for k, v in keys.items() if v is not None} for s, keys in flags.items()}
     given = {s: keys for s, keys in given.items() if keys}
     if resume is not None:
@@ -144,13 +155,19 @@ def _exit_on_failed(rows: list[dict]) -> None:
 
 
 @app.command()
-def methods(as_json: Annotated[bool, Opt("--json", help="Print as JSON")] = False) -> None:
+def methods(
+    plugin: Annotated[Optional[list[Path]], Opt("--plugin", help="Also load these plugin files")] = None,
+    as_json: Annotated[bool, Opt("--json", help="Print as JSON")] = False,
+) -> None:
     """List the registered distillation methods.
 
     Example: edgekd methods
     """
+    from edgekd.distill.chain import load_plugin
     from edgekd.distill.methods import method_table
 
+    for path in plugin or []:
+        load_plugin(path)
     rows = method_table()
     if as_json:
         print(json.dumps(rows, indent=2))

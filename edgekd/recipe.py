@@ -28,6 +28,9 @@ class DataRecipe:
 @dataclass(frozen=True)
 class TeacherRecipe:
     spec: str = ""                 # "" trains the built-in teacher; else a run dir, .pt, TorchScript or .onnx
+    ensemble: tuple[str, ...] = () # more teachers beside `spec`: their soft targets are combined
+    combine: str = "mean-logits"   # ensemble: mean-logits | mean-probs
+    primary: bool = False          # ensemble: feature methods hook into the first teacher
     arch: str = "cnn"
     width: int = 64
     depth: int = 4
@@ -61,6 +64,9 @@ class DistillRecipe:
     weights: tuple[str, ...] = ()  # "name=weight" per method; default 1.0
     temperature: float = 2.0
     alpha: float = 0.9             # weight of the distillation terms; 1 - alpha goes to hard-label CE
+    layers: tuple[str, ...] = ()   # module paths feature methods match ("path" or "student_path:teacher_path")
+    options: tuple[str, ...] = ()  # per-method options "method.key=value"
+    plugins: tuple[str, ...] = ()  # Python files that register extra methods
 
 
 @dataclass(frozen=True)
@@ -190,6 +196,8 @@ def validate(recipe: Recipe) -> Recipe:
         (0.0 <= recipe.data.val_fraction < 0.5, "data.val_fraction must be in [0, 0.5)"),
         (recipe.export.calibration >= 1, "export.calibration must be at least 1"),
         (recipe.bench.processes >= 1, "bench.processes must be at least 1"),
+        (recipe.teacher.combine in ("mean-logits", "mean-probs"), "teacher.combine must be mean-logits or mean-probs"),
+        (not recipe.teacher.ensemble or recipe.teacher.spec, "teacher.ensemble needs teacher.spec, the first teacher"),
     ]
     for ok, message in checks:
         if not ok:

@@ -77,11 +77,14 @@ def test_every_method_is_finite_and_reaches_the_student(name):
     student = torch.nn.Linear(8, 5)
     teacher = torch.nn.Linear(8, 5)
     method = create(name, shared={"temperature": 2.0})
-    method.attach(student, teacher)
+    method.attach(student, teacher, torch.randn(2, 8))
     x = torch.randn(16, 8)
     with torch.no_grad():
         t = teacher(x)
-    loss = method(Batch(student(x), t, torch.zeros(16, dtype=torch.long)))
+    out = student(x)
+    if method.mutual:  # peers: the student's logits beside another peer's, (K, B, C)
+        out = torch.stack([out, torch.nn.Linear(8, 5)(x)])
+    loss = method(Batch(out, t, torch.zeros(16, dtype=torch.long)))
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
     assert student.weight.grad is not None and student.weight.grad.abs().sum() > 0

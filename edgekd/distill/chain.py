@@ -20,6 +20,7 @@ import torch
 from edgekd import host
 from edgekd.data import Splits, load_splits, load_transfer
 from edgekd.distill import methods as method_registry
+from edgekd.distill.methods.dml import Cohort
 from edgekd.distill.objective import Objective
 from edgekd.distill.teachers import Teacher, check_against, copy_into, load_teacher
 from edgekd.distill.trainer import Schedule, TrainData, evaluate, train
@@ -48,7 +49,7 @@ def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path 
         recipe = validate(from_dict(run.manifest()["recipe"], where=f"{run.manifest_path} recipe"))
     else:
         recipe = validate(recipe or Recipe())
-    build_objective(recipe)  # unknown methods, options or weights fail here, before any work
+    plan = build_objective(recipe)  # unknown methods, options or weights fail here, before any work
     on_event({"kind": "stage", "member": "data", "status": "start"})
     splits = load_transfer(load_splits(recipe.data.spec, recipe.data.val_fraction, recipe.data.seed),
                            recipe.data.transfer)
@@ -64,14 +65,18 @@ def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path 
     ctx = Context(run, recipe, splits, on_event)
     torch.manual_seed(recipe.train.seed)
 
-    teacher = _resolve_teacher(ctx)
-    archs = plan_students(recipe, teacher, splits)
+    if plan.mutual:  # peers teach each other: the teacher recipe only sizes generation 1
+        t = recipe.teacher
+        teacher = Teacher("none", "-", spec=ArchSpec(t.arch, t.width, t.depth, splits.input_shape, splits.classes))
+    else:
+        teacher = _resolve_teacher(ctx)
+    archs = plan_students(recipe, teacher, splits, plan.same_architecture)
     previous = teacher
     for k, spec in enumerate(archs, start=1):
-        taught_by = teacher if recipe.chain.direct else previous
-        previous = _train_member(ctx, f"gen-{k}", spec, taught_by)
-        if recipe.chain.baseline:
-            _train_member(ctx, f"baseline-{k}", spec, None)
+        taught_by = None if plan.mutual else teacher if recipe.chain.direct else previous
+        previous = _train_member(ctx, f"gen-{k}", spec, taught_by, mutual=plan.mutual)
+        if recipe.chain.baseline:  # the same optimizer steps as the generation it controls for
+            _train_member(ctx, f"baseline-{k}", spec, None, epochs=_baseline_epochs(recipe, splits, not plan.mutual))
     run.update_manifest(lambda m: m.update(status="trained"))
     return run
 
@@ -81,12 +86,13 @@ def _resolve_teacher(ctx: Context) -> Teacher:
     run, recipe, splits = ctx.run, ctx.recipe, ctx.splits
     tdir = run.teacher_dir
     if recipe.teacher.spec:
-        existing = [p for p in (tdir / "model.pt", tdir / "model.onnx", tdir / "model.ts") if p.is_file()]
-        teacher = load_teacher(str(existing[0] if existing else recipe.teacher.spec))
-        check_against(teacher, splits.x_val, splits.classes)
-        if not existing:
-            copy_into(teacher, tdir)
-            _evaluate_teacher(ctx, teacher, source=recipe.teacher.spec)
+        specs = (recipe.teacher.spec, *recipe.teacher.ensemble)
+        dirs = [tdir] if len(specs) == 1 else [tdir / f"member-{i}" for i in range(len(specs))]
+        members = [_user_teacher(ctx, spec, d) for spec, d in zip(specs, dirs)]
+        teacher = members[0] if len(members) == 1 else Teacher.ensemble(members, recipe.teacher.combine,
+                                                                         recipe.teacher.primary)
+        if not (tdir / "eval.json").exists():
+            _evaluate_teacher(ctx, teacher, source=", ".join(specs))
         return dataclasses.replace(teacher, source="teacher")
     spec = ArchSpec(recipe.teacher.arch, recipe.teacher.width, recipe.teacher.depth, splits.input_shape,
                     splits.classes, *_input_stats(splits))
@@ -96,16 +102,28 @@ def _resolve_teacher(ctx: Context) -> Teacher:
     return Teacher("edgekd", "teacher", module=module, spec=spec)
 
 
+def _user_teacher(ctx: Context, spec: str, directory: Path) -> Teacher:
+    """A user's teacher, copied into the run on first use so resume needs nothing outside it."""
+    existing = [p for p in (directory / "model.pt", directory / "model.onnx", directory / "model.ts") if p.is_file()]
+    teacher = load_teacher(str(existing[0] if existing else spec))
+    check_against(teacher, ctx.splits.x_val, ctx.splits.classes)
+    if not existing:
+        copy_into(teacher, directory)
+    return teacher
+
+
 def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
     s = ctx.splits
     preds = teacher.logits(s.x_test).argmax(1).numpy()
     entry = {"role": "teacher", "source": source, "kind": teacher.kind,
              "test_acc": float((preds == s.y_test).mean()),
              "val_acc": float((teacher.logits(s.x_val).argmax(1).numpy() == s.y_val).mean())}
-    if teacher.module is not None:
-        entry["params"] = count_params(teacher.module)
-    if teacher.spec is not None:
+    parts = teacher.members or [teacher]
+    if all(p.module is not None for p in parts):
+        entry["params"] = sum(count_params(p.module) for p in parts)
+    if teacher.spec is not None and not teacher.members:
         entry["arch"] = teacher.spec.to_dict()
+        entry["label"] = teacher.spec.label()
         entry["macs"] = count_macs(teacher.module, teacher.spec.input_shape)
     write_json(ctx.run.teacher_dir / "eval.json", entry)
     ctx.run.update_manifest(lambda m: m["members"].update(teacher=entry))
@@ -117,11 +135,17 @@ def _input_stats(splits: Splits) -> tuple[float, float]:
 
 
 # --- the students ---------------------------------------------------------------------
-def plan_students(recipe: Recipe, teacher: Teacher, splits: Splits) -> list[ArchSpec]:
-    """Generation k's architecture: an explicit list, or generation 1 shrunk by `shrink` per step."""
+def plan_students(recipe: Recipe, teacher: Teacher, splits: Splits, same_architecture: bool = False) -> list[ArchSpec]:
+    """Generation k's architecture: an explicit list, or generation 1 shrunk by `shrink` per step
+    (self-distillation keeps the teacher's architecture throughout)."""
     mean, std = _input_stats(splits)
     n = recipe.chain.generations
     s = recipe.student
+    if same_architecture:
+        if teacher.spec is None:
+            raise UserError("self-distillation copies the teacher's architecture; a "
+                            f"{teacher.kind} teacher has no edgekd architecture")
+        return [dataclasses.replace(teacher.spec, mean=mean, std=std)] * n
     if s.students:
         if len(s.students) < n:
             raise UserError(f"student.students lists {len(s.students)} architectures for {n} generations")
@@ -159,14 +183,46 @@ def build_objective(recipe: Recipe) -> Objective:
     if unknown:
         raise UserError(f"--weight names {', '.join(sorted(unknown))}, which is not among the methods "
                         f"({', '.join(recipe.distill.methods)})")
-    shared = {"temperature": recipe.distill.temperature}
-    terms = {name: (method_registry.create(name, shared=shared), weights.get(name, 1.0))
+    for plugin in recipe.distill.plugins:
+        load_plugin(Path(plugin))
+    options: dict[str, dict[str, str]] = {name: {} for name in recipe.distill.methods}
+    for item in recipe.distill.options:
+        key, eq, value = item.partition("=")
+        name, dot, option = key.rpartition(".")
+        if not eq or not dot:
+            raise UserError(f"--option {item!r}: expected METHOD.KEY=VALUE, e.g. kd.temperature=4")
+        if name not in options:
+            raise UserError(f"--option {item!r} names method {name!r}, which is not among the methods "
+                            f"({', '.join(recipe.distill.methods)})")
+        options[name][option.strip()] = value.strip()
+    shared = {"temperature": recipe.distill.temperature, "layers": recipe.distill.layers}
+    terms = {name: (method_registry.create(name, options[name], shared), weights.get(name, 1.0))
              for name in recipe.distill.methods}
     return Objective(terms, alpha=recipe.distill.alpha)
 
 
+def load_plugin(path: Path) -> None:
+    """Import a user's one-file loss; its @register decorator adds it to the registry."""
+    import importlib.util
+    import sys
+
+    if not path.is_file():
+        raise UserError(f"plugin {path} does not exist")
+    module_name = f"edgekd_plugin_{path.stem}"
+    if module_name in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        del sys.modules[module_name]
+        raise UserError(f"plugin {path} failed to load: {type(e).__name__}: {e}") from None
+
+
 def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | None,
-                  epochs: int | None = None) -> Teacher:
+                  epochs: int | None = None, mutual: bool = False) -> Teacher:
     """Train (or resume, or skip when finished) one member; returns it as a teacher for the next."""
     run, recipe, s = ctx.run, ctx.recipe, ctx.splits
     directory = run.root / name
@@ -175,29 +231,34 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
         module, spec = load_model(directory / "model.pt")
         return Teacher("edgekd", name, module=module, spec=spec)
 
-    distilled = teacher is not None
+    distilled = teacher is not None or mutual
     x, y = s.x_train, s.y_train
-    if distilled and s.x_transfer is not None:
+    if teacher is not None and s.x_transfer is not None:  # only a teacher can label the transfer set
         x = np.concatenate([x, s.x_transfer])
         y = np.concatenate([y, np.full(len(s.x_transfer), -1, dtype=np.int64)])
     data = TrainData(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(s.x_val), torch.from_numpy(s.y_val),
                      augment_scale=_input_stats(s)[1] if recipe.data.augment else None)
     objective = build_objective(recipe) if distilled else Objective()
     t = recipe.train
-    if epochs is None:
-        epochs = t.epochs if distilled else _baseline_epochs(recipe, s)
+    epochs = t.epochs if epochs is None else epochs
     schedule = Schedule(epochs, t.finetune_epochs if name != "teacher" else 0, t.batch_size, t.lr,
                         t.weight_decay, t.patience, t.seed)
 
     index = int(name.split("-")[1]) if "-" in name else 0
     torch.manual_seed(t.seed * 101 + index)  # gen-k and baseline-k start from the same weights
     student = build(spec)
-    if distilled:
-        objective.attach(student, teacher.module)
-        if data.augment_scale is None:
+    if mutual:  # peers start from different weights: that disagreement is what they teach each other
+        student = Cohort([student] + [build(spec) for _ in range(objective.peers - 1)])
+    if teacher is not None:
+        if objective.needs_online_teacher and teacher.module is None:
+            raise UserError(f"methods {', '.join(recipe.distill.methods)} read the teacher's intermediate layers; "
+                            f"a {teacher.kind} teacher has none (use a torch teacher)")
+        objective.attach(student, teacher.module, data.x[:8])
+        if data.augment_scale is None and not objective.needs_online_teacher:
             data.soft = teacher.logits(data.x)   # inputs never change: teacher runs once
         else:
-            data.teacher = teacher.logits        # augmented inputs: teacher runs per batch
+            # per batch: augmented inputs, or hooked features that the loss reads
+            data.teacher = teacher.module if teacher.module is not None else teacher.logits
 
     ctx.on_event({"kind": "stage", "member": name, "status": "start", "epochs": epochs + schedule.finetune_epochs,
                   "arch": spec.label(), "teacher": teacher.source if teacher else None})
@@ -206,6 +267,8 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
     result = train(student, objective, data, schedule, checkpoint=directory / "checkpoint.pt",
                    on_epoch=lambda row: ctx.on_event({"kind": "epoch", "member": name, **row}))
     seconds = time.perf_counter() - started
+    peers = list(student.peers) if mutual else [student]
+    student = peers[0]  # the one that was validated and is exported
     save_model(student, spec, directory / "model.pt")
     write_jsonl(directory / "metrics.jsonl", result["history"])
 
@@ -213,8 +276,10 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
     entry = {"role": name.split("-")[0], "index": index, "arch": spec.to_dict(), "label": spec.label(),
              "params": count_params(student), "macs": count_macs(student, spec.input_shape),
              "size_bytes": (directory / "model.pt").stat().st_size,
-             "teacher": teacher.source if teacher else None, "test_acc": test_acc, "val_acc": result["val_acc"],
+             "teacher": teacher.source if teacher else ("peers" if mutual else None), "test_acc": test_acc, "val_acc": result["val_acc"],
              "best_epoch": result["best_epoch"], "epochs": len(result["history"]), "train_seconds": seconds}
+    if mutual:
+        entry["peer_test_acc"] = [evaluate(p, torch.from_numpy(s.x_test), torch.from_numpy(s.y_test))[0] for p in peers]
     if teacher is not None:
         with torch.inference_mode():
             mine = student(torch.from_numpy(s.x_test)).argmax(1)
@@ -225,11 +290,11 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
     return Teacher("edgekd", name, module=student, spec=spec)
 
 
-def _baseline_epochs(recipe: Recipe, s: Splits) -> int:
+def _baseline_epochs(recipe: Recipe, s: Splits, transfer_used: bool) -> int:
     """The same number of optimizer steps as the distilled student (the same compute budget)."""
     if recipe.train.baseline_epochs:
         return recipe.train.baseline_epochs
-    transfer = 0 if s.x_transfer is None else len(s.x_transfer)
+    transfer = len(s.x_transfer) if transfer_used and s.x_transfer is not None else 0
     return max(1, round(recipe.train.epochs * (len(s.x_train) + transfer) / len(s.x_train)))
 
 

@@ -29,10 +29,25 @@ class Teacher:
     spec: ArchSpec | None = None            # edgekd teachers only
     session: Any = None                     # onnxruntime.InferenceSession
     info: dict = field(default_factory=dict)
+    members: list["Teacher"] = field(default_factory=list)   # an ensemble's teachers
+    combine: str = "mean-logits"
 
+    @classmethod
+    def ensemble(cls, members: list["Teacher"], combine: str, primary: bool) -> "Teacher":
+        """Soft targets averaged in logit space, or in probability space (returned as log-probabilities)."""
+        first = members[0]
+        return cls("ensemble", "teacher", module=first.module if primary else None, spec=first.spec,
+                   members=members, combine=combine,
+                   info={"combine": combine, "primary": first.source if primary else None,
+                         "members": [m.describe() for m in members]})
     @torch.inference_mode()
     def logits(self, x: np.ndarray | torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
         x = torch.as_tensor(x, dtype=torch.float32)
+        if self.members:
+            stacked = torch.stack([m.logits(x, batch_size) for m in self.members])  # (M, N, C)
+            if self.combine == "mean-probs":
+                return torch.logsumexp(torch.log_softmax(stacked, -1), 0) - torch.log(torch.tensor(len(self.members)))
+            return stacked.mean(0)
         outs = []
         for i in range(0, len(x), batch_size):
             chunk = x[i:i + batch_size]

@@ -121,9 +121,9 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
             if use.needs_teacher:
                 if data.soft is not None and data.augment_scale is None:
                     teacher_logits = data.soft[idx]
-                else:
-                    with torch.inference_mode():
-                        teacher_logits = data.teacher(x).clone()
+                else:  # no_grad, not inference_mode: hooked teacher features feed the student's loss
+                    with torch.no_grad():
+                        teacher_logits = data.teacher(x)
             terms = use(Batch(student(x), teacher_logits, data.y[idx]))
             if not torch.isfinite(terms["loss"]):
                 raise UserError(f"training diverged at epoch {epoch + 1} (loss {terms['loss'].item()}); "

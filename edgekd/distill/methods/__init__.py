@@ -2,6 +2,6 @@
 itself; nothing outside this package compares method names."""
 
 from edgekd.distill.methods.base import Batch, Method, create, method_table, names, register
-from edgekd.distill.methods import kd, mse_logits  # noqa: F401  (registers the built-ins)
+from edgekd.distill.methods import born_again, dml, kd, mse_logits  # noqa: F401  (registers the built-ins)
 
 __all__ = ["Batch", "Method", "create", "method_table", "names", "register"]

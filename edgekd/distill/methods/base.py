@@ -30,9 +30,21 @@ class Method(nn.Module):
     family: ClassVar[str]
     paper: ClassVar[str]
     summary: ClassVar[str]
+    # True when the loss reads the teacher's intermediate activations (through hooks set in
+    # `attach`): the teacher then runs on every batch instead of from cached logits, and it
+    # must be a torch module.
+    online_teacher: ClassVar[bool] = False
+    # True for self-distillation: every generation keeps the teacher's architecture.
+    same_architecture: ClassVar[bool] = False
+    # True for online distillation: peers learn from each other, no pre-trained teacher.
+    mutual: ClassVar[bool] = False
 
-    def attach(self, student: nn.Module, teacher: nn.Module | None) -> None:
-        """Hook into the models before training (feature methods); most need nothing."""
+    def attach(self, student: nn.Module, teacher: nn.Module | None, example: torch.Tensor) -> None:
+        """Hook into the models before training; most methods need nothing.
+
+        `example` is a small batch of real inputs: run it through both models to learn the
+        shapes an adapter must map between, so adapters exist before the optimizer is built.
+        """
 
     def forward(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -70,8 +82,22 @@ def create(name: str, options: dict[str, object] | None = None, shared: dict[str
         if key not in accepted:
             raise UserError(f"method {name!r} has no option {key!r}; its options: {', '.join(accepted) or 'none'}")
     kwargs = {k: v for k, v in (shared or {}).items() if k in accepted}
-    kwargs.update(options)
+    kwargs.update({k: _like(accepted[k], v, f"{name}.{k}") for k, v in options.items()})
     return cls(**kwargs)
+
+
+def _like(default: object, value: object, where: str) -> object:
+    """Options arrive as strings from the command line: give them the default's type."""
+    if not isinstance(value, str) or isinstance(default, str) or default is inspect.Parameter.empty:
+        return value
+    try:
+        if isinstance(default, bool):
+            return value.lower() in ("1", "true", "yes")
+        if isinstance(default, tuple):
+            return tuple(v for v in value.split(",") if v)
+        return type(default)(value)
+    except ValueError:
+        raise UserError(f"option {where} must be a {type(default).__name__}, not {value!r}") from None
 
 
 def method_table() -> list[dict[str, str]]:

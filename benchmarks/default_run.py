@@ -1,0 +1,68 @@
+"""The README's default, `edgekd distill --chain 3`, end to end: wall time by phase, the
+generation table (distilled vs scratch), and every exported artifact's size and accuracy.
+
+Run: python -m benchmarks.default_run
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from edgekd import host
+
+
+def main() -> None:
+    from edgekd.bench.pipeline import bench_run
+    from edgekd.distill.chain import distill
+    from edgekd.export.pipeline import export_run
+    from edgekd.recipe import Recipe
+    from edgekd.report.render import build_report
+
+    recipe = Recipe()
+    with tempfile.TemporaryDirectory() as d:
+        phases = {}
+        t = time.perf_counter()
+        run = distill(recipe, out=Path(d) / "default")
+        phases["train (data, teacher, generations, baselines)"] = time.perf_counter() - t
+        t = time.perf_counter()
+        export_run(run.root, recipe.export.formats, recipe.export.int8, recipe.export.calibration)
+        phases["export + verify"] = time.perf_counter() - t
+        t = time.perf_counter()
+        bench_run(run.root, list(recipe.bench.targets), processes=recipe.bench.processes,
+                  min_seconds=recipe.bench.min_seconds)
+        phases["bench (host, predicted for raspberry-pi-4)"] = time.perf_counter() - t
+        t = time.perf_counter()
+        build_report(run.root)
+        phases["report"] = time.perf_counter() - t
+        m = run.manifest()
+    members = m["members"]
+    print(f"# default run: `edgekd distill --chain 3`  (host: {host.cpu_model()}, {host.cores()} cores, "
+          f"torch {m['versions']['torch']}, {m['torch_threads']} threads)\n")
+    print("| phase | seconds |\n|---|---|")
+    for name, seconds in phases.items():
+        print(f"| {name} | {seconds:.1f} |")
+    print(f"| **total** | **{sum(phases.values()):.1f}** |\n")
+    print("| member | arch | params | x smaller | taught by | test acc | scratch acc | gain (pts) | train s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    teacher = members["teacher"]
+    for name in ["teacher"] + [f"gen-{k}" for k in range(1, recipe.chain.generations + 1)]:
+        g = members[name]
+        b = members.get(f"baseline-{g.get('index')}") if name != "teacher" else None
+        print(f"| {name} | {g['label']} | {g['params']:,} | {teacher['params'] / g['params']:.1f} | {g.get('teacher') or '-'} "
+              f"| {100 * g['test_acc']:.1f}% | {f'{100 * b['test_acc']:.1f}%' if b else '-'} "
+              f"| {f'{100 * (g['test_acc'] - b['test_acc']):+.1f}' if b else '-'} | {g['train_seconds']:.1f} |")
+    print("\n| member | artifact | size (bytes) | accuracy in its runtime | agreement with torch | max abs diff | verified |")
+    print("|---|---|---|---|---|---|---|")
+    for name in [f"gen-{k}" for k in range(1, recipe.chain.generations + 1)]:
+        for art, a in members[name]["artifacts"].items():
+            print(f"| {name} | {art} | {a['bytes']:,} | {100 * a['accuracy']:.1f}% | {100 * a['agreement']:.1f}% "
+                  f"| {a['max_abs_diff']:.2g} | {'yes' if a['passed'] else 'NO'} |")
+    print(f"\nRecipe: {json.dumps(m['recipe']['train'])}; distill {json.dumps(m['recipe']['distill'])}; "
+          f"transfer set {m['data']['transfer']} generated MNIST-1D inputs.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Deep mutual learning (Zhang et al. 2018): peers trained together, no pre-trained teacher."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgekd.distill.methods.base import Batch, Method, register
+from edgekd.distill.methods.kd import soft_kl
+
+
+class Cohort(nn.Module):
+    """`peers` copies of one architecture, trained as one module.
+
+    In training, forward returns every peer's logits stacked (K, B, C) for the mutual loss;
+    in eval it returns peer 0's logits (B, C), so validation, checkpoint selection and
+    export see one ordinary student.
+    """
+
+    def __init__(self, peers: list[nn.Module]):
+        super().__init__()
+        self.peers = nn.ModuleList(peers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return torch.stack([p(x) for p in self.peers])
+        return self.peers[0](x)
+
+
+@register
+class DML(Method):
+    """Each peer matches the others' softened outputs: mean over k != j of T^2 KL(p_j || p_k), summed over k."""
+
+    name = "dml"
+    family = "online"
+    paper = "Zhang et al. 2018, Deep Mutual Learning"
+    summary = "sum_k mean_{j!=k} T^2 * KL(softmax(s_j/T) || softmax(s_k/T))"
+    mutual = True
+
+    def __init__(self, *, temperature: float = 1.0, peers: int = 2):
+        super().__init__()
+        if peers < 2:
+            from edgekd.errors import UserError
+
+            raise UserError("dml needs at least 2 peers (--option dml.peers=N)")
+        self.temperature = float(temperature)
+        self.peers = int(peers)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        logits = batch.student                                  # (K, B, C)
+        if logits.ndim == 2:                                    # a single model: nothing to learn from
+            return logits.new_zeros(())
+        k = logits.shape[0]
+        total = logits.new_zeros(())
+        for i in range(k):
+            others = [soft_kl(logits[i], logits[j].detach(), self.temperature) for j in range(k) if j != i]
+            total = total + torch.stack(others).mean()
+        return total
