@@ -7,11 +7,14 @@ Run: python -m benchmarks.default_run
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from edgekd import host
+
+PLOTS = Path(__file__).parent / "default-run"
 
 
 def main() -> None:
@@ -38,6 +41,9 @@ def main() -> None:
         build_report(run.root)
         phases["report"] = time.perf_counter() - t
         m = run.manifest()
+        PLOTS.mkdir(exist_ok=True)
+        for png in (run.report_dir / "plots").glob("*.png"):  # the README shows these
+            shutil.copyfile(png, PLOTS / png.name)
     members = m["members"]
     print(f"# default run: `edgekd distill --chain 3`  (host: {host.cpu_model()}, {host.cores()} cores, "
           f"torch {m['versions']['torch']}, {m['torch_threads']} threads)\n")

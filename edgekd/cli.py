@@ -158,6 +158,7 @@ def _exit_on_failed(rows: list[dict]) -> None:
 def methods(
     plugin: Annotated[Optional[list[Path]], Opt("--plugin", help="Also load these plugin files")] = None,
     as_json: Annotated[bool, Opt("--json", help="Print as JSON")] = False,
+    markdown: Annotated[bool, Opt("--markdown", help="Print a Markdown table (the README's)")] = False,
 ) -> None:
     """List the registered distillation methods.
 
@@ -171,6 +172,11 @@ def methods(
     rows = method_table()
     if as_json:
         print(json.dumps(rows, indent=2))
+        return
+    if markdown:
+        from edgekd.distill.methods import markdown_table
+
+        print(markdown_table(rows))
         return
     from edgekd.console import out as console, table
 

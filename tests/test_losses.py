@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from edgekd.distill.methods import Batch, create, names
+from edgekd.distill.methods import Batch, create
 from edgekd.distill.methods.kd import soft_kl
 from edgekd.distill.objective import Objective
 
@@ -69,22 +69,3 @@ def test_mse_logits_by_hand():
     t = torch.tensor([[0.0, 2.0], [1.0, 1.0]])
     m = create("mse-logits")
     assert m(Batch(s, t, torch.tensor([0, 1]))).item() == pytest.approx((1 + 0 + 1 + 4) / 4)
-
-
-@pytest.mark.parametrize("name", names())
-def test_every_method_is_finite_and_reaches_the_student(name):
-    torch.manual_seed(0)
-    student = torch.nn.Linear(8, 5)
-    teacher = torch.nn.Linear(8, 5)
-    method = create(name, shared={"temperature": 2.0})
-    method.attach(student, teacher, torch.randn(2, 8))
-    x = torch.randn(16, 8)
-    with torch.no_grad():
-        t = teacher(x)
-    out = student(x)
-    if method.mutual:  # peers: the student's logits beside another peer's, (K, B, C)
-        out = torch.stack([out, torch.nn.Linear(8, 5)(x)])
-    loss = method(Batch(out, t, torch.zeros(16, dtype=torch.long)))
-    assert loss.ndim == 0 and torch.isfinite(loss)
-    loss.backward()
-    assert student.weight.grad is not None and student.weight.grad.abs().sum() > 0

@@ -264,8 +264,11 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
                   "arch": spec.label(), "teacher": teacher.source if teacher else None})
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    result = train(student, objective, data, schedule, checkpoint=directory / "checkpoint.pt",
-                   on_epoch=lambda row: ctx.on_event({"kind": "epoch", "member": name, **row}))
+    try:
+        result = train(student, objective, data, schedule, checkpoint=directory / "checkpoint.pt",
+                       on_epoch=lambda row: ctx.on_event({"kind": "epoch", "member": name, **row}))
+    finally:
+        objective.detach()  # hooks off: this student teaches the next generation clean
     seconds = time.perf_counter() - started
     peers = list(student.peers) if mutual else [student]
     student = peers[0]  # the one that was validated and is exported

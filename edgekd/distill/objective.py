@@ -46,6 +46,10 @@ class Objective(nn.Module):
         for method in self.terms.values():
             method.attach(student, teacher, example)
 
+    def detach(self) -> None:
+        for method in self.terms.values():
+            method.detach()
+
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
         labelled = batch.labels >= 0

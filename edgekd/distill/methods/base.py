@@ -33,7 +33,7 @@ class Method(nn.Module):
     # True when the loss reads the teacher's intermediate activations (through hooks set in
     # `attach`): the teacher then runs on every batch instead of from cached logits, and it
     # must be a torch module.
-    online_teacher: ClassVar[bool] = False
+    online_teacher: bool = False  # a class default; a method may set it per instance (rkd on features)
     # True for self-distillation: every generation keeps the teacher's architecture.
     same_architecture: ClassVar[bool] = False
     # True for online distillation: peers learn from each other, no pre-trained teacher.
@@ -45,6 +45,9 @@ class Method(nn.Module):
         `example` is a small batch of real inputs: run it through both models to learn the
         shapes an adapter must map between, so adapters exist before the optimizer is built.
         """
+
+    def detach(self) -> None:
+        """Remove whatever `attach` hooked in (the student goes on to teach the next generation)."""
 
     def forward(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -104,3 +107,10 @@ def method_table() -> list[dict[str, str]]:
     return [{"name": cls.name, "family": cls.family, "paper": cls.paper, "summary": cls.summary,
              "options": ", ".join(f"{k}={v}" for k, v in options_of(cls).items())}
             for cls in (_REGISTRY[n] for n in names())]
+
+
+def markdown_table(rows: list[dict[str, str]]) -> str:
+    lines = ["| name | family | loss | options | paper |", "|---|---|---|---|---|"]
+    lines += [f"| `{r['name']}` | {r['family']} | {r['summary'].replace('|', '&#124;')} | {r['options'] or '-'} "
+              f"| {r['paper']} |" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""What does distillation cost over plain training? Epoch wall time, measured side by side.
+
+1. KD with cached soft targets vs plain cross-entropy: the same student, the same inputs
+   (MNIST-1D train + a generated transfer set, all labelled here so plain training can use
+   them), the same batch size. Target: <= 1.10x.
+2. KD with the teacher online (augmentation on, so soft targets cannot be cached) vs the
+   floor: a plain epoch plus one teacher forward per batch. Target: <= 1.10x.
+Each configuration runs one epoch, three times, interleaved; medians are compared.
+
+Run: python -m benchmarks.kd_cost
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from edgekd import host
+from edgekd.data.builtin import TRANSFER_SEED, mnist1d_arrays
+from edgekd.distill.methods import create
+from edgekd.distill.objective import Objective
+from edgekd.distill.trainer import Schedule, TrainData, train
+from edgekd.models import ArchSpec, build
+
+ROWS, BATCH, REPEATS = 24000, 128, 5
+
+
+def epoch_seconds(objective: Objective, data: TrainData, spec: ArchSpec) -> float:
+    torch.manual_seed(0)
+    student = build(spec)
+    t = time.perf_counter()
+    train(student, objective, data, Schedule(1, 0, BATCH, 3e-3, 1e-4, 0, 0))
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    x, y = mnist1d_arrays(ROWS, TRANSFER_SEED)
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    x_val, y_val = x[:512], y[:512]
+    mean, std = float(x.mean()), float(x.std())
+    student = ArchSpec("cnn", 16, 4, (40,), 10, mean, std)
+    teacher = build(ArchSpec("cnn", 64, 4, (40,), 10, mean, std)).eval()
+    with torch.inference_mode():
+        soft = torch.cat([teacher(x[i:i + 4096]) for i in range(0, len(x), 4096)])
+    kd = lambda: Objective({"kd": (create("kd", shared={"temperature": 2.0}), 1.0)}, alpha=0.9)
+
+    def teacher_forward_epoch() -> float:  # what an online teacher must cost at least
+        t = time.perf_counter()
+        with torch.no_grad():
+            for i in range(0, len(x), BATCH):
+                teacher(x[i:i + BATCH])
+        return time.perf_counter() - t
+
+    configs = {
+        "plain": lambda: epoch_seconds(Objective(), TrainData(x, y, x_val, y_val), student),
+        "kd cached": lambda: epoch_seconds(kd(), TrainData(x, y, x_val, y_val, soft=soft), student),
+        "plain + augment": lambda: epoch_seconds(Objective(), TrainData(x, y, x_val, y_val, augment_scale=std), student),
+        "kd online + augment": lambda: epoch_seconds(
+            kd(), TrainData(x, y, x_val, y_val, teacher=teacher, augment_scale=std), student),
+        "teacher forward": teacher_forward_epoch,
+    }
+    times = {name: [] for name in configs}
+    names = list(configs)
+    epoch_seconds(Objective(), TrainData(x[:2048], y[:2048], x_val, y_val), student)  # warm-up: allocator, kernels
+    for r in range(REPEATS):
+        for name in names[r % len(names):] + names[:r % len(names)]:  # rotate: no configuration always goes first
+            times[name].append(configs[name]())
+    med = {name: statistics.median(v) for name, v in times.items()}
+    print(f"# distillation cost per epoch  (host: {host.cpu_model()}, {torch.get_num_threads()} torch threads; "
+          f"cnn:16x4 student, cnn:64x4 teacher, {ROWS} rows, batch {BATCH}, median of {REPEATS} interleaved, rotated epochs)\n")
+    print("| configuration | seconds per epoch |\n|---|---|")
+    for name, v in med.items():
+        print(f"| {name} | {v:.2f} |")
+    cached = med["kd cached"] / med["plain"]
+    online = med["kd online + augment"] / (med["plain + augment"] + med["teacher forward"])
+    print(f"\n| ratio | measured | target |\n|---|---|---|")
+    print(f"| KD (cached soft targets) / plain | {cached:.2f}x | <= 1.10x {'met' if cached <= 1.10 else 'NOT met'} |")
+    print(f"| KD (online teacher) / (plain + teacher forward) | {online:.2f}x | <= 1.10x "
+          f"{'met' if online <= 1.10 else 'NOT met'} |")
+
+
+if __name__ == "__main__":
+    main()

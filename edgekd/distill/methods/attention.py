@@ -1,0 +1,68 @@
+"""Attention transfer (Zagoruyko & Komodakis 2017): match where the networks' activations are."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgekd.distill.methods.base import Batch, Method, register
+from edgekd.distill.methods.features import FeatureTaps
+from edgekd.errors import UserError
+
+
+def attention_map(a: torch.Tensor, p: float) -> torch.Tensor:
+    """mean_c |A|^p: (N, C, *spatial) -> (N, *spatial). An (N, D) feature is one channel
+    over D units, so its map is |a|^p itself."""
+    return a.abs().pow(p) if a.ndim == 2 else a.abs().pow(p).mean(1)
+
+
+def pooled_maps(s: torch.Tensor, t: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both maps at the smaller spatial size, flattened and L2-normalised per sample: (N, S)."""
+    ms, mt = attention_map(s, p), attention_map(t, p)
+    size = tuple(min(a, b) for a, b in zip(ms.shape[1:], mt.shape[1:]))
+    pool = F.adaptive_avg_pool1d if ms.ndim == 2 else F.adaptive_avg_pool2d
+    ms, mt = (m if m.shape[1:] == size else pool(m.unsqueeze(1), size).squeeze(1) for m in (ms, mt))
+    return F.normalize(ms.flatten(1), dim=1), F.normalize(mt.flatten(1), dim=1)
+
+
+@register
+class Attention(Method):
+    """Attention transfer (Zagoruyko & Komodakis 2017): mean_l mean_n || Q_s/|Q_s| - Q_t/|Q_t| ||_2,
+    Q = mean_c |A|^p flattened.
+
+    This is the paper's activation-based loss with its beta/2 folded into the term's weight
+    (the paper uses beta = 1000; set it with --weight attention=...). Channel counts may
+    differ, so no adapters; a larger map is average-pooled to the smaller one's size.
+    """
+
+    name = "attention"
+    family = "feature"
+    paper = "Zagoruyko & Komodakis 2017, Paying More Attention to Attention"
+    summary = "mean_l mean_n ||Q_s - Q_t||_2, Q = normalize(mean_c |A|^p)"
+    online_teacher = True
+
+    def __init__(self, *, layers: tuple[str, ...] = (), p: float = 2.0):
+        super().__init__()
+        self.taps = FeatureTaps(layers, self.name)
+        self.p = float(p)
+
+    def attach(self, student: nn.Module, teacher: nn.Module | None, example: torch.Tensor) -> None:
+        for (s, t), (s_path, t_path) in zip(self.taps.attach(student, teacher, example), self.taps.paths):
+            # units of (N, D) features have no spatial order, so differing widths cannot be pooled
+            if s.ndim != t.ndim or (s.ndim == 2 and s.shape[1] != t.shape[1]):
+                self.taps.detach()
+                raise UserError(f"method 'attention' compares spatial maps, but student layer {s_path!r} gives "
+                                f"{tuple(s.shape)} and teacher layer {t_path!r} gives {tuple(t.shape)}; choose "
+                                "layers with (N, C, L) or (N, C, H, W) outputs (--layers)")
+
+    def detach(self) -> None:
+        """Remove the hooks from both models."""
+        self.taps.detach()
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        losses = []
+        for s, t in self.taps.pairs():
+            qs, qt = pooled_maps(s, t, self.p)          # (N, S) each, unit norm per row
+            losses.append((qs - qt).norm(dim=1).mean())
+        return torch.stack(losses).mean()

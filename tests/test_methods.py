@@ -1,0 +1,335 @@
+"""Every registered distillation method, on tiny real edgekd models; hand-computed values for
+the feature and relation methods; a plugin file registering its own method."""
+
+import copy
+import io
+import math
+import sys
+import uuid
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from edgekd.distill.methods import Batch, base, create, names
+from edgekd.distill.objective import Objective
+from edgekd.errors import UserError
+from edgekd.models import ArchSpec, build
+
+# student spec, teacher spec: different widths, and for cnn-1d different spatial sizes (10 vs 20)
+PAIRS = {
+    "cnn-1d": (ArchSpec("cnn", 8, 3, (40,), 10), ArchSpec("cnn", 16, 2, (40,), 10)),
+    "cnn-2d": (ArchSpec("cnn", 8, 3, (1, 8, 8), 10), ArchSpec("cnn", 16, 3, (1, 8, 8), 10)),
+    "mlp": (ArchSpec("mlp", 8, 2, (40,), 10), ArchSpec("mlp", 8, 3, (40,), 10)),
+}
+SHARED = {"temperature": 2.0, "layers": ()}
+# methods whose loss is not ~0 when the student is a copy of the teacher (tested on their own below)
+NOT_ZERO_AT_EQUALITY = {"fitnet"}
+
+
+def setup(name, student, teacher, x):
+    """(method, batch) the way the trainer builds them: teacher under no_grad, then the student."""
+    method = create(name, shared=SHARED)
+    if method.mutual:  # peers teach each other: the "student" is K stacked peers' logits, no teacher
+        peers = [student, copy.deepcopy(teacher)]
+        return method, Batch(torch.stack([p(x) for p in peers]), None, torch.zeros(len(x), dtype=torch.long))
+    method.attach(student, teacher, x[:8])
+    with torch.no_grad():
+        t = teacher(x)
+    return method, Batch(student(x), t, torch.zeros(len(x), dtype=torch.long))
+
+
+def models(pair, seed=0):
+    torch.manual_seed(seed)
+    s_spec, t_spec = PAIRS[pair]
+    return build(s_spec), build(t_spec).eval(), torch.randn(16, *s_spec.input_shape)
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+@pytest.mark.parametrize("name", names())
+def test_method_is_a_finite_scalar_whose_gradient_reaches_student_and_adapters(name, pair):
+    student, teacher, x = models(pair)
+    student.train()
+    method, batch = setup(name, student, teacher, x)
+    loss = method(batch)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+    for n, p in method.named_parameters():  # adapters and other trainable parts of the method
+        assert p.grad is not None and p.grad.abs().sum() > 0, n
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+@pytest.mark.parametrize("name", sorted(set(names()) - NOT_ZERO_AT_EQUALITY))
+def test_loss_vanishes_when_the_student_is_the_teacher(name, pair):
+    student, _, x = models(pair)
+    student.eval()  # same mode on both sides: batch norm must not use batch statistics on one only
+    method, batch = setup(name, student, copy.deepcopy(student), x)
+    assert method(batch).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+def test_fitnet_vanishes_with_identity_adapters(pair):
+    student, _, x = models(pair)
+    student.eval()
+    method, batch = setup("fitnet", student, copy.deepcopy(student), x)
+    with torch.no_grad():
+        for r in method.adapters:
+            r.weight.copy_(torch.eye(r.weight.shape[0]).reshape(r.weight.shape))
+            r.bias.zero_()
+    assert method(batch).item() == pytest.approx(0.0, abs=1e-6)
+
+
+# --- layer choice, hooks ------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["fitnet", "attention"])
+@pytest.mark.parametrize("pair, layer", [("cnn-1d", "features"), ("cnn-2d", "features"), ("mlp", "5")])
+def test_default_layer_is_the_last_feature_map(name, pair, layer):
+    student, teacher, x = models(pair)
+    method, _ = setup(name, student, teacher, x)
+    assert method.taps.paths[0][0] == layer  # mlp 8x2: 0 standardize, 1 flatten, 2-5 hidden, 6 head
+
+
+def test_fitnet_adapters_match_the_feature_shapes():
+    student, teacher, x = models("cnn-1d")
+    method, _ = setup("fitnet", student, teacher, x)
+    (r,) = method.adapters
+    assert isinstance(r, nn.Conv1d) and (r.in_channels, r.out_channels, r.kernel_size) == (8, 16, (1,))
+    student, teacher, x = models("mlp")
+    method, _ = setup("fitnet", student, teacher, x)
+    assert isinstance(method.adapters[0], nn.Linear)
+
+
+@pytest.mark.parametrize("name", ["fitnet", "attention"])
+def test_unknown_layer_lists_the_candidate_paths(name):
+    student, teacher, x = models("cnn-1d")
+    with pytest.raises(UserError, match=r"no module 'nope'.*features\.0.*head"):
+        create(name, {"layers": "nope"}).attach(student, teacher, x[:8])
+    with pytest.raises(UserError, match=r"teacher has no module 'features\.99'"):
+        create(name, {"layers": "features.3:features.99"}).attach(student, teacher, x[:8])
+
+
+def test_layers_option_from_the_command_line_string():
+    method = create("fitnet", {"layers": "features.2,features.5:features.2"})
+    assert method.taps.layers == [("features.2", "features.2"), ("features.5", "features.2")]
+    student, teacher, x = models("cnn-1d")
+    method.attach(student, teacher, x[:8])
+    assert len(method.adapters) == 2
+
+
+def test_attention_refuses_unit_features_of_different_widths():
+    student, teacher = build(ArchSpec("mlp", 8, 2, (40,), 10)), build(ArchSpec("mlp", 16, 2, (40,), 10))
+    with pytest.raises(UserError, match="spatial maps"):
+        create("attention").attach(student, teacher, torch.randn(4, 40))
+    assert not any(m._forward_hooks for m in student.modules())
+
+
+def test_hooks_keep_modes_detach_and_never_reach_the_saved_student():
+    student, teacher, x = models("cnn-2d")
+    student.train()
+    method, batch = setup("fitnet", student, teacher, x)
+    assert student.training and not teacher.training          # the probe restored each mode
+    assert set(student.state_dict()) == set(build(PAIRS["cnn-2d"][0]).state_dict())
+    assert not {id(p) for p in method.parameters()} & {id(p) for p in [*student.parameters(), *teacher.parameters()]}
+    buffer = io.BytesIO()
+    torch.save(student, buffer)                              # a hooked student still pickles ...
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    tap = next(iter(loaded.features._forward_hooks.values()))
+    assert tap.value is None                                 # ... without its stored activation
+    method.detach()
+    assert not any(m._forward_hooks for m in [*student.modules(), *teacher.modules()])
+
+
+def test_probe_leaves_batch_norm_statistics_alone():
+    student, teacher, x = models("cnn-1d")
+    student.train()
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    create("attention").attach(student, teacher, x[:8])
+    assert all(torch.equal(before[k], v) for k, v in student.state_dict().items())
+
+
+def test_stale_teacher_features_are_never_reused():
+    student, teacher, x = models("cnn-1d")
+    method, batch = setup("fitnet", student, teacher, x)
+    method(batch)
+    student(x)  # the teacher did not run for this batch
+    with pytest.raises(RuntimeError, match="teacher layer 'features' did not run"):
+        method(batch)
+
+
+def test_rkd_needs_the_teacher_online_only_for_layers():
+    assert not create("rkd").online_teacher
+    assert create("rkd", {"layers": "features"}).online_teacher
+    assert Objective({"rkd": (create("rkd", {"layers": "features"}), 1.0)}).needs_online_teacher
+    assert create("fitnet").online_teacher and create("attention").online_teacher
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3])
+def test_rkd_tiny_batches_stay_finite_and_connected(rows):
+    s = torch.randn(rows, 4, requires_grad=True)
+    loss = create("rkd")(Batch(s, torch.randn(rows, 3), torch.zeros(rows, dtype=torch.long)))
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert s.grad is not None
+
+
+def test_rkd_duplicate_rows_keep_gradients_bounded():
+    s = torch.randn(5, 3)
+    s[1] = s[0]  # a collapsed pair: the angle at one of them has no direction
+    s.requires_grad_(True)
+    create("rkd")(Batch(s, torch.randn(5, 3), torch.zeros(5, dtype=torch.long))).backward()
+    assert s.grad.abs().max() < 100
+
+
+def test_feature_methods_train_through_the_trainer(tmp_path):
+    from edgekd.distill.trainer import Schedule, TrainData, train
+
+    student, teacher, x = models("cnn-1d")
+    y = torch.randint(0, 10, (len(x),))
+    terms = {n: (create(n, shared=SHARED), 1.0) for n in ("kd", "fitnet", "attention", "rkd")}
+    objective = Objective(terms, alpha=0.5)
+    objective.attach(student, teacher, x[:8])
+    data = TrainData(x, y, x, y, teacher=teacher)
+    before = [r.weight.clone() for r in objective.terms["fitnet"].adapters]
+    result = train(student, objective, data, Schedule(2, 0, 8, 1e-2, 0.0, 0, 0), checkpoint=tmp_path / "c.pt")
+    assert all(math.isfinite(row[n]) for row in result["history"] for n in terms)
+    assert not torch.equal(before[0], objective.terms["fitnet"].adapters[0].weight)  # adapters are trained
+
+
+# --- hand-computed values ------------------------------------------------------------------
+class Reshape(nn.Module):
+    def __init__(self, *shape):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x):
+        return x.reshape(len(x), *self.shape)
+
+
+X = np.array([[1.0, -2.0, 0.5, 3.0, 0.0, 1.5, -1.0, 2.0],
+              [0.5, 0.5, -1.0, 2.0, 1.0, -0.5, 3.0, 1.0]])
+# the hooked layer "0" gives the input itself: student (2, 2, 4), teacher (2, 1, 8)
+STUDENT, TEACHER = nn.Sequential(Reshape(2, 4)), nn.Sequential(Reshape(1, 8))
+
+
+def hooked(method, prepare=lambda method: None):
+    x = torch.tensor(X, dtype=torch.float32)
+    method.attach(STUDENT, TEACHER, x)
+    prepare(method)
+    TEACHER(x), STUDENT(x)
+    value = method(Batch(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, dtype=torch.long)))
+    method.detach()
+    return value.item()
+
+
+def test_fitnet_by_hand():
+    def prepare(method):
+        (r,) = method.adapters                  # Conv1d(2 -> 1, kernel 1)
+        with torch.no_grad():
+            r.weight.copy_(torch.tensor([[[0.5], [-1.0]]]))
+            r.bias.fill_(0.25)
+
+    total = 0.0
+    for row in X:
+        s0, s1 = row[:4], row[4:]
+        pooled = [(row[2 * l] + row[2 * l + 1]) / 2 for l in range(4)]  # teacher length 8 -> 4
+        total += sum((0.5 * s0[l] - 1.0 * s1[l] + 0.25 - pooled[l]) ** 2 for l in range(4))
+    assert hooked(create("fitnet", {"layers": "0"}), prepare) == pytest.approx(total / 8, rel=1e-6)
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0])
+def test_attention_by_hand(p):
+    total = 0.0
+    for row in X:
+        qs = np.array([(abs(row[l]) ** p + abs(row[4 + l]) ** p) / 2 for l in range(4)])          # mean over 2 channels
+        qt = np.abs(row) ** p
+        qt = np.array([(qt[2 * l] + qt[2 * l + 1]) / 2 for l in range(4)])                        # pooled 8 -> 4
+        total += np.sqrt(np.sum((qs / np.sqrt(np.sum(qs ** 2)) - qt / np.sqrt(np.sum(qt ** 2))) ** 2))
+    assert hooked(create("attention", {"layers": "0", "p": str(p)})) == pytest.approx(total / 2, rel=1e-5)
+
+
+def huber(a, b):
+    d = abs(a - b)
+    return 0.5 * d * d if d < 1 else d - 0.5
+
+
+def hand_rkd(s, t, wd, wa):
+    n = len(s)
+    dist = lambda x, i, j: math.dist(x[i], x[j])
+    pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
+    mu_s = sum(dist(s, i, j) for i, j in pairs) / len(pairs)
+    mu_t = sum(dist(t, i, j) for i, j in pairs) / len(pairs)
+    d = sum(huber(dist(s, i, j) / mu_s, dist(t, i, j) / mu_t) for i, j in pairs) / len(pairs)
+
+    def cos(x, i, j, k):  # angle at x_j
+        u = [a - b for a, b in zip(x[i], x[j])]
+        v = [a - b for a, b in zip(x[k], x[j])]
+        return sum(a * b for a, b in zip(u, v)) / (math.hypot(*u) * math.hypot(*v))
+
+    triplets = [(i, j, k) for i in range(n) for j in range(n) for k in range(n) if len({i, j, k}) == 3]
+    a = sum(huber(cos(s, i, j, k), cos(t, i, j, k)) for i, j, k in triplets) / len(triplets)
+    return wd * d + wa * a
+
+
+def test_rkd_by_hand():
+    s = [[1.0, 0.0, 2.0], [0.0, 1.0, -1.0], [3.0, 1.0, 0.0], [-1.0, -2.0, 1.0]]
+    t = [[2.0, 1.0], [-1.0, 0.5], [0.0, 3.0], [1.0, -1.0]]
+    labels = torch.zeros(4, dtype=torch.long)
+    got = create("rkd")(Batch(torch.tensor(s), torch.tensor(t), labels)).item()
+    assert got == pytest.approx(hand_rkd(s, t, 1.0, 2.0), rel=1e-5)
+    method = create("rkd", {"distance_weight": "0.5", "angle_weight": "3"})  # strings, as from --option
+    got = method(Batch(torch.tensor(s), torch.tensor(t), labels)).item()
+    assert got == pytest.approx(hand_rkd(s, t, 0.5, 3.0), rel=1e-5)
+
+
+def test_rkd_on_layers_by_hand():
+    x = torch.tensor(X, dtype=torch.float32)
+    x = torch.cat([x, x.flip(1) * 0.5])  # four rows, so angles exist
+    method = create("rkd", {"layers": "0"})
+    method.attach(STUDENT, TEACHER, x)
+    TEACHER(x), STUDENT(x)
+    got = method(Batch(torch.zeros(4, 3), torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))).item()
+    method.detach()
+    rows = x.tolist()  # both layers give the input itself, only reshaped: flattened, they are equal
+    assert got == pytest.approx(hand_rkd(rows, rows, 1.0, 2.0), abs=1e-6)
+
+
+# --- plugins -----------------------------------------------------------------------------
+PLUGIN = '''
+import torch.nn.functional as F
+
+from edgekd.distill.methods import Method, register
+
+
+@register
+class CosineLogits(Method):
+    """1 - cosine similarity of student and teacher logits, averaged over the batch."""
+
+    name = "cosine-logits"
+    family = "response"
+    paper = "a test plugin"
+    summary = "mean(1 - cos(s, t))"
+
+    def forward(self, batch):
+        return (1 - F.cosine_similarity(batch.student, batch.teacher, dim=1)).mean()
+'''
+
+
+def test_a_plugin_file_registers_a_method(tmp_path, monkeypatch):
+    from edgekd.distill.chain import load_plugin
+
+    # the registry is process-global: register into a copy that is thrown away after the test
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    path = tmp_path / f"cosine_logits_{uuid.uuid4().hex[:8]}.py"
+    path.write_text(PLUGIN)
+    try:
+        load_plugin(path)
+        assert "cosine-logits" in names()
+        s = torch.tensor([[1.0, 0.0], [1.0, 1.0], [2.0, 0.0]])
+        t = torch.tensor([[0.0, 1.0], [2.0, 2.0], [1.0, 1.0]])
+        got = create("cosine-logits")(Batch(s, t, torch.zeros(3, dtype=torch.long))).item()
+        assert got == pytest.approx(((1 - 0) + (1 - 1) + (1 - 1 / math.sqrt(2))) / 3, rel=1e-6)
+    finally:
+        sys.modules.pop(f"edgekd_plugin_{path.stem}", None)
