@@ -41,6 +41,7 @@ def main() -> None:
         build_report(run.root)
         phases["report"] = time.perf_counter() - t
         m = run.manifest()
+        bench = json.loads(run.bench_path(recipe.bench.targets[0]).read_text())
         PLOTS.mkdir(exist_ok=True)
         for png in (run.report_dir / "plots").glob("*.png"):  # the README shows these
             shutil.copyfile(png, PLOTS / png.name)
@@ -57,15 +58,27 @@ def main() -> None:
     for name in ["teacher"] + [f"gen-{k}" for k in range(1, recipe.chain.generations + 1)]:
         g = members[name]
         b = members.get(f"baseline-{g.get('index')}") if name != "teacher" else None
-        print(f"| {name} | {g['label']} | {g['params']:,} | {teacher['params'] / g['params']:.1f} | {g.get('teacher') or '-'} "
-              f"| {100 * g['test_acc']:.1f}% | {f'{100 * b['test_acc']:.1f}%' if b else '-'} "
-              f"| {f'{100 * (g['test_acc'] - b['test_acc']):+.1f}' if b else '-'} | {g['train_seconds']:.1f} |")
+        scratch = f"{100 * b['test_acc']:.1f}%" if b else "-"
+        gain = f"{100 * (g['test_acc'] - b['test_acc']):+.1f}" if b else "-"
+        print(f"| {name} | {g['label']} | {g['params']:,} | {teacher['params'] / g['params']:.1f} "
+              f"| {g.get('teacher') or '-'} | {100 * g['test_acc']:.1f}% | {scratch} | {gain} | {g['train_seconds']:.1f} |")
     print("\n| member | artifact | size (bytes) | accuracy in its runtime | agreement with torch | max abs diff | verified |")
     print("|---|---|---|---|---|---|---|")
     for name in [f"gen-{k}" for k in range(1, recipe.chain.generations + 1)]:
         for art, a in members[name]["artifacts"].items():
             print(f"| {name} | {art} | {a['bytes']:,} | {100 * a['accuracy']:.1f}% | {100 * a['agreement']:.1f}% "
                   f"| {a['max_abs_diff']:.2g} | {'yes' if a['passed'] else 'NO'} |")
+    print(f"\nBatch-1 latency on this host ({bench['settings']['threads']} threads, median of "
+          f"{bench['settings']['processes']} fresh processes), and predicted for {bench['target']['name']}:\n")
+    print("| member | artifact | host p50 ms | vs torch eager | predicted p50 ms [interval] |\n|---|---|---|---|---|")
+    eager = {r["member"]: r["p50_ms"] for r in bench["rows"] if r["artifact"] == "torch-fp32" and "p50_ms" in r}
+    for r in bench["rows"]:
+        if "p50_ms" not in r:
+            print(f"| {r['member']} | {r['artifact']} | failed: {r.get('error')} | | |")
+            continue
+        pred = r.get("predicted")
+        interval = f"{pred['p50_ms']:.3g} [{pred['low_ms']:.2g}-{pred['high_ms']:.2g}]" if pred else "-"
+        print(f"| {r['member']} | {r['artifact']} | {r['p50_ms']:.4f} | {r['p50_ms'] / eager[r['member']]:.2f}x | {interval} |")
     print(f"\nRecipe: {json.dumps(m['recipe']['train'])}; distill {json.dumps(m['recipe']['distill'])}; "
           f"transfer set {m['data']['transfer']} generated MNIST-1D inputs.")
 

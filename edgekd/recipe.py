@@ -19,7 +19,7 @@ from edgekd.errors import UserError
 @dataclass(frozen=True)
 class DataRecipe:
     spec: str = "mnist1d"          # mnist1d | digits | npz:PATH | csv:PATH[:label] | folder:PATH
-    transfer: str = "24000"        # extra unlabeled inputs the teacher labels: N (generated) | npz:PATH | 0
+    transfer: str = "auto"         # unlabeled inputs the teacher labels: auto (24000 generated for mnist1d, else none) | N | npz:PATH | 0
     val_fraction: float = 0.1
     augment: bool = False          # noise/shift (1-D) or flip/crop (images); the teacher then runs online
     seed: int = 0
@@ -193,7 +193,9 @@ def validate(recipe: Recipe) -> Recipe:
         (recipe.train.epochs >= 1 and recipe.teacher.epochs >= 1, "epochs must be at least 1"),
         (recipe.train.batch_size >= 1, "train.batch_size must be at least 1"),
         (recipe.train.lr > 0, "train.lr must be positive"),
-        (0.0 <= recipe.data.val_fraction < 0.5, "data.val_fraction must be in [0, 0.5)"),
+        (0.0 < recipe.data.val_fraction < 0.5, "data.val_fraction must be in (0, 0.5): validation picks the best epoch"),
+        (min(recipe.train.finetune_epochs, recipe.train.baseline_epochs, recipe.train.patience) >= 0,
+         "train.finetune_epochs, baseline_epochs and patience must not be negative"),
         (recipe.export.calibration >= 1, "export.calibration must be at least 1"),
         (recipe.bench.processes >= 1, "bench.processes must be at least 1"),
         (recipe.teacher.combine in ("mean-logits", "mean-probs"), "teacher.combine must be mean-logits or mean-probs"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 from contextlib import contextmanager
@@ -107,6 +108,8 @@ class Run:
         return sorted(names, key=lambda n: int(n.split("-")[1]))
 
     def bench_path(self, target: str) -> Path:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", target):
+            raise UserError(f"target name {target!r} must be letters, digits, '.', '_' or '-' (it names a file)")
         return self.root / "bench" / f"{target}.json"
 
     @property
@@ -132,6 +135,8 @@ class Run:
     def create(cls, root: Path, manifest: dict[str, Any]) -> "Run":
         if (root / MANIFEST).exists():
             raise UserError(f"{root} already holds a run; use --resume {root} or another --out")
+        if root.exists() and not root.is_dir():
+            raise UserError(f"{root} is a file, not a directory; choose another --out")
         if root.exists() and any(root.iterdir()):
             raise UserError(f"{root} exists and is not empty; choose another --out")
         try:
@@ -163,8 +168,8 @@ def default_run_dir(base: Path = Path("runs")) -> Path:
 def link_latest(run_root: Path) -> None:
     """Point runs/latest at this run (a relative symlink, replaced atomically)."""
     link = run_root.parent / "latest"
-    if link.exists() and not link.is_symlink():
-        return  # someone's real directory called "latest": leave it alone
+    if run_root.parent.name != "runs" or (link.exists() and not link.is_symlink()):
+        return  # only inside a runs/ folder, and never over someone's real "latest"
     tmp = run_root.parent / f".latest.{os.getpid()}"
     try:
         tmp.unlink(missing_ok=True)

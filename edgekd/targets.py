@@ -12,6 +12,7 @@ import functools
 import importlib.util
 import os
 import platform
+import sys
 import time
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -98,7 +99,9 @@ class Target:
 
 
 def builtin_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "targets"
+    """The checkout's targets/ (editable installs), else the copy a wheel installs under share/."""
+    checkout = Path(__file__).resolve().parent.parent / "targets"
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "edgekd" / "targets"
 
 
 def list_targets() -> list[Target]:
@@ -141,6 +144,8 @@ def _read(path: Path, builtin: bool) -> Target:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"target file not found: {path}") from None
+    except OSError as e:
+        raise UserError(f"cannot read target file {path}: {e.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: invalid TOML ({e})") from None
     values = _validate(raw, str(path))

@@ -1,6 +1,7 @@
 """Every kind of bad input: one sentence on stderr, exit 2, no traceback, nothing damaged."""
 
 import hashlib
+from pathlib import Path
 import pickle
 
 import numpy as np
@@ -135,3 +136,48 @@ def test_existing_run_is_not_damaged(cli, tiny_run):
 
 def test_resume_of_something_that_is_not_a_run(cli, tmp_path):
     _assert_refused(cli("distill", "--resume", tmp_path), "not an edgekd run")
+
+
+def test_unknown_method_option(cli):
+    _assert_refused(cli("distill", "--option", "kd.temprature=3", *TINY), "has no option 'temprature'", "temperature")
+
+
+def test_feature_method_with_onnx_teacher(cli, tiny_run, tmp_path):
+    from edgekd.models import load_model
+
+    model, spec = load_model(tiny_run / "teacher" / "model.pt")
+    path = tmp_path / "t.onnx"
+    torch.onnx.export(model, (torch.zeros(1, *spec.input_shape),), str(path), dynamo=False,
+                      input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n"}})
+    _assert_refused(cli("distill", "--teacher", path, "--method", "fitnet", "--students", "cnn:8x3", "--chain", "1",
+                        "--transfer", "0", "--out", tmp_path / "r"), "intermediate layers")
+
+
+def test_bench_of_a_run_without_exports(cli, tiny_run):
+    _assert_refused(cli("bench", tiny_run, "--target", "raspberry-pi-4"), "no exported artifacts")
+
+
+def test_unknown_target(cli, exported_run):
+    _assert_refused(cli("bench", exported_run, "--target", "raspberry-pi-9"), "unknown target", "raspberry-pi-4")
+
+
+def test_out_is_a_file(cli, tmp_path):
+    (tmp_path / "f").write_text("x")
+    _assert_refused(cli("distill", *TINY, "--out", tmp_path / "f"), "is a file")
+
+
+def test_zero_validation_fraction(cli):
+    _assert_refused(cli("distill", "--set", "data.val_fraction=0"), "val_fraction")
+
+
+def test_dml_with_a_teacher_method(cli):
+    _assert_refused(cli("distill", "--method", "dml", "--method", "kd", *TINY), "without a teacher")
+
+
+def test_target_name_cannot_escape_the_run(cli, exported_run, tmp_path):
+    bad = (Path(__file__).parent.parent / "targets" / "raspberry-pi-4.toml").read_text()
+    bad = bad.replace('name = "raspberry-pi-4"', 'name = "../manifest"').replace('aliases = ["raspberry-pi", "rpi4", "pi4"]', "")
+    (tmp_path / "evil.toml").write_text(bad)
+    before = (exported_run / "manifest.json").read_bytes()
+    _assert_refused(cli("bench", exported_run, "--target", tmp_path / "evil.toml"), "names a file")
+    assert (exported_run / "manifest.json").read_bytes() == before

@@ -135,3 +135,21 @@ def test_torchscript_teacher(cli, tmp_path, tiny_run):
                          "--transfer", "200", "--no-baseline", "--no-export", "--out", tmp_path / "o", "--json")
     assert code == 0, err
     assert (tmp_path / "o" / "teacher" / "model.ts").is_file()
+
+
+def test_finetune_and_early_stopping(tmp_path):
+    x, y = _toy_data()
+    torch.manual_seed(0)
+    student = build(ArchSpec("mlp", 8, 1, (12,), 2))
+    result = train(student, Objective(), TrainData(x, y, x[:64], y[:64]), Schedule(40, 2, 32, 5e-2, 0.0, 2, 0))
+    phases = [r["phase"] for r in result["history"]]
+    assert phases[-2:] == ["finetune", "finetune"]
+    assert phases.count("train") < 40        # patience 2 stopped the main phase early
+    assert result["val_acc"] == max(r["val_acc"] for r in result["history"])
+
+
+def test_other_data_needs_no_transfer_flag(cli, tmp_path):
+    code, out, err = cli("distill", "--data", "digits", "--chain", "1", "--teacher-epochs", "2", "--epochs", "1",
+                         "--set", "teacher.width=8", "--no-baseline", "--no-export", "--out", tmp_path / "d", "--json")
+    assert code == 0, err
+    assert json.loads((tmp_path / "d" / "manifest.json").read_text())["data"]["transfer"] == 0

@@ -142,3 +142,12 @@ def test_export_and_openvino_open_no_connection(exported_run, tmp_path):
         logs[mode] = log.read_text() if log.exists() else ""
     assert logs["control"], "the control run made no connection attempt: this test would prove nothing"
     assert logs["edgekd"] == ""
+
+
+def test_openvino_alone_builds_its_onnx_intermediate(tiny_run, tmp_path, cli):
+    root = tmp_path / "run"
+    shutil.copytree(tiny_run, root)
+    code, out, err = cli("export", root, "--format", "openvino", "--no-int8", "--json")
+    assert code == 0, err
+    names = {r["artifact"] for r in json.loads(out) if r["member"] == "gen-1"}
+    assert {"openvino-fp32", "openvino-fp16"} <= names

@@ -49,7 +49,7 @@ def test_report_files_and_results_schema(cli, benched_run):
     roles = {r["role"] for r in results["rows"]}
     assert roles == {"teacher", "gen", "baseline"}
     md = (report / "report.md").read_text()
-    assert "points of the teacher" in md and "predicted" in md and "raspberry-pi-4" in md
+    assert "of the teacher" in md and "predicted" in md and "raspberry-pi-4" in md
 
 
 def test_report_of_unbenchmarked_run_says_what_is_missing(cli, tiny_run, tmp_path):

@@ -73,5 +73,5 @@ def test_dml_loss_by_hand():
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(3, 4, 5, generator=g)
     value = create("dml", {"peers": "3"}).forward(Batch(logits, None, torch.zeros(4, dtype=torch.long)))
-    expected = sum(sum(soft_kl(logits[i], logits[j], 1.0) for j in range(3) if j != i) / 2 for i in range(3))
+    expected = sum(sum(soft_kl(logits[i], logits[j], 2.0) for j in range(3) if j != i) / 2 for i in range(3))
     assert value.item() == pytest.approx(expected.item(), rel=1e-6)

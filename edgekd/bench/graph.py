@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SHAPE_ONLY = {"Constant", "Shape", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Gather",
-              "Concat", "Cast", "QuantizeLinear", "DequantizeLinear"}
+              "Concat", "Cast", "Slice", "QuantizeLinear", "DequantizeLinear"}
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def graph_costs(path: Path, batch: int = 1) -> list[OpCost]:
         dims = value.type.tensor_type.shape.dim
         if dims and not dims[0].dim_value:
             dims[0].dim_value = batch
-    model = onnx.shape_inference.infer_shapes(model)
+    model = onnx.shape_inference.infer_shapes(model, data_prop=True)  # data_prop: shapes built from Shape/Concat
     g = model.graph
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
               for v in list(g.value_info) + list(g.input) + list(g.output)}

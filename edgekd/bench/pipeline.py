@@ -39,10 +39,15 @@ def bench_run(run_dir: Path, targets: list[str], runtimes: tuple[str, ...] = RUN
     if remote and len(targets) != 1:
         raise UserError("--remote measures one device: give exactly one --target")
     resolved = [load_target(t) for t in targets]
+    for t in resolved:
+        run.bench_path(t.name)  # a name that cannot be a file name is refused before any measuring
     jobs = _jobs(run, runtimes, remote is not None)
     if not jobs:
         raise UserError(f"{run.root} has no exported artifacts to benchmark; run `edgekd export {run.root}` first")
     inputs = _inputs(run)
+    with np.load(inputs) as cached:
+        if batch > len(cached["y"]):
+            raise UserError(f"--batch {batch} is larger than the test set ({len(cached['y'])} samples)")
     host_target = probe_host()
     cache: dict[int, dict[Job, dict]] = {}
     results = {}
@@ -79,12 +84,13 @@ def _jobs(run: Run, runtimes: tuple[str, ...], remote: bool) -> list[Job]:
 
 
 def _inputs(run: Run) -> Path:
-    recipe = run.manifest()["recipe"]["data"]
-    splits = load_splits(recipe["spec"], recipe["val_fraction"], recipe["seed"])
+    """The test set as one .npz, cached in the run: the runner (here or on a device) reads it."""
     path = run.bench_dir / "inputs.npz"
     if not path.exists():
         from edgekd.runs import atomic_path
 
+        recipe = run.manifest()["recipe"]["data"]
+        splits = load_splits(recipe["spec"], recipe["val_fraction"], recipe["seed"])
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, x=splits.x_test, y=splits.y_test)
@@ -119,9 +125,10 @@ def _report(run: Run, target: Target, host_target: Target, measured: dict[Job, d
             if job.member not in costs_of:
                 costs_of[job.member] = (graph_costs(fp32_onnx, settings.batch), weight_bytes(fp32_onnx))
             costs, weights = costs_of[job.member]
-            row["host_efficiency"] = predict.host_efficiency(m["p50_ms"], costs, weights, row["precision"], host_machine)
             row["flops"] = sum(c.flops for c in costs)
-            if not remote:
+            if not remote:  # floor / measured, both on this host
+                row["efficiency_vs_floor"] = predict.host_efficiency(m["p50_ms"], costs, weights, row["precision"],
+                                                                     host_machine)
                 row["predicted"] = predict.predict_ms(m["p50_ms"], costs, weights, row["precision"],
                                                       host_machine, target_machine)
         rows.append(row)

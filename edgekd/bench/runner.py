@@ -3,7 +3,7 @@
 It is imported by edgekd (to open artifacts the same way everywhere) and run as a script
 in a fresh process, on this host or copied to a device over ssh:
 
-    python3 runner.py ARTIFACT --runtime onnxruntime --threads 4 --inputs test.npz --out result.json
+    python3 runner.py ARTIFACT --runtime onnxruntime --threads 4 --inputs test.npz > result.json
 
 Keep it free of edgekd imports: it must run where only a runtime is installed.
 """
@@ -175,7 +175,6 @@ def main(argv=None) -> int:
     p.add_argument("--min-iters", type=int, default=200)
     p.add_argument("--min-seconds", type=float, default=1.0)
     p.add_argument("--precision", default=FP32_PRECISION)
-    p.add_argument("--out", help="write the JSON here (default: stdout)")
     a = p.parse_args(argv)
     try:
         result = measure(a.artifact, a.runtime, a.threads, a.inputs, a.batch, a.warmup, a.min_iters,
@@ -186,12 +185,7 @@ def main(argv=None) -> int:
     except Exception as e:  # reported as a failed row by the caller, never a hang
         print(json.dumps({"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]}))
         return 4
-    text = json.dumps(result)
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(text)
-    else:
-        print(text)
+    print(json.dumps(result))
     return 0
 
 

@@ -11,11 +11,22 @@ from edgekd.data import builtin, user
 from edgekd.data.splits import Splits, check_arrays
 from edgekd.errors import UserError
 
+AUTO_TRANSFER = "24000"
+
 PREFIXES = {
     "npz": lambda rest, vf, seed: user.npz(Path(rest), vf, seed),
     "csv": lambda rest, vf, seed: user.csv(rest, vf, seed),
     "folder": lambda rest, vf, seed: user.folder(Path(rest), vf, seed),
 }
+
+
+def resolve(spec: str) -> str:
+    """Make the path in a user data spec absolute, so the run works from any directory."""
+    prefix, colon, rest = str(spec).partition(":")
+    if colon and prefix in (*PREFIXES, "npz") and rest:
+        path, sep, column = rest.partition("::")
+        return f"{prefix}:{Path(path).resolve()}{sep}{column}"
+    return spec
 
 
 def load_splits(spec: str, val_fraction: float = 0.1, seed: int = 0) -> Splits:
@@ -29,8 +40,10 @@ def load_splits(spec: str, val_fraction: float = 0.1, seed: int = 0) -> Splits:
 
 
 def load_transfer(splits: Splits, spec: str) -> Splits:
-    """Attach a transfer set: "0" (none), N (generated; mnist1d only) or npz:PATH (array `x`)."""
+    """Attach a transfer set: "auto", "0" (none), N (generated; mnist1d only) or npz:PATH (array `x`)."""
     spec = str(spec).strip()
+    if spec == "auto":  # a generated transfer set is the biggest lever for a small student, where we can make one
+        spec = AUTO_TRANSFER if splits.name == "mnist1d" else "0"
     if spec in ("", "0"):
         return splits
     if spec.isdigit():

@@ -26,11 +26,6 @@ class Splits:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
-    @property
-    def rank(self) -> int:
-        """1 for sequences/feature vectors (N, L), 3 for images (N, C, H, W)."""
-        return len(self.input_shape)
-
     def fingerprint(self) -> str:
         h = hashlib.sha256()
         for a in (self.x_train, self.y_train, self.x_val, self.y_val, self.x_test, self.y_test):

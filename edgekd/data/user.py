@@ -1,4 +1,4 @@
-"""User data: npz:PATH, csv:PATH[:label-column], folder:PATH (one sub-folder per class)."""
+"""User data: npz:PATH, csv:PATH[::label-column], folder:PATH (one sub-folder per class)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def npz(path: Path, val_fraction: float, seed: int) -> Splits:
 
 
 def csv(spec: str, val_fraction: float, seed: int) -> Splits:
-    """csv:PATH or csv:PATH:COLUMN; the label column defaults to 'label' or else the last one."""
+    """csv:PATH or csv:PATH::COLUMN; the label column defaults to 'label' or else the last one."""
     path_text, _, column = spec.partition("::") if "::" in spec else (spec, "", "")
     path = _exists(Path(path_text), "data file")
     try:
@@ -85,6 +85,8 @@ def folder(path: Path, val_fraction: float, seed: int) -> Splits:
     from PIL import Image, UnidentifiedImageError
 
     _exists(path, "image folder")
+    if not path.is_dir():
+        raise UserError(f"{path} is not a folder (folder:PATH wants one sub-folder per class)")
     classes = sorted(p for p in path.iterdir() if p.is_dir())
     if len(classes) < 2:
         raise UserError(f"{path} must hold one sub-folder per class (found {len(classes)})")

@@ -19,6 +19,7 @@ import torch
 
 from edgekd import host
 from edgekd.data import Splits, load_splits, load_transfer
+from edgekd.data.load import resolve as resolve_data
 from edgekd.distill import methods as method_registry
 from edgekd.distill.methods.dml import Cohort
 from edgekd.distill.objective import Objective
@@ -27,7 +28,7 @@ from edgekd.distill.trainer import Schedule, TrainData, evaluate, train
 from edgekd.errors import UserError
 from edgekd.models import ArchSpec, build, count_macs, count_params, load_model, save_model
 from edgekd.recipe import Recipe, from_dict, validate
-from edgekd.runs import Run, default_run_dir, link_latest, write_json, write_jsonl
+from edgekd.runs import Run, default_run_dir, link_latest, read_json, write_json, write_jsonl
 
 Events = Callable[[dict], None]
 
@@ -49,13 +50,21 @@ def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path 
         recipe = validate(from_dict(run.manifest()["recipe"], where=f"{run.manifest_path} recipe"))
     else:
         recipe = validate(recipe or Recipe())
+        recipe = dataclasses.replace(recipe, data=dataclasses.replace(
+            recipe.data, spec=resolve_data(recipe.data.spec), transfer=resolve_data(recipe.data.transfer)))
     plan = build_objective(recipe)  # unknown methods, options or weights fail here, before any work
+    if recipe.bench.enabled and recipe.export.enabled:
+        from edgekd.targets import load_target
+
+        for target in recipe.bench.targets:  # a typo must not surface after minutes of training
+            load_target(target)
     on_event({"kind": "stage", "member": "data", "status": "start"})
     splits = load_transfer(load_splits(recipe.data.spec, recipe.data.val_fraction, recipe.data.seed),
                            recipe.data.transfer)
     if resume is None:
-        run = Run.create(out or default_run_dir(), {
-            "name": (out or Path("run")).name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        root = out or default_run_dir()
+        run = Run.create(root, {
+            "name": root.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "recipe": recipe.to_dict(), "versions": host.versions(), "host": host.describe(),
             "torch_threads": torch.get_num_threads(), "data": splits.describe(), "members": {},
             "status": "running"})
@@ -115,7 +124,7 @@ def _user_teacher(ctx: Context, spec: str, directory: Path) -> Teacher:
 def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
     s = ctx.splits
     preds = teacher.logits(s.x_test).argmax(1).numpy()
-    entry = {"role": "teacher", "source": source, "kind": teacher.kind,
+    entry = {"role": "teacher", "source": source, "kind": teacher.kind, "details": teacher.describe(),
              "test_acc": float((preds == s.y_test).mean()),
              "val_acc": float((teacher.logits(s.x_val).argmax(1).numpy() == s.y_val).mean())}
     parts = teacher.members or [teacher]
@@ -198,6 +207,9 @@ def build_objective(recipe: Recipe) -> Objective:
     shared = {"temperature": recipe.distill.temperature, "layers": recipe.distill.layers}
     terms = {name: (method_registry.create(name, options[name], shared), weights.get(name, 1.0))
              for name in recipe.distill.methods}
+    mutual = [name for name, (m, _) in terms.items() if m.mutual]
+    if mutual and (len(terms) > 1 or recipe.teacher.spec):
+        raise UserError(f"{mutual[0]} trains peers without a teacher; use it alone, without --teacher")
     return Objective(terms, alpha=recipe.distill.alpha)
 
 
@@ -228,6 +240,9 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
     directory = run.root / name
     if (directory / "eval.json").exists():
         ctx.on_event({"kind": "stage", "member": name, "status": "skip"})
+        if name not in run.manifest()["members"]:  # killed between eval.json and the manifest update
+            entry = read_json(directory / "eval.json")
+            run.update_manifest(lambda m: m["members"].update({name: entry}))
         module, spec = load_model(directory / "model.pt")
         return Teacher("edgekd", name, module=module, spec=spec)
 

@@ -93,7 +93,8 @@ def export_run(run_dir: Path, formats: tuple[str, ...] = FORMATS, int8: bool = T
         records: dict[str, dict] = {}
         for step in _steps(ctx):
             name = f"{step.fmt}-{step.precision}"
-            if step.fmt not in formats or (step.precision == "int8" and not int8):
+            intermediate = (step.fmt, step.precision) == ("onnx", "fp32") and "openvino" in formats
+            if (step.fmt not in formats and not intermediate) or (step.precision == "int8" and not int8):
                 continue
             if only is not None and (step.fmt, step.precision) not in only:
                 continue
@@ -105,12 +106,12 @@ def export_run(run_dir: Path, formats: tuple[str, ...] = FORMATS, int8: bool = T
             path = run.artifact_path(member, step.fmt, step.precision)
             try:
                 info = step.build()
+                record = verify(path, step.fmt, step.precision, torch_predict, x_check, splits.x_test,
+                                splits.y_test, splits.classes, threads=host.cores())
             except Exception as e:  # reported per artifact; the others go on
                 records[name] = {"artifact": name, "built": False, "passed": False,
                                  "error": f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"}
                 continue
-            record = verify(path, step.fmt, step.precision, torch_predict, x_check, splits.x_test, splits.y_test,
-                            splits.classes, threads=host.cores())
             records[name] = {**record, "built": True, "file": str(path.relative_to(run.root)),
                              "bytes": artifact_bytes(path), "sha256": artifact_sha256(path), **info}
         write_json(run.validation_path(member), records)

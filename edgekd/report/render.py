@@ -6,6 +6,7 @@ import base64
 import html
 from pathlib import Path
 
+from edgekd.errors import UserError
 from edgekd.report import plots
 from edgekd.report.results import SCHEMA, RunResults, collect
 from edgekd.runs import atomic_path, write_json
@@ -13,12 +14,17 @@ from edgekd.runs import atomic_path, write_json
 
 def build_report(run_dir: Path, within_points: float = 1.0, targets: list[str] | None = None) -> dict:
     res = collect(run_dir)
+    if targets:
+        unknown = [t for t in targets if t not in res.bench]
+        if unknown:
+            raise UserError(f"{res.run.root} has no benchmark for {unknown[0]!r}; benchmarked: "
+                            f"{', '.join(res.bench) or 'none'}")
+        res.bench = {t: r for t, r in res.bench.items() if t in targets}
     out = res.run.report_dir
     plot_dir = out / "plots"
     figures = [("Size vs accuracy", plots.size_vs_accuracy(res, plot_dir)[0])]
-    for target in (targets or sorted(res.bench)):
-        if target in res.bench:
-            figures.append((f"Latency vs accuracy: {target}", plots.latency_vs_accuracy(res, target, plot_dir)[0]))
+    for target in sorted(res.bench):
+        figures.append((f"Latency vs accuracy: {target}", plots.latency_vs_accuracy(res, target, plot_dir)[0]))
     figures.append(("The chain", plots.chain(res, plot_dir)[0]))
     if res.curves:
         figures.append(("Training curves", plots.training_curves(res, plot_dir)[0]))
@@ -47,18 +53,19 @@ def _sections(res: RunResults, within: float) -> dict:
             best = min(ok, key=lambda p: p["size_bytes"])
             tsize = next((p["size_bytes"] for p in res.points if p["role"] == "teacher"), None)
             ratio = f", {tsize / best['size_bytes']:.0f}x smaller than the teacher's fp32 ONNX" if tsize else ""
-            summary.append(f"Smallest model within {within:g} points of the teacher ({100 * teacher:.1f}%): "
+            summary.append(f"Smallest model within {within:g} point{'s' * (within != 1)} of the teacher ({100 * teacher:.1f}%): "
                            f"{best['member']} {best['artifact']}, {best['size_bytes'] / 1024:.1f} KiB, "
                            f"{100 * best['accuracy']:.1f}%{ratio}.")
         else:
-            summary.append(f"No generation is within {within:g} points of the teacher ({100 * teacher:.1f}%).")
+            summary.append(f"No generation is within {within:g} point{'s' * (within != 1)} of the teacher ({100 * teacher:.1f}%).")
     for target, rep in sorted(res.bench.items()):
         rows = [r for r in rep["rows"] if "error" not in r]
         if not rows:
             continue
-        key = (lambda r: r["predicted"]["p50_ms"]) if all(r.get("predicted") for r in rows) else (lambda r: r["p50_ms"])
+        predicted = all(r.get("predicted") for r in rows)
+        key = (lambda r: r["predicted"]["p50_ms"]) if predicted else (lambda r: r["p50_ms"])
         fast = min(rows, key=key)
-        how = "predicted" if fast.get("predicted") else f"measured on {rep['measured_on']}"
+        how = "predicted" if predicted else f"measured on {rep['measured_on']}"
         summary.append(f"Fastest on {target}: {fast['member']} {fast['artifact']} at {key(fast):.3g} ms p50 ({how}), "
                        f"{100 * fast['accuracy']:.1f}% accurate.")
     gains = [(g, members[g]["test_acc"] - members[f"baseline-{g.split('-')[1]}"]["test_acc"])

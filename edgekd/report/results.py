@@ -3,11 +3,10 @@ results.json are drawn from."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgekd.runs import Run, read_json
+from edgekd.runs import Run, read_json, read_jsonl
 
 SCHEMA = 1
 
@@ -71,9 +70,9 @@ def collect(run_dir: Path) -> RunResults:
         missing.append("no benchmark results (run `edgekd bench RUN --target NAME`)")
     curves = {}
     for name in members:
-        path = run.root / name / "metrics.jsonl"
-        if path.exists():
-            curves[name] = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+        rows = read_jsonl(run.root / name / "metrics.jsonl")
+        if rows:
+            curves[name] = rows
     return RunResults(run, manifest, points, bench, curves, missing)
 
 

@@ -37,7 +37,7 @@ class DML(Method):
     summary = "sum_k mean_{j!=k} T^2 * KL(softmax(s_j/T) || softmax(s_k/T))"
     mutual = True
 
-    def __init__(self, *, temperature: float = 1.0, peers: int = 2):
+    def __init__(self, *, temperature: float = 2.0, peers: int = 2):
         super().__init__()
         if peers < 2:
             from edgekd.errors import UserError
