@@ -19,4 +19,5 @@ test: venv
 	$(VENV)/bin/python -m pytest -q
 
 bench: venv
+	$(VENV)/bin/pip install -q --no-deps torchdistill  # the peer benchmark only; its torchvision pin cannot be met
 	$(VENV)/bin/python -m benchmarks

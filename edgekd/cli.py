@@ -106,6 +106,9 @@ def distill(
         console.print(table(f"run {run.root}", rows, CHAIN_COLUMNS))
         if artifacts:
             console.print(table("exported artifacts (accuracy measured in each runtime)", artifacts, ARTIFACT_COLUMNS))
+        for bench_file in sorted(run.bench_dir.glob("*.json")):
+            console.print(f"bench: {bench_file}  (edgekd bench {run.root} --target {bench_file.stem} for the table)")
+        console.print(f"report: {run.report_dir / 'report.html'}")
     _exit_on_failed(artifacts)
 
 
