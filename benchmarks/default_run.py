@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from edgekd import host
+from edgekd.runs import baseline_of
 
 PLOTS = Path(__file__).parent / "default-run"
 
@@ -57,7 +58,7 @@ def main() -> None:
     teacher = members["teacher"]
     for name in ["teacher"] + [f"gen-{k}" for k in range(1, recipe.chain.generations + 1)]:
         g = members[name]
-        b = members.get(f"baseline-{g.get('index')}") if name != "teacher" else None
+        b = baseline_of(members, name)
         scratch = f"{100 * b['test_acc']:.1f}%" if b else "-"
         gain = f"{100 * (g['test_acc'] - b['test_acc']):+.1f}" if b else "-"
         print(f"| {name} | {g['label']} | {g['params']:,} | {teacher['params'] / g['params']:.1f} "

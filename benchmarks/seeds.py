@@ -13,6 +13,7 @@ from pathlib import Path
 from edgekd import host
 from edgekd.distill.chain import distill
 from edgekd.recipe import from_dict
+from edgekd.runs import baseline_of
 
 SEEDS = (0, 1, 2)
 
@@ -26,7 +27,7 @@ def main() -> None:
             for name, m in members.items():
                 if name.startswith("baseline"):
                     continue
-                b = members.get(f"baseline-{m.get('index')}")
+                b = baseline_of(members, name)
                 table.setdefault(f"{name} {m['label']}", []).append((m["test_acc"], b["test_acc"] if b else None))
     print(f"# the default recipe over seeds {SEEDS}  (host: {host.cpu_model()}; `train.seed` changes initialisation "
           "and batch order, the data and its splits stay fixed)\n")

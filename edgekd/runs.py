@@ -161,6 +161,12 @@ class Run:
         return run
 
 
+def baseline_of(members: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The scratch baseline that controls for generation `name` (the same index), if it was trained."""
+    role, _, index = name.partition("-")
+    return members.get(f"baseline-{index}") if role == "gen" else None
+
+
 def default_run_dir(base: Path = Path("runs")) -> Path:
     return base / time.strftime("%Y%m%d-%H%M%S")
 

@@ -28,7 +28,7 @@ from edgekd.distill.trainer import Schedule, TrainData, evaluate, train
 from edgekd.errors import UserError
 from edgekd.models import ArchSpec, build, count_macs, count_params, load_model, save_model
 from edgekd.recipe import Recipe, from_dict, validate
-from edgekd.runs import Run, default_run_dir, link_latest, read_json, write_json, write_jsonl
+from edgekd.runs import Run, baseline_of, default_run_dir, link_latest, read_json, write_json, write_jsonl
 
 Events = Callable[[dict], None]
 
@@ -328,7 +328,7 @@ def summary_rows(run: Run) -> list[dict]:
     k = 1
     while f"gen-{k}" in members:
         g = members[f"gen-{k}"]
-        b = members.get(f"baseline-{k}")
+        b = baseline_of(members, f"gen-{k}")
         rows.append({"member": f"gen-{k}", "arch": g["label"], "params": g["params"], "macs": g["macs"],
                      "size_bytes": g["size_bytes"], "teacher": g["teacher"], "test_acc": g["test_acc"],
                      "agreement": g.get("agreement"), "baseline_acc": b["test_acc"] if b else None,

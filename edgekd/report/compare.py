@@ -9,6 +9,7 @@ from edgekd.errors import UserError
 from edgekd.report import plots
 from edgekd.report.render import html_table, md_table, write_text, CSS
 from edgekd.report.results import collect
+from edgekd.runs import baseline_of
 
 
 def flat(d: dict, prefix: str = "") -> dict[str, object]:
@@ -42,7 +43,7 @@ def compare_runs(run_dirs: list[Path], out: Path, force: bool = False) -> dict:
             continue
         best = max(gens, key=lambda g: m[g]["test_acc"])
         small = gens[-1]
-        base = m.get(f"baseline-{small.split('-')[1]}")
+        base = baseline_of(m, small)
         best_rows.append([r.name, f"{100 * m['teacher']['test_acc']:.1f}%" if "teacher" in m else "-",
                           f"{best} {m[best]['label']} {100 * m[best]['test_acc']:.1f}%",
                           f"{small} {m[small]['params']:,} params {100 * m[small]['test_acc']:.1f}%",

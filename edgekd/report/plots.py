@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekd.report.results import RunResults, pareto
+from edgekd.runs import baseline_of
 
 PRECISION_COLOR = {"fp32": "#1f77b4", "fp16": "#2ca02c", "int8": "#ff7f0e"}
 FORMAT_MARKER = {"onnx": "o", "openvino": "s", "torch": "^"}
@@ -134,9 +135,9 @@ def chain(res: RunResults, directory: Path) -> list[Path]:
     if "teacher" in members:
         ax.axhline(100 * members["teacher"]["test_acc"], color="black", lw=1, ls=":", label="teacher")
     ax.plot(xs[1:], [100 * members[g]["test_acc"] for g in gens], "o-", label="distilled (KD)", color="#1f77b4")
-    base = [f"baseline-{g.split('-')[1]}" for g in gens]
-    if all(b in members for b in base):
-        ax.plot(xs[1:], [100 * members[b]["test_acc"] for b in base], "x--", color="0.45", label="scratch baseline")
+    base = [baseline_of(members, g) for g in gens]
+    if gens and all(base):
+        ax.plot(xs[1:], [100 * b["test_acc"] for b in base], "x--", color="0.45", label="scratch baseline")
     ax.set_ylabel("test accuracy (%)")
     ax.set_xticks(xs, labels, fontsize=8)
     ax.set_title(f"The chain: {res.name} ({'direct' if res.manifest['recipe']['chain']['direct'] else 'teacher-assistant'} order)")

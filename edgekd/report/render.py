@@ -9,7 +9,7 @@ from pathlib import Path
 from edgekd.errors import UserError
 from edgekd.report import plots
 from edgekd.report.results import SCHEMA, RunResults, collect
-from edgekd.runs import atomic_path, write_json
+from edgekd.runs import atomic_path, baseline_of, write_json
 
 
 def build_report(run_dir: Path, within_points: float = 1.0, targets: list[str] | None = None) -> dict:
@@ -68,8 +68,8 @@ def _sections(res: RunResults, within: float) -> dict:
         how = "predicted" if predicted else f"measured on {rep['measured_on']}"
         summary.append(f"Fastest on {target}: {fast['member']} {fast['artifact']} at {key(fast):.3g} ms p50 ({how}), "
                        f"{100 * fast['accuracy']:.1f}% accurate.")
-    gains = [(g, members[g]["test_acc"] - members[f"baseline-{g.split('-')[1]}"]["test_acc"])
-             for g in members if g.startswith("gen-") and f"baseline-{g.split('-')[1]}" in members]
+    gains = [(g, members[g]["test_acc"] - baseline_of(members, g)["test_acc"])
+             for g in members if baseline_of(members, g)]
     if gains:
         summary.append("Distillation over training from scratch (same architecture, same optimizer steps): "
                        + ", ".join(f"{g} {100 * d:+.1f} points" for g, d in sorted(gains)) + ".")
@@ -80,7 +80,7 @@ def _sections(res: RunResults, within: float) -> dict:
         m = members[name]
         if m.get("role") == "baseline":
             continue
-        b = members.get(f"baseline-{m.get('index')}") if m.get("role") == "gen" else None
+        b = baseline_of(members, name)
         chain_rows.append([name, m.get("label", m.get("kind", "")), _n(m.get("params")), _n(m.get("macs")),
                            m.get("teacher") or "-", f"{100 * m['test_acc']:.1f}%",
                            f"{100 * b['test_acc']:.1f}%" if b else "-",
