@@ -16,7 +16,7 @@ from pathlib import Path
 from edgekd import host
 
 HERE = Path(__file__).parent
-SCRIPTS = ["default_run", "seeds", "kd_cost", "peer", "scaling", "methods", "harness", "predictor_error"]
+SCRIPTS = ["default_run", "seeds", "kd_cost", "train_speed", "peer", "scaling", "methods", "harness", "predictor_error"]
 
 
 def main() -> None:

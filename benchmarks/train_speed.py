@@ -1,0 +1,151 @@
+"""Each speed decision in edgekd, measured before/after side by side in one run.
+
+Every row times the same work two ways, interleaved and rotated over repeats, and reports
+the median ratio before/after (> 1 means the choice edgekd made is faster):
+
+- optimizer: fused AdamW (one kernel for all parameters) vs the default per-tensor loop,
+  one epoch of the real trainer, for the smallest and the largest student of the chain;
+- soft targets: teacher logits computed once per generation and cached vs a teacher
+  forward per batch, one epoch of the real trainer;
+- batches: index slicing of in-memory tensors vs a DataLoader over a TensorDataset;
+- teacher labelling: `torch.inference_mode` vs an ordinary autograd-recording forward
+  over the train + transfer set (what caching the soft targets costs);
+- torch threads for training a small and a larger student: the host's cores (edgekd's setting) vs 1;
+- measurement: one compiled OpenVINO model reused for 200 calls vs compiling per call.
+
+Run: python -m benchmarks.train_speed
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from edgekd import host
+from edgekd.bench.runner import open_model
+from edgekd.data.builtin import TRANSFER_SEED, mnist1d_arrays
+from edgekd.distill import trainer
+from edgekd.distill.methods import create
+from edgekd.distill.objective import Objective
+from edgekd.distill.trainer import Schedule, TrainData, train
+from edgekd.export.onnx import export_onnx
+from edgekd.models import ArchSpec, build
+
+ROWS, BATCH, REPEATS, CALLS = 27600, 128, 5, 200  # the default chain: 3,600 labelled + 24,000 transfer rows
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    x, y = mnist1d_arrays(ROWS, TRANSFER_SEED)
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    mean, std = float(x.mean()), float(x.std())
+    spec = lambda width: ArchSpec("cnn", width, 4, (40,), 10, mean, std)
+    teacher = build(spec(64)).eval()
+    with torch.inference_mode():
+        soft = torch.cat([teacher(x[i:i + 4096]) for i in range(0, len(x), 4096)])
+    cached = TrainData(x, y, x[:512], y[:512], soft=soft)
+    online = TrainData(x, y, x[:512], y[:512], teacher=teacher)
+    threads = torch.get_num_threads()
+
+    def epoch(width: int, data: TrainData, adamw: dict | None = None, n_threads: int | None = None):
+        def run():
+            fused, saved_threads = trainer.ADAMW_OPTIONS, torch.get_num_threads()
+            trainer.ADAMW_OPTIONS = fused if adamw is None else adamw  # train() reads it at call time
+            torch.set_num_threads(n_threads or saved_threads)
+            try:
+                torch.manual_seed(0)
+                kd = Objective({"kd": (create("kd", shared={"temperature": 2.0}), 1.0)}, alpha=0.9)
+                train(build(spec(width)), kd, data, Schedule(1, 0, BATCH, 3e-3, 1e-4, 0, 0))
+            finally:
+                trainer.ADAMW_OPTIONS = fused
+                torch.set_num_threads(saved_threads)
+        return run
+
+    def plain_epoch(loader: bool):
+        def run():
+            torch.manual_seed(0)
+            model = build(spec(8))
+            opt = torch.optim.AdamW(model.parameters(), lr=3e-3, **trainer.ADAMW_OPTIONS)
+            if loader:
+                batches = DataLoader(TensorDataset(x, y), batch_size=BATCH, shuffle=True)
+            else:
+                order = torch.randperm(len(x))
+                batches = ((x[idx], y[idx]) for idx in order.split(BATCH))
+            for xb, yb in batches:
+                loss = F.cross_entropy(model(xb), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        return run
+
+    def label(mode):
+        def run():
+            with mode():
+                torch.cat([teacher(x[i:i + 4096]) for i in range(0, len(x), 4096)])
+        return run
+
+    tmp = Path(tempfile.mkdtemp(prefix="edgekd-speed-"))
+    export_onnx(build(spec(8)).eval(), (40,), tmp / "gen.onnx")
+    x1 = x[:1].numpy()
+
+    def calls(compile_each: bool):
+        def run():
+            predict = None
+            for _ in range(CALLS):
+                if compile_each or predict is None:
+                    predict, _ = open_model(str(tmp / "gen.onnx"), "openvino", threads)
+                predict(x1)
+        return run
+
+    # (decision, what edgekd does, its alternative): after, before
+    pairs = {
+        ("optimizer, cnn:8x4 epoch", "fused AdamW", "per-tensor AdamW"):
+            (epoch(8, cached), epoch(8, cached, adamw={})),
+        ("optimizer, cnn:32x4 epoch", "fused AdamW", "per-tensor AdamW"):
+            (epoch(32, cached), epoch(32, cached, adamw={})),
+        ("soft targets, cnn:8x4 epoch", "cached once per generation", "teacher forward per batch"):
+            (epoch(8, cached), epoch(8, online)),
+        ("batches, cnn:8x4 plain epoch", "index slicing", "DataLoader(TensorDataset)"):
+            (plain_epoch(False), plain_epoch(True)),
+        (f"teacher labels {ROWS} rows", "inference_mode", "autograd recording"):
+            (label(torch.inference_mode), label(torch.enable_grad)),
+        ("threads, cnn:8x4 epoch", f"{threads} threads", "1 thread"):
+            (epoch(8, cached), epoch(8, cached, n_threads=1)),
+        ("threads, cnn:32x4 epoch", f"{threads} threads", "1 thread"):
+            (epoch(32, cached), epoch(32, cached, n_threads=1)),
+        (f"{CALLS} OpenVINO calls, cnn:8x4", "compile once", "compile per call"):
+            (calls(False), calls(True)),
+    }
+    jobs = [(key, side, fn) for key, (after, before) in pairs.items() for side, fn in (("after", after), ("before", before))]
+    for _, _, fn in jobs[:2]:
+        fn()  # warm-up: allocator, kernels, OpenVINO plugin
+    times: dict[tuple, list[float]] = {}
+    for r in range(REPEATS):
+        for key, side, fn in jobs[r % len(jobs):] + jobs[:r % len(jobs)]:
+            times.setdefault((key, side), []).append(timed(fn))
+
+    print(f"# training and measurement speed, before/after  (host: {host.cpu_model()}, {threads} torch threads, "
+          f"torch {torch.__version__}; median of {REPEATS} interleaved, rotated repeats)\n")
+    print("| decision | edgekd | s | instead of | s | speed-up |\n|---|---|---|---|---|---|")
+    for key in pairs:
+        (what, ours, theirs) = key
+        after, before = statistics.median(times[(key, "after")]), statistics.median(times[(key, "before")])
+        print(f"| {what} | {ours} | {after:.3f} | {theirs} | {before:.3f} | {before / after:.2f}x |")
+    print("\nspeed-up = alternative's time / edgekd's time, each pair timed in the same run. "
+          "The trainer epochs include their validation pass.")
+
+
+if __name__ == "__main__":
+    main()
