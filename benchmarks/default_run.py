@@ -42,16 +42,21 @@ def main() -> None:
         build_report(run.root)
         phases["report"] = time.perf_counter() - t
         m = run.manifest()
+        members = m["members"]
         bench = json.loads(run.bench_path(recipe.bench.targets[0]).read_text())
         PLOTS.mkdir(exist_ok=True)
         for png in (run.report_dir / "plots").glob("*.png"):  # the README shows these
             shutil.copyfile(png, PLOTS / png.name)
-    members = m["members"]
     print(f"# default run: `edgekd distill --chain 3`  (host: {host.cpu_model()}, {host.cores()} cores, "
           f"torch {m['versions']['torch']}, {m['torch_threads']} threads)\n")
     print("| phase | seconds |\n|---|---|")
     for name, seconds in phases.items():
         print(f"| {name} | {seconds:.1f} |")
+        if name.startswith("train"):  # the trainer's own clock per member; the rest is data, labelling, files
+            trained = {n: members[n]["train_seconds"] for n in members if "train_seconds" in members[n]}
+            for member, s in trained.items():
+                print(f"| &nbsp;&nbsp;{member} | {s:.1f} |")
+            print(f"| &nbsp;&nbsp;data, soft targets, evaluation, files | {seconds - sum(trained.values()):.1f} |")
     print(f"| **total** | **{sum(phases.values()):.1f}** |\n")
     print("| member | arch | params | x smaller | taught by | test acc | scratch acc | gain (pts) | train s |")
     print("|---|---|---|---|---|---|---|---|---|")
