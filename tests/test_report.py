@@ -52,6 +52,16 @@ def test_report_files_and_results_schema(cli, benched_run):
     assert "of the teacher" in md and "predicted" in md and "raspberry-pi-4" in md
 
 
+def test_report_target_filter_takes_aliases_and_refuses_unbenchmarked_targets(cli, benched_run, tmp_path):
+    root = tmp_path / "run"
+    shutil.copytree(benched_run, root)
+    code, out, err = cli("report", root, "--target", "raspberry-pi")  # alias of raspberry-pi-4
+    assert code == 0, err
+    assert (root / "report" / "plots" / "latency_vs_accuracy_raspberry-pi-4.png").is_file()
+    code, out, err = cli("report", root, "--target", "jetson-nano")
+    assert code == 2 and "no benchmark for 'jetson-nano'" in err and "raspberry-pi-4" in err
+
+
 def test_report_of_unbenchmarked_run_says_what_is_missing(cli, tiny_run, tmp_path):
     root = tmp_path / "run"
     shutil.copytree(tiny_run, root)

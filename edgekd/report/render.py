@@ -15,6 +15,7 @@ from edgekd.runs import atomic_path, baseline_of, write_json
 def build_report(run_dir: Path, within_points: float = 1.0, targets: list[str] | None = None) -> dict:
     res = collect(run_dir)
     if targets:
+        targets = [_bench_name(t, res.bench) for t in targets]
         unknown = [t for t in targets if t not in res.bench]
         if unknown:
             raise UserError(f"{res.run.root} has no benchmark for {unknown[0]!r}; benchmarked: "
@@ -179,3 +180,15 @@ def _html(res: RunResults, s: dict, figures) -> str:
     parts += ["<h2>How this was measured</h2><ul>"] + [f"<li>{html.escape(l)}</li>" for l in s["method"]]
     parts.append("</ul></body></html>")
     return "\n".join(parts)
+
+
+def _bench_name(spec: str, benched: dict) -> str:
+    """A target as the run's benchmarks name it: aliases ("raspberry-pi") resolve to their profile."""
+    if spec in benched:
+        return spec
+    from edgekd.targets import load_target
+
+    try:
+        return load_target(spec).name
+    except UserError:
+        return spec  # reported as not benchmarked, with the list of what was
