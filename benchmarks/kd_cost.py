@@ -19,10 +19,12 @@ import torch
 
 from edgekd import host
 from edgekd.data.builtin import TRANSFER_SEED, mnist1d_arrays
-from edgekd.distill.methods import Batch, create
+from edgekd.distill.chain import build_objective
+from edgekd.distill.methods import Batch
 from edgekd.distill.objective import Objective
 from edgekd.distill.trainer import Schedule, TrainData, train
 from edgekd.models import ArchSpec, build
+from edgekd.recipe import Recipe
 
 ROWS, BATCH, REPEATS = 24000, 128, 9
 
@@ -55,7 +57,7 @@ def main() -> None:
     teacher = build(ArchSpec("cnn", 64, 4, (40,), 10, mean, std)).eval()
     with torch.inference_mode():
         soft = torch.cat([teacher(x[i:i + 4096]) for i in range(0, len(x), 4096)])
-    kd = lambda: Objective({"kd": (create("kd", shared={"temperature": 2.0}), 1.0)}, alpha=0.9)
+    kd = lambda: build_objective(Recipe())  # the default recipe: kd, T=2, alpha=0.9
 
     def teacher_forward_epoch() -> float:  # what an online teacher must cost at least
         t = time.perf_counter()

@@ -1,7 +1,7 @@
 """Each speed decision in edgekd, measured before/after side by side in one run.
 
 Every row times the same work two ways, interleaved and rotated over repeats, and reports
-the median ratio before/after (> 1 means the choice edgekd made is faster):
+the ratio of the median times, before/after (> 1 means the choice edgekd made is faster):
 
 - optimizer: fused AdamW (one kernel for all parameters) vs the default per-tensor loop,
   one epoch of the real trainer, for the smallest and the largest student of the chain;
@@ -18,12 +18,12 @@ Run: python -m benchmarks.train_speed
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
@@ -32,13 +32,15 @@ from edgekd import host
 from edgekd.bench.runner import open_model
 from edgekd.data.builtin import TRANSFER_SEED, mnist1d_arrays
 from edgekd.distill import trainer
-from edgekd.distill.methods import create
-from edgekd.distill.objective import Objective
-from edgekd.distill.trainer import Schedule, TrainData, train
+from edgekd.distill.chain import build_objective
+from edgekd.distill.trainer import TrainData
 from edgekd.export.onnx import export_onnx
 from edgekd.models import ArchSpec, build
+from edgekd.recipe import Recipe
 
-ROWS, BATCH, REPEATS, CALLS = 27600, 128, 5, 200  # the default chain: 3,600 labelled + 24,000 transfer rows
+from benchmarks.kd_cost import BATCH, epoch_seconds
+
+ROWS, REPEATS, CALLS = 27600, 5, 200  # the default chain: 3,600 labelled + 24,000 transfer rows
 
 
 def timed(fn) -> float:
@@ -53,8 +55,12 @@ def main() -> None:
     mean, std = float(x.mean()), float(x.std())
     spec = lambda width: ArchSpec("cnn", width, 4, (40,), 10, mean, std)
     teacher = build(spec(64)).eval()
-    with torch.inference_mode():
-        soft = torch.cat([teacher(x[i:i + 4096]) for i in range(0, len(x), 4096)])
+
+    def teacher_logits(mode) -> torch.Tensor:
+        with mode():
+            return torch.cat([teacher(x[i:i + 4096]) for i in range(0, len(x), 4096)])
+
+    soft = teacher_logits(torch.inference_mode)
     cached = TrainData(x, y, x[:512], y[:512], soft=soft)
     online = TrainData(x, y, x[:512], y[:512], teacher=teacher)
     threads = torch.get_num_threads()
@@ -65,9 +71,7 @@ def main() -> None:
             trainer.ADAMW_OPTIONS = fused if adamw is None else adamw  # train() reads it at call time
             torch.set_num_threads(n_threads or saved_threads)
             try:
-                torch.manual_seed(0)
-                kd = Objective({"kd": (create("kd", shared={"temperature": 2.0}), 1.0)}, alpha=0.9)
-                train(build(spec(width)), kd, data, Schedule(1, 0, BATCH, 3e-3, 1e-4, 0, 0))
+                epoch_seconds(build_objective(Recipe()), data, spec(width))  # the default recipe's KD objective
             finally:
                 trainer.ADAMW_OPTIONS = fused
                 torch.set_num_threads(saved_threads)
@@ -88,12 +92,6 @@ def main() -> None:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-        return run
-
-    def label(mode):
-        def run():
-            with mode():
-                torch.cat([teacher(x[i:i + 4096]) for i in range(0, len(x), 4096)])
         return run
 
     tmp = Path(tempfile.mkdtemp(prefix="edgekd-speed-"))
@@ -120,7 +118,7 @@ def main() -> None:
         ("batches, cnn:8x4 plain epoch", "index slicing", "DataLoader(TensorDataset)"):
             (plain_epoch(False), plain_epoch(True)),
         (f"teacher labels {ROWS} rows", "inference_mode", "autograd recording"):
-            (label(torch.inference_mode), label(torch.enable_grad)),
+            (lambda: teacher_logits(torch.inference_mode), lambda: teacher_logits(torch.enable_grad)),
         ("threads, cnn:8x4 epoch", f"{threads} threads", "1 thread"):
             (epoch(8, cached), epoch(8, cached, n_threads=1)),
         ("threads, cnn:32x4 epoch", f"{threads} threads", "1 thread"):
@@ -135,6 +133,7 @@ def main() -> None:
     for r in range(REPEATS):
         for key, side, fn in jobs[r % len(jobs):] + jobs[:r % len(jobs)]:
             times.setdefault((key, side), []).append(timed(fn))
+    shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"# training and measurement speed, before/after  (host: {host.cpu_model()}, {threads} torch threads, "
           f"torch {torch.__version__}; median of {REPEATS} interleaved, rotated repeats)\n")
