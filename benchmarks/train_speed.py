@@ -81,7 +81,7 @@ def main() -> None:
         def run():
             torch.manual_seed(0)
             model = build(spec(8))
-            opt = torch.optim.AdamW(model.parameters(), lr=3e-3, **trainer.ADAMW_OPTIONS)
+            opt = torch.optim.AdamW(model.parameters(), lr=Recipe().train.lr, **trainer.ADAMW_OPTIONS)
             if loader:
                 batches = DataLoader(TensorDataset(x, y), batch_size=BATCH, shuffle=True)
             else:
