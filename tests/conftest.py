@@ -5,9 +5,15 @@ from pathlib import Path
 
 import pytest
 
-# Tiny but real: every test run trains, exports and measures actual models.
-TINY = ["--chain", "2", "--teacher-epochs", "3", "--epochs", "2", "--transfer", "300",
-        "--set", "teacher.width=16", "--set", "train.baseline_epochs=2", "--set", "train.lr=0.003", "--no-export"]
+# Tiny but real: every test run trains, exports and measures actual models. One recipe, used
+# both as a dict (tiny_run) and as CLI flags (TINY), so the two always describe the same run.
+# lr 3e-3: these 2-epoch models have close logits; at the default 1e-2 gen-1's int8 top-1
+# agreement lands on the 0.95 verification bar (0.949), and the export tests need it to pass.
+TINY_RECIPE = {"chain": {"generations": 2}, "teacher": {"width": 16, "epochs": 3},
+               "train": {"epochs": 2, "baseline_epochs": 2, "lr": 3e-3}, "data": {"transfer": "300"},
+               "export": {"enabled": False}}
+TINY = [arg for section, keys in TINY_RECIPE.items() for key, value in keys.items()
+        for arg in ("--set", f"{section}.{key}={value}")]
 
 
 @pytest.fixture
@@ -32,14 +38,10 @@ def cli(capsys, monkeypatch):
 def tiny_run(tmp_path_factory) -> Path:
     """One small finished run, shared by the tests that only read it."""
     from edgekd.distill.chain import distill
-    from edgekd.recipe import Recipe, from_dict
+    from edgekd.recipe import from_dict
 
     root = tmp_path_factory.mktemp("runs") / "tiny"
-    # lr 3e-3: these 2-epoch models have close logits; at the default 1e-2 gen-1's int8 top-1
-    # agreement lands on the 0.95 verification bar (0.949), and the export tests need it to pass
-    recipe = from_dict({"chain": {"generations": 2}, "teacher": {"width": 16, "epochs": 3},
-                        "train": {"epochs": 2, "baseline_epochs": 2, "lr": 3e-3}, "data": {"transfer": "300"},
-                        "export": {"enabled": False}})
+    recipe = from_dict(TINY_RECIPE)
     distill(recipe, out=root)
     return root
 
