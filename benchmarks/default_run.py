@@ -68,11 +68,11 @@ def main() -> None:
         gain = f"{100 * (g['test_acc'] - b['test_acc']):+.1f}" if b else "-"
         print(f"| {name} | {g['label']} | {g['params']:,} | {teacher['params'] / g['params']:.1f} "
               f"| {g.get('teacher') or '-'} | {100 * g['test_acc']:.1f}% | {scratch} | {gain} | {g['train_seconds']:.1f} |")
-    print("\n| member | artifact | size (bytes) | accuracy in its runtime | agreement with torch | max abs diff | verified |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| member | artifact | size (bytes) | weights (bytes) | accuracy in its runtime | agreement with torch | max abs diff | verified |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in [f"gen-{k}" for k in range(1, recipe.chain.generations + 1)]:
         for art, a in members[name]["artifacts"].items():
-            print(f"| {name} | {art} | {a['bytes']:,} | {100 * a['accuracy']:.1f}% | {100 * a['agreement']:.1f}% "
+            print(f"| {name} | {art} | {a['bytes']:,} | {a['weight_bytes']:,} | {100 * a['accuracy']:.1f}% | {100 * a['agreement']:.1f}% "
                   f"| {a['max_abs_diff']:.2g} | {'yes' if a['passed'] else 'NO'} |")
     print(f"\nBatch-1 latency on this host ({bench['settings']['threads']} threads, median of "
           f"{bench['settings']['processes']} fresh processes), and predicted for {bench['target']['name']}:\n")

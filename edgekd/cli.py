@@ -19,6 +19,7 @@ CHAIN_COLUMNS = [("member", "member", ""), ("arch", "arch", ""), ("params", "par
                  ("agreement", "agree", "pct"), ("baseline_acc", "scratch", "pct"), ("delta", "gain", "delta")]
 
 ARTIFACT_COLUMNS = [("member", "member", ""), ("artifact", "artifact", ""), ("bytes", "size", "bytes"),
+                    ("weight_bytes", "weights", "bytes"),
                     ("accuracy", "acc", "pct"), ("agreement", "agree", "pct"), ("max_abs_diff", "max diff", "float"),
                     ("status", "status", "")]
 

@@ -37,6 +37,18 @@ def test_every_artifact_is_built_verified_and_recorded(exported_run):
             (exported_run / member / "openvino" / f).stat().st_size for f in ("model.xml", "model.bin"))
 
 
+def test_int8_shrinks_the_weights_even_where_the_file_grows(exported_run):
+    # these models have a few thousand parameters: the file is mostly graph, the constants are what int8 shrinks
+    for member in ("gen-1", "gen-2"):
+        a = Run.open(exported_run).manifest()["members"][member]["artifacts"]
+        for fmt in ("onnx", "openvino"):
+            fp32, int8 = a[f"{fmt}-fp32"]["weight_bytes"], a[f"{fmt}-int8"]["weight_bytes"]
+            assert 0 < int8 < fp32, (member, fmt, fp32, int8)
+            assert fp32 <= a[f"{fmt}-fp32"]["bytes"] and int8 <= a[f"{fmt}-int8"]["bytes"]
+        # two independent counts of the same fp32 constants: ONNX initializers and the IR's .bin
+        assert abs(a["onnx-fp32"]["weight_bytes"] - a["openvino-fp32"]["weight_bytes"]) <= 0.1 * a["onnx-fp32"]["weight_bytes"]
+
+
 def test_int8_accuracy_close_to_fp32(exported_run):
     for member in ("gen-1", "gen-2"):
         v = json.loads(Run.open(exported_run).validation_path(member).read_text())

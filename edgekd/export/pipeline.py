@@ -113,7 +113,7 @@ def export_run(run_dir: Path, formats: tuple[str, ...] = FORMATS, int8: bool = T
                                  "error": f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"}
                 continue
             records[name] = {**record, "built": True, "file": str(path.relative_to(run.root)),
-                             "bytes": artifact_bytes(path), "sha256": artifact_sha256(path), **info}
+                             "bytes": artifact_bytes(path), "weight_bytes": weight_bytes(path), "sha256": artifact_sha256(path), **info}
         write_json(run.validation_path(member), records)
         run.update_manifest(lambda m: m["members"][member].update(artifacts=_summary(records)))
         results[member] = records
@@ -121,7 +121,7 @@ def export_run(run_dir: Path, formats: tuple[str, ...] = FORMATS, int8: bool = T
 
 
 def _summary(records: dict[str, dict]) -> dict[str, dict]:
-    keep = ("built", "passed", "file", "bytes", "sha256", "accuracy", "agreement", "max_abs_diff", "error")
+    keep = ("built", "passed", "file", "bytes", "weight_bytes", "sha256", "accuracy", "agreement", "max_abs_diff", "error")
     return {name: {k: r[k] for k in keep if k in r} for name, r in records.items()}
 
 
@@ -138,6 +138,22 @@ def artifact_files(path: Path) -> list[Path]:
 
 def artifact_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in artifact_files(path))
+
+
+def weight_bytes(path: Path) -> int:
+    """Bytes of stored constants (weights, scales) without the graph's description: what
+    quantization shrinks. For tiny models the graph text outweighs them, so an int8 file can
+    be larger than its fp32 source while its weights are smaller (up to 4x: biases and
+    per-channel scales stay 32-bit)."""
+    if path.suffix == ".xml":
+        return path.with_suffix(".bin").stat().st_size
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(path).graph
+    constants = list(graph.initializer) + [a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute
+                                           if a.type == onnx.AttributeProto.TENSOR]
+    return sum(numpy_helper.to_array(t).nbytes for t in constants)
 
 
 def artifact_sha256(path: Path) -> str:

@@ -86,9 +86,11 @@ def _sections(res: RunResults, within: float) -> dict:
                            m.get("teacher") or "-", f"{100 * m['test_acc']:.1f}%",
                            f"{100 * b['test_acc']:.1f}%" if b else "-",
                            f"{100 * (m['test_acc'] - b['test_acc']):+.1f}" if b else "-"])
-    artifact_rows = [["member", "artifact", "size", "accuracy", "verified"]]
+    artifact_rows = [["member", "artifact", "size", "weights", "accuracy", "verified"]]
     for p in sorted(res.points, key=lambda p: (_order(p["member"]), p["artifact"])):
+        weights = p.get("weight_bytes")
         artifact_rows.append([p["member"], p["artifact"], f"{p['size_bytes'] / 1024:.1f} KiB",
+                              f"{weights / 1024:.1f} KiB" if weights is not None else "-",
                               f"{100 * p['accuracy']:.1f}%", "yes" if p["verified"] else "NO"])
     bench_tables = {}
     for target, rep in sorted(res.bench.items()):
@@ -112,7 +114,10 @@ def _method(res: RunResults) -> list[str]:
              f"{m.get('torch_threads')} threads); data {m['data']['spec']} (fingerprint {m['data']['fingerprint']}: "
              f"{m['data']['train']} train, {m['data']['val']} val, {m['data']['test']} test, {m['data']['transfer']} transfer).",
              "Accuracy of each artifact is top-1 on the test set computed by its own runtime (ONNX Runtime or OpenVINO, "
-             "OpenVINO with f32 inference precision), not by the torch model."]
+             "OpenVINO with f32 inference precision), not by the torch model.",
+             "Size is an artifact's files on disk (IR: .xml + .bin); weights is the stored constants alone, the part "
+             "quantization shrinks. Below a few thousand parameters the graph description outweighs the weights, "
+             "so an int8 file can be larger than its fp32 source."]
     for target, rep in sorted(res.bench.items()):
         s = rep["settings"]
         where = f"on the device {rep['device']}" if rep["device"] else f"on this host ({rep['host']['cpu']})"

@@ -59,7 +59,7 @@ def collect(run_dir: Path) -> RunResults:
         for art, a in artifacts.items():
             fmt, precision = art.split("-")
             points.append({**base, "artifact": art, "format": fmt, "precision": precision, "size_bytes": a["bytes"],
-                           "accuracy": a["accuracy"], "verified": a.get("passed", False)})
+                           "weight_bytes": a.get("weight_bytes"), "accuracy": a["accuracy"], "verified": a.get("passed", False)})
         if not artifacts and "size_bytes" in entry:  # not exported: the torch weights file stands in
             points.append({**base, "artifact": "torch-fp32", "format": "torch", "precision": "fp32",
                            "size_bytes": entry["size_bytes"], "accuracy": entry["test_acc"], "verified": True})
