@@ -96,7 +96,12 @@ def distill(
         recipe = recipes.load_toml(config) if config else recipes.Recipe()
         recipe = recipes.from_dict(given, recipes.apply_sets(recipe, set_ or []), where="flags")
     with ChainProgress(quiet or as_json) as progress:
-        run = run_pipeline(recipe, out=out, resume=resume, on_event=progress)
+        try:
+            run = run_pipeline(recipe, out=out, resume=resume, on_event=progress)
+        except KeyboardInterrupt:
+            if progress.run_root:
+                print(f"edgekd: interrupted; continue with: edgekd distill --resume {progress.run_root}", file=sys.stderr)
+            raise
     rows = summary_rows(run)
     artifacts = artifact_rows(run)
     if as_json:
@@ -249,7 +254,7 @@ def _bench_row(r: dict) -> dict:
     if "peak_rss_mb" in r:
         row["memory"] = f"{r['peak_rss_delta_mb']:.1f} (+{r['peak_rss_mb'] - r['peak_rss_delta_mb']:.0f})"
     row["fits"] = "-" if "fits_ram" not in r else ("yes" if r["fits_ram"] else "NO")
-    notes = [r["error"]] if "error" in r else []
+    notes = [r[k] for k in ("error", "prediction_error") if k in r]
     if r.get("unstable"):
         notes.append(f"unstable: {100 * r['spread']:.0f}% spread")
     if not r.get("runtime_on_target", True):

@@ -23,6 +23,7 @@ class ChainProgress:
                                  disable=quiet or not err.is_terminal)
         self.tasks: dict[str, int] = {}
         self.plain = not quiet and not err.is_terminal
+        self.run_root: str | None = None  # known once the run directory exists: the resume hint needs it
 
     def __enter__(self):
         self.progress.__enter__()
@@ -32,6 +33,8 @@ class ChainProgress:
         self.progress.__exit__(*exc)
 
     def __call__(self, event: dict) -> None:
+        if event["kind"] == "run":
+            self.run_root = event["root"]
         if self.quiet:
             return
         member = event.get("member", "")

@@ -7,3 +7,13 @@ class UserError(Exception):
     The message is one sentence saying what is wrong and where; the CLI prints it
     on stderr and exits 2. Anything else that escapes is a bug (exit 1).
     """
+
+
+def reason(e: BaseException, limit: int = 160) -> str:
+    """A library exception as one short line for a UserError or a per-artifact error.
+
+    Some messages are empty (EOFError on a 0-byte file) and OpenVINO's start with a bare
+    "Exception from src/...:132:" line, so take the first line that says something."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = next((line for line in lines if not line.endswith(":")), lines[0] if lines else "")
+    return (text or f"{type(e).__name__}, no message")[:limit]

@@ -8,6 +8,7 @@ of valid ones. The resolved recipe is saved in the run's manifest and is all tha
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -74,6 +75,9 @@ class ChainRecipe:
     generations: int = 3
     direct: bool = False           # every generation taught by the original teacher, not its predecessor
     baseline: bool = True          # train each generation's architecture from scratch too
+
+
+EXPORT_FORMATS = ("onnx", "openvino")
 
 
 @dataclass(frozen=True)
@@ -188,11 +192,18 @@ def validate(recipe: Recipe) -> Recipe:
     checks = [
         (recipe.chain.generations >= 1, "chain.generations must be at least 1"),
         (0.0 <= recipe.distill.alpha <= 1.0, "distill.alpha must be between 0 and 1"),
-        (recipe.distill.temperature > 0, "distill.temperature must be positive"),
+        (0 < recipe.distill.temperature < math.inf, "distill.temperature must be a positive number"),
         (0.0 < recipe.student.shrink <= 1.0, "student.shrink must be in (0, 1]"),
         (recipe.train.epochs >= 1 and recipe.teacher.epochs >= 1, "epochs must be at least 1"),
         (recipe.train.batch_size >= 1, "train.batch_size must be at least 1"),
-        (recipe.train.lr > 0, "train.lr must be positive"),
+        (0 < recipe.train.lr < math.inf, "train.lr must be a positive number"),
+        (0 <= recipe.train.weight_decay < math.inf, "train.weight_decay must be zero or positive"),
+        (min(recipe.student.width, recipe.student.depth) >= 0,
+         "student.width and student.depth must be positive (or 0 for the default)"),
+        (len(set(recipe.distill.methods)) == len(recipe.distill.methods), "distill.methods lists a method twice"),
+        (set(recipe.export.formats) <= set(EXPORT_FORMATS),
+         f"export.formats must be drawn from {', '.join(EXPORT_FORMATS)}, not {', '.join(recipe.export.formats)}"),
+        (0 < recipe.bench.min_seconds < math.inf, "bench.min_seconds must be a positive number"),
         (0.0 < recipe.data.val_fraction < 0.5, "data.val_fraction must be in (0, 0.5): validation picks the best epoch"),
         (min(recipe.train.finetune_epochs, recipe.train.baseline_epochs, recipe.train.patience) >= 0,
          "train.finetune_epochs, baseline_epochs and patience must not be negative"),

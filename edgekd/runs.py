@@ -37,6 +37,10 @@ ARTIFACT_FILES = {
 }
 
 
+_UMASK = os.umask(0o022)  # read it (the only way is to set it), then put it back
+os.umask(_UMASK)
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
@@ -46,6 +50,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are shared like any file
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -73,7 +78,15 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path} line {number} is not valid JSON ({e.msg})") from None
+    return rows
 
 
 class Run:
@@ -158,6 +171,9 @@ class Run:
         data = run.manifest()
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise UserError(f"{root / MANIFEST} is not an edgekd manifest of schema {SCHEMA}")
+        missing = [key for key in ("recipe", "members", "data") if not isinstance(data.get(key), dict)]
+        if missing:
+            raise UserError(f"{root / MANIFEST} is damaged: it has no {' or '.join(missing)} table")
         return run
 
 

@@ -181,3 +181,109 @@ def test_target_name_cannot_escape_the_run(cli, exported_run, tmp_path):
     before = (exported_run / "manifest.json").read_bytes()
     _assert_refused(cli("bench", exported_run, "--target", tmp_path / "evil.toml"), "names a file")
     assert (exported_run / "manifest.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--set", "distill.temperature=inf"], ["temperature"]),
+    (["--set", "train.weight_decay=-1"], ["weight_decay"]),
+    (["--width", "-3"], ["student.width"]),
+    (["--set", "distill.methods=kd,kd"], ["twice"]),
+    (["--set", "export.formats=tflite", "--export"], ["export.formats", "tflite"]),
+    (["--students", "cnn:4"], ["1 architectures for 2 generations"]),
+    (["--student", "transformer"], ["unknown model family 'transformer'"]),
+    (["--depth", "-1"], ["student.depth"]),
+    (["--method", "fitnet", "--hint-layer", "nope"], ["no module 'nope'"]),
+])
+def test_bad_settings_are_refused_before_any_training(cli, args, words, tmp_path):
+    # the run directory is made just before the teacher trains: its absence proves nothing trained
+    _assert_refused(cli("distill", *TINY, *args, "--out", tmp_path / "r"), *words)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("content,words", [
+    (b"", ["is empty"]),
+    (bytes(range(256)) * 8, ["corrupt"]),  # random bytes are not "a pickle with code"
+])
+def test_unreadable_teacher_file(cli, content, words, tmp_path):
+    (tmp_path / "t.pt").write_bytes(content)
+    _assert_refused(cli("distill", "--teacher", tmp_path / "t.pt", "--out", tmp_path / "r"), *words)
+    assert not (tmp_path / "r").exists()
+
+
+def test_incomplete_model_file(cli, tmp_path):
+    arch = {"family": "cnn", "width": 4, "depth": 2, "input_shape": [40], "classes": 10}
+    torch.save({"format": "edgekd-model-1", "arch": arch}, tmp_path / "t.pt")
+    _assert_refused(cli("distill", "--teacher", tmp_path / "t.pt"), "incomplete", "state_dict")
+
+
+def test_plugin_that_is_not_python(cli, tmp_path):
+    (tmp_path / "loss.toml").write_text("x = 1\n")
+    _assert_refused(cli("methods", "--plugin", tmp_path / "loss.toml"), "not a Python file")
+
+
+def test_empty_checkpoint_on_resume(cli, tiny_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "gen-2" / "eval.json").unlink()  # gen-2 unfinished, and its checkpoint lost to a crash
+    (run / "gen-2" / "checkpoint.pt").write_bytes(b"")
+    _assert_refused(cli("distill", "--resume", run, "-q"), "checkpoint.pt", "empty")
+
+
+@pytest.fixture
+def damaged(exported_run, tmp_path):
+    import shutil
+
+    def copy(name):
+        shutil.copytree(exported_run, tmp_path / name)
+        return tmp_path / name
+
+    return copy
+
+
+def test_damaged_run_files_are_named(cli, damaged):
+    import json
+
+    metrics = damaged("metrics")
+    with open(metrics / "gen-1" / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 3, "val')
+    _assert_refused(cli("report", metrics), "metrics.jsonl line", "not valid JSON")
+    bench = damaged("bench")
+    (bench / "bench").mkdir(exist_ok=True)
+    (bench / "bench" / "raspberry-pi-4.json").write_text("[]")
+    _assert_refused(cli("report", bench), "raspberry-pi-4.json", "not an edgekd bench result")
+    manifest = damaged("manifest")
+    data = json.loads((manifest / "manifest.json").read_text())
+    del data["members"]
+    (manifest / "manifest.json").write_text(json.dumps(data))
+    before = _files(manifest)
+    for command in (["report", manifest], ["export", manifest], ["bench", manifest, "-t", "pi4"],
+                    ["distill", "--resume", manifest]):
+        _assert_refused(cli(*command), "manifest.json is damaged", "members")
+    assert _files(manifest) == before
+
+
+def test_compare_into_a_file(cli, exported_run, tiny_run, tmp_path):
+    (tmp_path / "f").write_text("keep")
+    _assert_refused(cli("compare", exported_run, tiny_run, "--out", tmp_path / "f"), "is a file")
+    assert (tmp_path / "f").read_text() == "keep"
+
+
+def test_bench_reports_damaged_artifacts_per_row(cli, damaged):
+    import json
+
+    run = damaged("artifacts")
+    (run / "gen-1" / "model.onnx").write_bytes(b"garbage")   # its prediction reads this graph
+    (run / "gen-2" / "model.int8.onnx").unlink()
+    (run / "bench").mkdir(exist_ok=True)
+    (run / "bench" / "inputs.npz").write_bytes(b"x")          # a damaged cache is rebuilt
+    code, out, err = cli("bench", run, "-t", "pi4", "--runtime", "onnxruntime", "--processes", "1",
+                         "--min-seconds", "0.01", "--json")
+    assert code == 0, err
+    rows = {(r["member"], r["artifact"]): r for r in json.loads(out)["raspberry-pi-4"]["rows"]}
+    assert "error" in rows["gen-1", "onnx-fp32"] and "error" in rows["gen-2", "onnx-int8"]
+    assert rows["gen-1", "onnx-int8"]["p50_ms"] > 0 and "cannot be read" in rows["gen-1", "onnx-int8"]["prediction_error"]
+    assert rows["gen-2", "onnx-fp32"]["predicted"]["p50_ms"] > 0
+    with np.load(run / "bench" / "inputs.npz") as cached:
+        assert len(cached["x"]) == len(cached["y"]) > 0

@@ -103,6 +103,27 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     assert [r["epoch"] for r in history] == list(range(1, 13))
 
 
+def test_ctrl_c_says_how_to_resume(tmp_path):
+    args = [sys.executable, "-m", "edgekd", "distill", "--chain", "1", "--teacher-epochs", "50", "--transfer", "0",
+            "--set", "teacher.width=16", "--no-export", "--out", str(tmp_path / "r")]
+    proc = subprocess.Popen(args, cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tmp_path / "r" / "teacher" / "checkpoint.pt").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode != 0
+    assert f"edgekd distill --resume {tmp_path / 'r'}" in err, err[-2000:]
+
+
+def test_outputs_follow_the_umask(tiny_run):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for name in ("manifest.json", "gen-1/model.pt", "gen-1/eval.json"):
+        assert (tiny_run / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+
+
 def test_resume_skips_finished_generations(cli, tiny_run):
     before = (tiny_run / "gen-1" / "model.pt").stat().st_mtime_ns
     code, out, err = cli("distill", "--resume", tiny_run, "--json")

@@ -57,6 +57,11 @@ def graph_costs(path: Path, batch: int = 1) -> list[OpCost]:
 
 
 def weight_bytes(path: Path) -> int:
+    """Bytes of an ONNX graph's stored constants (initializers and Constant nodes), at their own dtypes."""
     import onnx
+    from onnx import numpy_helper
 
-    return int(sum(math.prod(t.dims) * 4 for t in onnx.load(str(path)).graph.initializer))
+    graph = onnx.load(str(path)).graph
+    constants = list(graph.initializer) + [a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute
+                                           if a.type == onnx.AttributeProto.TENSOR]
+    return int(sum(numpy_helper.to_array(t).nbytes for t in constants))

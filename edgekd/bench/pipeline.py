@@ -21,7 +21,7 @@ from edgekd.bench.local import Job, Settings, measure_all
 from edgekd.bench.remote import Remote, Session
 from edgekd.data import load_splits
 from edgekd.errors import UserError
-from edgekd.runs import Run, write_json
+from edgekd.runs import Run, atomic_path, write_json
 from edgekd.targets import Target, load_target, probe_host
 
 SCHEMA = 1
@@ -86,19 +86,32 @@ def _jobs(run: Run, runtimes: tuple[str, ...], remote: bool) -> list[Job]:
 def _inputs(run: Run) -> Path:
     """The test set as one .npz, cached in the run: the runner (here or on a device) reads it."""
     path = run.bench_dir / "inputs.npz"
-    if not path.exists():
-        from edgekd.runs import atomic_path
-
-        recipe = run.manifest()["recipe"]["data"]
-        splits = load_splits(recipe["spec"], recipe["val_fraction"], recipe["seed"])
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, x=splits.x_test, y=splits.y_test)
+    if path.exists():
+        try:
+            with np.load(path) as cached:
+                if cached["x"].ndim >= 2 and len(cached["x"]) == len(cached["y"]):
+                    return path
+        except Exception:  # a damaged cache (truncated, not an npz, pickled) is rebuilt below
+            pass
+    recipe = run.manifest()["recipe"]["data"]
+    splits = load_splits(recipe["spec"], recipe["val_fraction"], recipe["seed"])
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, x=splits.x_test, y=splits.y_test)
     return path
 
 
 def _machine(t: Target, threads: int) -> predict.Machine:
     return predict.Machine(t.peak_gflops_fp32, t.memory_bandwidth_gbs, t.cores, threads)
+
+
+def _costs(fp32_onnx: Path, batch: int) -> tuple | None:
+    """The graph's work and weights, or None when the file is damaged: the measurements of this
+    member's other artifacts still count, only the prediction is lost."""
+    try:
+        return graph_costs(fp32_onnx, batch), weight_bytes(fp32_onnx)
+    except Exception:  # protobuf DecodeError, shape-inference errors: any unreadable graph
+        return None
 
 
 def _report(run: Run, target: Target, host_target: Target, measured: dict[Job, dict], settings: Settings,
@@ -109,7 +122,7 @@ def _report(run: Run, target: Target, host_target: Target, measured: dict[Job, d
     costs_of: dict[str, tuple] = {}
     for job, m in measured.items():
         art = run.manifest()["members"][job.member].get("artifacts", {}).get(job.artifact, {})
-        size = art.get("bytes", job.path.stat().st_size)
+        size = art["bytes"] if "bytes" in art else (job.path.stat().st_size if job.path.exists() else None)
         row = {"member": job.member, "artifact": job.artifact, "runtime": job.runtime,
                "precision": job.artifact.split("-")[1], "size_bytes": size,
                "runtime_on_target": job.runtime in target.runtimes}
@@ -123,7 +136,11 @@ def _report(run: Run, target: Target, host_target: Target, measured: dict[Job, d
         fp32_onnx = run.root / job.member / "model.onnx"
         if fp32_onnx.exists():
             if job.member not in costs_of:
-                costs_of[job.member] = (graph_costs(fp32_onnx, settings.batch), weight_bytes(fp32_onnx))
+                costs_of[job.member] = _costs(fp32_onnx, settings.batch)
+            if costs_of[job.member] is None:
+                row["prediction_error"] = f"no prediction: {job.member}/{fp32_onnx.name} cannot be read"
+                rows.append(row)
+                continue
             costs, weights = costs_of[job.member]
             row["flops"] = sum(c.flops for c in costs)
             if not remote:  # floor / measured, both on this host

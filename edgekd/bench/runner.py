@@ -183,7 +183,7 @@ def main(argv=None) -> int:
         print(json.dumps({"error": f"runtime {a.runtime} is not installed here ({e})"}))
         return 3
     except Exception as e:  # reported as a failed row by the caller, never a hang
-        print(json.dumps({"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]}))
+        print(json.dumps({"error": f"{type(e).__name__}: {' '.join(str(e).split())}"[:300]}))
         return 4
     print(json.dumps(result))
     return 0

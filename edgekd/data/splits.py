@@ -21,6 +21,7 @@ class Splits:
     y_test: np.ndarray
     classes: int
     x_transfer: np.ndarray | None = None   # unlabeled inputs only the teacher labels
+    class_names: tuple[str, ...] | None = None  # folder:PATH: class k is sub-folder class_names[k]
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -37,6 +38,7 @@ class Splits:
             "spec": self.name,
             "input_shape": list(self.input_shape),
             "classes": self.classes,
+            **({"class_names": list(self.class_names)} if self.class_names else {}),
             "train": len(self.y_train),
             "val": len(self.y_val),
             "test": len(self.y_test),
@@ -47,12 +49,18 @@ class Splits:
 
 def check_arrays(where: str, x: np.ndarray, y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Cast to float32/int64 and refuse what would silently break training."""
+    if np.iscomplexobj(x):  # the float32 cast would drop the imaginary part with only a warning
+        raise UserError(f"{where}: inputs are complex ({np.asarray(x).dtype}); edgekd needs real numbers")
     try:
         x = np.asarray(x, dtype=np.float32)
     except (TypeError, ValueError):
         raise UserError(f"{where}: inputs are not numeric") from None
-    if x.ndim < 2 or len(x) == 0:
+    if x.ndim < 2:
+        raise UserError(f"{where}: inputs must hold one row per sample (at least 2-D), found shape {x.shape}")
+    if len(x) == 0:
         raise UserError(f"{where}: no samples (inputs have shape {x.shape})")
+    if x[0].size == 0:
+        raise UserError(f"{where}: samples have no features (inputs have shape {x.shape})")
     if not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).reshape(len(x), -1).any(1).sum())
         raise UserError(f"{where}: {bad} samples contain NaN or infinite values")
@@ -68,6 +76,29 @@ def check_arrays(where: str, x: np.ndarray, y: np.ndarray | None = None) -> tupl
     if y.min() < 0:
         raise UserError(f"{where}: labels must be class indices >= 0, found {y.min()}")
     return x, y
+
+
+def check_labels(where: str, y: np.ndarray, **held_out: np.ndarray) -> int:
+    """The class count K. Training labels (checked by check_arrays: ints >= 0) must be exactly 0..K-1,
+    each present, and held-out labels among them: counting max+1 would train phantom classes silently."""
+    found = np.unique(y)
+    k = len(found)
+    if k < 2:
+        raise UserError(f"{where}: labels hold a single class ({found[0]}); at least 2 are needed")
+    if found[-1] != k - 1:  # k distinct ints >= 0 are 0..k-1 exactly when the largest is k-1
+        raise UserError(f"{where}: labels must be the class indices 0..{k - 1} with every class in the "
+                        f"training data; found {_listed(found)}")
+    for name, labels in held_out.items():
+        extra = np.setdiff1d(labels, found)
+        if len(extra):
+            raise UserError(f"{where}: {name} holds labels the training data does not have ({_listed(extra)}); "
+                            f"its classes are 0..{k - 1}")
+    return k
+
+
+def _listed(values: np.ndarray, most: int = 10) -> str:
+    text = ", ".join(str(v) for v in values[:most])
+    return text + (f", ... ({len(values)} values)" if len(values) > most else "")
 
 
 def split_off(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.data.splits import Splits, check_arrays, split_off
+from edgekd.data.splits import Splits, check_arrays, check_labels, split_off
 from edgekd.errors import UserError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -36,19 +36,16 @@ def npz(path: Path, val_fraction: float, seed: int) -> Splits:
     x, y = check_arrays(f"{path}:x/y", arrays["x"], arrays["y"])
     parts = {}
     for split in ("val", "test"):
+        if f"y_{split}" in arrays and f"x_{split}" not in arrays:
+            raise UserError(f"{path}: y_{split} has no matching x_{split}")
         if f"x_{split}" in arrays:
             parts[split] = check_arrays(f"{path}:x_{split}", arrays[f"x_{split}"], arrays.get(f"y_{split}"))
             if parts[split][1] is None:
                 raise UserError(f"{path}: x_{split} has no matching y_{split}")
             if parts[split][0].shape[1:] != x.shape[1:]:
                 raise UserError(f"{path}: x_{split} has sample shape {parts[split][0].shape[1:]}, x has {x.shape[1:]}")
-    if "test" not in parts:
-        x, y, *test = split_off(x, y, 0.2, seed + 1)
-        parts["test"] = tuple(test)
-    if "val" not in parts:
-        x, y, *val = split_off(x, y, val_fraction, seed)
-        parts["val"] = tuple(val)
-    return _assemble(f"npz:{path}", x, y, parts)
+    classes = check_labels(str(path), y, **{f"y_{k}": v[1] for k, v in parts.items()})
+    return _finish(f"npz:{path}", x, y, classes, parts, val_fraction, seed)
 
 
 def csv(spec: str, val_fraction: float, seed: int) -> Splits:
@@ -56,28 +53,54 @@ def csv(spec: str, val_fraction: float, seed: int) -> Splits:
     path_text, _, column = spec.partition("::") if "::" in spec else (spec, "", "")
     path = _exists(Path(path_text), "data file")
     try:
-        with path.open(newline="") as f:
-            rows = list(csvlib.reader(f))
-    except (OSError, UnicodeDecodeError) as e:
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a BOM, which would otherwise rename the first column
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csvlib.reader(f)
+            rows = [(reader.line_num, r) for r in reader if r]  # line_num: the file's line, for messages
+    except (OSError, UnicodeDecodeError, csvlib.Error) as e:
         raise UserError(f"{path} is not a readable CSV file ({e})") from None
-    if len(rows) < 2:
+    # A first row of numbers (empty cells aside) is data, not a header, unless it is pandas' default header 0..n-1
+    first = rows[0][1] if rows else []
+    cells = [v for v in first if v.strip()]
+    headerless = bool(cells) and all(map(_is_number, cells)) and first != [str(i) for i in range(len(first))]
+    if headerless:
+        if column:
+            raise UserError(f"{path} has no header row, so it has no column {column!r}")
+        header, body = [str(i + 1) for i in range(len(first))], rows  # columns named 1..n
+    else:
+        header, body = first, rows[1:]
+    if not body:
         raise UserError(f"{path} has no data rows")
-    header, body = rows[0], rows[1:]
     label = column or ("label" if "label" in header else header[-1])
     if label not in header:
         raise UserError(f"{path}: no column {label!r} (columns: {', '.join(header)})")
+    if len(header) < 2:
+        raise UserError(f"{path} has no feature columns")
     li = header.index(label)
-    try:
-        table = np.array([[float(v) for v in r] for r in body if r], dtype=np.float64)
-    except ValueError:
-        raise UserError(f"{path}: every column must be numeric (a label column of class indices, feature columns)") from None
-    if table.ndim != 2 or table.shape[1] != len(header):
-        raise UserError(f"{path}: rows do not all have {len(header)} columns")
+    table = []
+    for line, row in body:
+        if len(row) != len(header):
+            raise UserError(f"{path}: line {line} has {len(row)} columns, "
+                            f"{'line 1' if headerless else 'the header'} has {len(header)}")
+        try:
+            table.append([float(v) for v in row])
+        except ValueError:
+            j = next(j for j, v in enumerate(row) if not _is_number(v))
+            where = f"{path}: line {line}, column {header[j]}"
+            what = f"{where} is empty" if not row[j].strip() else f"{where}: {row[j]!r} is not numeric"
+            raise UserError(what + (" (labels must be the class indices 0..K-1)" if j == li else "")) from None
+    table = np.array(table, dtype=np.float64)
     x = np.delete(table, li, axis=1)
     x, y = check_arrays(str(path), x, table[:, li])
-    x, y, *test = split_off(x, y, 0.2, seed + 1)
-    x, y, *val = split_off(x, y, val_fraction, seed)
-    return _assemble(f"csv:{spec}", x, y, {"val": tuple(val), "test": tuple(test)})
+    return _finish(f"csv:{spec}", x, y, check_labels(str(path), y), {}, val_fraction, seed)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def folder(path: Path, val_fraction: float, seed: int) -> Splits:
@@ -87,14 +110,16 @@ def folder(path: Path, val_fraction: float, seed: int) -> Splits:
     _exists(path, "image folder")
     if not path.is_dir():
         raise UserError(f"{path} is not a folder (folder:PATH wants one sub-folder per class)")
-    classes = sorted(p for p in path.iterdir() if p.is_dir())
+    # hidden entries (.ipynb_checkpoints, macOS ._x.png) are tool debris, never classes or samples
+    classes = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         raise UserError(f"{path} must hold one sub-folder per class (found {len(classes)})")
     xs, ys, size, mode = [], [], None, None
     for label, cls in enumerate(classes):
-        for file in sorted(cls.iterdir()):
-            if file.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
+        files = [f for f in sorted(cls.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")]
+        if not files:
+            raise UserError(f"class folder {cls} holds no images; add some or remove the folder")
+        for file in files:
             try:
                 with Image.open(file) as im:
                     mode = mode or ("L" if im.mode in ("L", "1", "I;16") else "RGB")
@@ -103,21 +128,23 @@ def folder(path: Path, val_fraction: float, seed: int) -> Splits:
             except (UnidentifiedImageError, OSError) as e:
                 raise UserError(f"{file} is not a readable image ({e})") from None
             ys.append(label)
-    if not xs:
-        raise UserError(f"{path}: no images found in its class folders")
     x = np.stack(xs)
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # (N, C, H, W)
     x, y = check_arrays(str(path), x, np.array(ys))
-    x, y, *test = split_off(x, y, 0.2, seed + 1)
-    x, y, *val = split_off(x, y, val_fraction, seed)
-    return _assemble(f"folder:{path}", x, y, {"val": tuple(val), "test": tuple(test)})
+    return _finish(f"folder:{path}", x, y, len(classes), {}, val_fraction, seed,
+                   class_names=tuple(p.name for p in classes))
 
 
-def _assemble(name: str, x, y, parts) -> Splits:
+def _finish(name: str, x, y, classes: int, parts: dict, val_fraction: float, seed: int, class_names=None) -> Splits:
+    """Hold out what the user did not give: test first, then val (this order fixes the arrays)."""
+    n = len(x)
+    if "test" not in parts:
+        x, y, *test = split_off(x, y, 0.2, seed + 1)
+        parts["test"] = tuple(test)
+    if "val" not in parts:
+        x, y, *val = split_off(x, y, val_fraction, seed)
+        parts["val"] = tuple(val)
     (x_val, y_val), (x_test, y_test) = parts["val"], parts["test"]
-    classes = int(max(y.max(), y_test.max(), y_val.max() if len(y_val) else 0)) + 1
-    if classes < 2:
-        raise UserError(f"{name}: labels hold a single class; at least 2 are needed")
     if len(x_val) == 0 or len(x_test) == 0:
-        raise UserError(f"{name}: too few samples ({len(x)}) to hold out validation and test sets")
-    return Splits(name, x, y, x_val, y_val, x_test, y_test, classes=classes)
+        raise UserError(f"{name}: too few samples ({n}) to hold out validation and test sets")
+    return Splits(name, x, y, x_val, y_val, x_test, y_test, classes=classes, class_names=class_names)

@@ -61,6 +61,13 @@ def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path 
     on_event({"kind": "stage", "member": "data", "status": "start"})
     splits = load_transfer(load_splits(recipe.data.spec, recipe.data.val_fraction, recipe.data.seed),
                            recipe.data.transfer)
+    if resume is not None and run.manifest()["data"]["fingerprint"] != splits.fingerprint():
+        raise UserError(f"the data of {run.root} has changed since the run started; start a new run")
+    # Everything checkable is checked before the run directory exists: a bad teacher or student
+    # must neither cost the teacher's training nor leave a half-made run that blocks a retry.
+    teacher = _open_teacher(recipe, splits, plan, run.teacher_dir if resume is not None else None)
+    archs = plan_students(recipe, teacher, splits, plan.same_architecture)
+    _check_pairs(recipe, teacher, archs, splits.x_val[:8])
     if resume is None:
         root = out or default_run_dir()
         run = Run.create(root, {
@@ -69,17 +76,11 @@ def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path 
             "torch_threads": torch.get_num_threads(), "data": splits.describe(), "members": {},
             "status": "running"})
         link_latest(run.root)
-    elif run.manifest()["data"]["fingerprint"] != splits.fingerprint():
-        raise UserError(f"the data of {run.root} has changed since the run started; start a new run")
+    on_event({"kind": "run", "root": str(run.root)})
     ctx = Context(run, recipe, splits, on_event)
     torch.manual_seed(recipe.train.seed)
 
-    if plan.mutual:  # peers teach each other: the teacher recipe only sizes generation 1
-        t = recipe.teacher
-        teacher = Teacher("none", "-", spec=ArchSpec(t.arch, t.width, t.depth, splits.input_shape, splits.classes))
-    else:
-        teacher = _resolve_teacher(ctx)
-    archs = plan_students(recipe, teacher, splits, plan.same_architecture)
+    teacher = _finish_teacher(ctx, teacher)
     previous = teacher
     for k, spec in enumerate(archs, start=1):
         taught_by = None if plan.mutual else teacher if recipe.chain.direct else previous
@@ -91,34 +92,75 @@ def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path 
 
 
 # --- the teacher --------------------------------------------------------------------
-def _resolve_teacher(ctx: Context) -> Teacher:
-    run, recipe, splits = ctx.run, ctx.recipe, ctx.splits
+def _open_teacher(recipe: Recipe, splits: Splits, plan: Objective, run_teacher_dir: Path | None) -> Teacher:
+    """The teacher, loaded and checked against the data, or (built-in) only its architecture:
+    nothing is trained or written yet. On resume a user's teacher comes from the run's copy."""
+    t = recipe.teacher
+    if plan.mutual:  # peers teach each other: the teacher recipe only sizes generation 1
+        return Teacher("none", "-", spec=ArchSpec(t.arch, t.width, t.depth, splits.input_shape, splits.classes))
+    if not t.spec:
+        spec = ArchSpec(t.arch, t.width, t.depth, splits.input_shape, splits.classes, *_input_stats(splits))
+        build(spec)
+        return Teacher("edgekd", "teacher", spec=spec)
+    specs = (t.spec, *t.ensemble)
+    members = []
+    for i, source in enumerate(specs):
+        directory = _teacher_copy_dir(run_teacher_dir, len(specs), i) if run_teacher_dir else None
+        copies = [p for p in (directory / "model.pt", directory / "model.onnx", directory / "model.ts")
+                  if p.is_file()] if directory else []
+        teacher = load_teacher(str(copies[0] if copies else source))
+        check_against(teacher, splits.x_val, splits.classes)
+        members.append(teacher)
+    return members[0] if len(members) == 1 else Teacher.ensemble(members, t.combine, t.primary)
+
+
+def _check_pairs(recipe: Recipe, teacher: Teacher, archs: list[ArchSpec], example: np.ndarray) -> None:
+    """Attach the objective to untrained copies of every teacher/student pair: an unknown family,
+    a layer name that matches nothing or a feature method on a teacher without layers fails
+    now, not after training. (Seeds are set after this, so it changes no result.)"""
+    objective = build_objective(recipe)
+    original = teacher.module
+    if original is None and teacher.kind == "edgekd":  # the built-in teacher, not trained yet
+        original = build(teacher.spec)
+    previous, x = original, torch.from_numpy(example)
+    for spec in archs:
+        student = build(spec)
+        if objective.mutual:
+            continue
+        taught_by = original if recipe.chain.direct else previous
+        if objective.needs_online_teacher and taught_by is None:
+            hint = " or give --primary-teacher to use the first one's" if teacher.members else ""
+            raise UserError(f"methods {', '.join(recipe.distill.methods)} read the teacher's intermediate layers; "
+                            f"the {teacher.kind} teacher has none (use a torch teacher{hint})")
+        objective.attach(student, taught_by, x)
+        objective.detach()
+        previous = student
+
+
+def _teacher_copy_dir(teacher_dir: Path, count: int, i: int) -> Path:
+    return teacher_dir if count == 1 else teacher_dir / f"member-{i}"
+
+
+def _finish_teacher(ctx: Context, teacher: Teacher) -> Teacher:
+    """Train the built-in teacher, or keep a copy of a user's teacher in the run (so resume
+    and re-runs need nothing outside it) and evaluate it; finished work is not redone."""
+    run, recipe = ctx.run, ctx.recipe
     tdir = run.teacher_dir
-    if recipe.teacher.spec:
-        specs = (recipe.teacher.spec, *recipe.teacher.ensemble)
-        dirs = [tdir] if len(specs) == 1 else [tdir / f"member-{i}" for i in range(len(specs))]
-        members = [_user_teacher(ctx, spec, d) for spec, d in zip(specs, dirs)]
-        teacher = members[0] if len(members) == 1 else Teacher.ensemble(members, recipe.teacher.combine,
-                                                                         recipe.teacher.primary)
+    if teacher.kind == "none":
+        return teacher
+    if not recipe.teacher.spec:
         if not (tdir / "eval.json").exists():
-            _evaluate_teacher(ctx, teacher, source=", ".join(specs))
-        return dataclasses.replace(teacher, source="teacher")
-    spec = ArchSpec(recipe.teacher.arch, recipe.teacher.width, recipe.teacher.depth, splits.input_shape,
-                    splits.classes, *_input_stats(splits))
+            _train_member(ctx, "teacher", teacher.spec, None, epochs=recipe.teacher.epochs)
+        module, spec = load_model(tdir / "model.pt")
+        return Teacher("edgekd", "teacher", module=module, spec=spec)
+    parts = teacher.members or [teacher]
+    for i, part in enumerate(parts):
+        directory = _teacher_copy_dir(tdir, len(parts), i)
+        if Path(part.source).parent.resolve() != directory.resolve():  # not already the run's copy
+            copy_into(part, directory)
     if not (tdir / "eval.json").exists():
-        _train_member(ctx, "teacher", spec, None, epochs=recipe.teacher.epochs)
-    module, spec = load_model(tdir / "model.pt")
-    return Teacher("edgekd", "teacher", module=module, spec=spec)
-
-
-def _user_teacher(ctx: Context, spec: str, directory: Path) -> Teacher:
-    """A user's teacher, copied into the run on first use so resume needs nothing outside it."""
-    existing = [p for p in (directory / "model.pt", directory / "model.onnx", directory / "model.ts") if p.is_file()]
-    teacher = load_teacher(str(existing[0] if existing else spec))
-    check_against(teacher, ctx.splits.x_val, ctx.splits.classes)
-    if not existing:
-        copy_into(teacher, directory)
-    return teacher
+        _evaluate_teacher(ctx, teacher, source=", ".join((recipe.teacher.spec, *recipe.teacher.ensemble)))
+    return dataclasses.replace(teacher, source="teacher")
 
 
 def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
@@ -220,6 +262,8 @@ def load_plugin(path: Path) -> None:
 
     if not path.is_file():
         raise UserError(f"plugin {path} does not exist")
+    if path.suffix != ".py":
+        raise UserError(f"plugin {path} is not a Python file (.py)")
     module_name = f"edgekd_plugin_{path.stem}"
     if module_name in sys.modules:
         return
@@ -265,9 +309,6 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
     if mutual:  # peers start from different weights: that disagreement is what they teach each other
         student = Cohort([student] + [build(spec) for _ in range(objective.peers - 1)])
     if teacher is not None:
-        if objective.needs_online_teacher and teacher.module is None:
-            raise UserError(f"methods {', '.join(recipe.distill.methods)} read the teacher's intermediate layers; "
-                            f"a {teacher.kind} teacher has none (use a torch teacher)")
         objective.attach(student, teacher.module, data.x[:8])
         if data.augment_scale is None and not objective.needs_online_teacher:
             data.soft = teacher.logits(data.x)   # inputs never change: teacher runs once

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgekd.errors import UserError
+from edgekd.errors import UserError, reason
 from edgekd.models import ArchSpec, load_model
 
 
@@ -71,7 +71,7 @@ def check_against(teacher: Teacher, x_sample: np.ndarray, classes: int) -> None:
         out = teacher.logits(x_sample[:4])
     except Exception as e:  # any runtime's shape error: say it in one sentence
         raise UserError(f"teacher {teacher.source} does not accept inputs of shape "
-                        f"{tuple(x_sample.shape[1:])} ({str(e).splitlines()[0][:160]})") from None
+                        f"{tuple(x_sample.shape[1:])} ({reason(e)})") from None
     if out.ndim != 2 or out.shape[0] != min(4, len(x_sample)):
         raise UserError(f"teacher {teacher.source} returns shape {tuple(out.shape)}, expected (batch, classes)")
     if out.shape[1] != classes:
@@ -97,7 +97,7 @@ def load_teacher(spec: str) -> Teacher:
         try:
             module = torch.jit.load(str(path), map_location="cpu").eval()
         except Exception as e:
-            raise UserError(f"{path} is not a loadable TorchScript file ({str(e).splitlines()[0][:120]})") from None
+            raise UserError(f"{path} is not a loadable TorchScript file ({reason(e, 120)})") from None
         return Teacher("torchscript", str(path), module=module)
     module, arch = load_model(path)
     return Teacher("edgekd", str(path), module=module, spec=arch)
@@ -119,7 +119,7 @@ def _onnx_teacher(path: Path) -> Teacher:
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as e:
-        raise UserError(f"{path} is not a model ONNX Runtime can load ({str(e).splitlines()[0][:160]})") from None
+        raise UserError(f"{path} is not a model ONNX Runtime can load ({reason(e)})") from None
     if len(session.get_inputs()) != 1:
         raise UserError(f"{path} has {len(session.get_inputs())} inputs; a teacher takes exactly one")
     return Teacher("onnx", str(path), session=session, info={"runtime": f"onnxruntime {ort.__version__}"})

@@ -25,7 +25,7 @@ from torch import nn
 from edgekd.data.augment import augment
 from edgekd.distill.methods import Batch
 from edgekd.distill.objective import Objective
-from edgekd.errors import UserError
+from edgekd.errors import UserError, reason
 
 CHECKPOINT_FORMAT = "edgekd-checkpoint-1"
 WARMUP = 0.05  # fraction of steps with a linear warm-up before the cosine decay
@@ -169,6 +169,8 @@ def _checkpoint_payload(state, student, objective, optimizer) -> dict:
 
 
 def _resume(path: Path, student, objective, optimizer) -> dict:
+    if path.stat().st_size == 0:  # a crash or a full disk while it was first written
+        raise UserError(f"cannot resume from {path}: the file is empty; delete it to restart that member")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if payload.get("format") != CHECKPOINT_FORMAT:
@@ -177,7 +179,7 @@ def _resume(path: Path, student, objective, optimizer) -> dict:
         objective.load_state_dict(payload["objective"])
         optimizer.load_state_dict(payload["optimizer"])
     except Exception as e:
-        raise UserError(f"cannot resume from {path}: it is corrupt or from another recipe ({str(e).splitlines()[0][:120]})") from None
+        raise UserError(f"cannot resume from {path}: it is corrupt or from another recipe ({reason(e, 120)})") from None
     return {"epoch": payload["epoch"], "history": json.loads(payload["history"]), "best_acc": payload["best_acc"],
             "best_loss": payload["best_loss"], "best_epoch": payload["best_epoch"],
             "best_state": payload["best_state"], "stale": payload["stale"], "stopped": payload["stopped"]}

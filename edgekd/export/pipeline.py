@@ -15,16 +15,17 @@ import numpy as np
 import torch
 
 from edgekd import host
+from edgekd.bench.graph import weight_bytes
 from edgekd.data import load_splits
-from edgekd.errors import UserError
+from edgekd.errors import UserError, reason
 from edgekd.export import onnx as onnx_export
 from edgekd.export import openvino as ov_export
 from edgekd.export import quantize
 from edgekd.export.verify import verify
 from edgekd.models import load_model
+from edgekd.recipe import EXPORT_FORMATS as FORMATS
 from edgekd.runs import Run, write_json
 
-FORMATS = ("onnx", "openvino")
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,10 @@ def export_run(run_dir: Path, formats: tuple[str, ...] = FORMATS, int8: bool = T
                                 splits.y_test, splits.classes, threads=host.cores())
             except Exception as e:  # reported per artifact; the others go on
                 records[name] = {"artifact": name, "built": False, "passed": False,
-                                 "error": f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"}
+                                 "error": f"{type(e).__name__}: {reason(e, 300)}"}
                 continue
             records[name] = {**record, "built": True, "file": str(path.relative_to(run.root)),
-                             "bytes": artifact_bytes(path), "weight_bytes": weight_bytes(path), "sha256": artifact_sha256(path), **info}
+                             "bytes": artifact_bytes(path), "weight_bytes": artifact_weight_bytes(path), "sha256": artifact_sha256(path), **info}
         write_json(run.validation_path(member), records)
         run.update_manifest(lambda m: m["members"][member].update(artifacts=_summary(records)))
         results[member] = records
@@ -140,20 +141,12 @@ def artifact_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in artifact_files(path))
 
 
-def weight_bytes(path: Path) -> int:
+def artifact_weight_bytes(path: Path) -> int:
     """Bytes of stored constants (weights, scales) without the graph's description: what
     quantization shrinks. For tiny models the graph text outweighs them, so an int8 file can
     be larger than its fp32 source while its weights are smaller (up to 4x: biases and
     per-channel scales stay 32-bit)."""
-    if path.suffix == ".xml":
-        return path.with_suffix(".bin").stat().st_size
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load(path).graph
-    constants = list(graph.initializer) + [a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute
-                                           if a.type == onnx.AttributeProto.TENSOR]
-    return sum(numpy_helper.to_array(t).nbytes for t in constants)
+    return path.with_suffix(".bin").stat().st_size if path.suffix == ".xml" else weight_bytes(path)
 
 
 def artifact_sha256(path: Path) -> str:

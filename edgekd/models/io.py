@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgekd.errors import UserError
+from edgekd.errors import UserError, reason
 from edgekd.models.registry import ArchSpec, build
 
 FORMAT = "edgekd-model-1"
@@ -28,24 +28,33 @@ def load_payload(path: Path) -> dict:
     """torch.load with weights_only=True: a pickle carrying code is refused, not run."""
     if not path.is_file():
         raise UserError(f"model file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise UserError(f"model file {path} is empty")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e):  # not a pickle of objects: random or truncated bytes
+            raise UserError(f"{path} is corrupt or not a torch checkpoint (its pickle data cannot be read)") from None
         raise UserError(f"{path} is not plain weights (it pickles code or objects); refusing to load it") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
-        raise UserError(f"{path} is corrupt or not a torch checkpoint ({str(e).splitlines()[0][:120]})") from None
+        raise UserError(f"{path} is corrupt or not a torch checkpoint ({reason(e, 120)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"{path} is not an edgekd model file (expected format {FORMAT})")
+    if not isinstance(payload.get("arch"), dict) or not isinstance(payload.get("state_dict"), dict):
+        raise UserError(f"{path} is an incomplete edgekd model file (it needs both 'arch' and 'state_dict')")
     return payload
 
 
 def load_model(path: Path) -> tuple[nn.Module, ArchSpec]:
     payload = load_payload(path)
-    spec = ArchSpec.from_dict(payload["arch"])
-    model = build(spec)
+    try:
+        spec = ArchSpec.from_dict(payload["arch"])
+        model = build(spec)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, TypeError) as e:
-        raise UserError(f"{path}: weights do not match its architecture {spec.label()} ({str(e).splitlines()[0][:120]})") from None
+        raise UserError(f"{path}: weights do not match its architecture {spec.label()} ({reason(e, 120)})") from None
     model.eval()
     return model, spec

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from edgekd.errors import UserError
+from edgekd.errors import UserError, reason
 
 _FAMILIES: dict[str, Callable[["ArchSpec"], nn.Module]] = {}
 
@@ -50,8 +50,10 @@ class ArchSpec:
             return cls(family=str(d["family"]), width=int(d["width"]), depth=int(d["depth"]),
                        input_shape=tuple(int(s) for s in d["input_shape"]), classes=int(d["classes"]),
                        mean=float(d.get("mean", 0.0)), std=float(d.get("std", 1.0)))
-        except (KeyError, TypeError, ValueError) as e:
-            raise UserError(f"invalid architecture spec ({e!r})") from None
+        except KeyError as e:
+            raise UserError(f"invalid architecture spec: it has no {e.args[0]!r}") from None
+        except (TypeError, ValueError) as e:
+            raise UserError(f"invalid architecture spec ({reason(e)})") from None
 
     def label(self) -> str:
         return f"{self.family}:{self.width}x{self.depth}"

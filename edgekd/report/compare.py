@@ -23,6 +23,8 @@ def flat(d: dict, prefix: str = "") -> dict[str, object]:
 def compare_runs(run_dirs: list[Path], out: Path, force: bool = False) -> dict:
     if len(run_dirs) < 2:
         raise UserError("compare needs at least two runs")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file, not a directory; choose another --out")
     runs = [collect(d) for d in run_dirs]
     prints = {r.manifest["data"]["fingerprint"] for r in runs}
     if len(prints) > 1 and not force:

@@ -98,7 +98,7 @@ def _sections(res: RunResults, within: float) -> dict:
               "memory MB", "fits RAM", "note"]]
         for r in rep["rows"]:
             pred = r.get("predicted")
-            note = r.get("error") or ("unstable" if r.get("unstable") else "")
+            note = r.get("error") or r.get("prediction_error") or ("unstable" if r.get("unstable") else "")
             t.append([r["member"], r["artifact"], f"{100 * r['accuracy']:.1f}%" if "accuracy" in r else "-",
                       _f(r.get("p50_ms")), _f(r.get("p90_ms")),
                       f"{pred['p50_ms']:.3g} [{pred['low_ms']:.2g}-{pred['high_ms']:.2g}]" if pred else "-",
