@@ -196,7 +196,7 @@ def methods(
 
 BENCH_COLUMNS = [("member", "member", ""), ("artifact", "artifact", ""), ("size_bytes", "size", "bytes"),
                  ("accuracy", "acc", "pct"), ("p50_ms", "host p50 ms", "float"), ("p90_ms", "p90", "float"),
-                 ("predicted_ms", "target p50 ms (pred.)", ""), ("memory", "model MB (+runtime)", ""),
+                 ("predicted_ms", "target p50 ms (pred.)", ""), ("memory", "load+run MB (+runtime)", ""),
                  ("fits", "fits?", ""), ("note", "note", "")]
 
 
@@ -238,7 +238,7 @@ def bench(
     for name, report in results.items():
         rows = [_bench_row(r) for r in report["rows"]]
         where = f"measured on {report['device']}" if report["device"] else f"host: {report['host']['cpu']}, " \
-            f"{report['settings']['threads']} threads; target numbers are predicted"
+            f"{report['settings']['threads']} threads" + ("" if name == "host" else "; target numbers are predicted")
         console.print(table(f"{name} ({where})", rows, BENCH_COLUMNS))
 
 

@@ -153,6 +153,31 @@ def test_feature_method_with_onnx_teacher(cli, tiny_run, tmp_path):
                         "--transfer", "0", "--out", tmp_path / "r"), "intermediate layers")
 
 
+class LogitsAndProbs(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        logits = self.model(x)
+        return logits, logits.softmax(1)
+
+
+@pytest.mark.parametrize("case,words", [("two-outputs", ["2 outputs", "logits, probs"]),
+                                        ("batch-4", ["fixed batch of 4", "dynamic batch axis"])])
+def test_onnx_teacher_that_cannot_teach(cli, tiny_run, tmp_path, case, words):
+    from edgekd.models import load_model
+
+    model, spec = load_model(tiny_run / "teacher" / "model.pt")
+    net, outputs, batch = (LogitsAndProbs(model), ["logits", "probs"], 1) if case == "two-outputs" \
+        else (model, ["logits"], 4)
+    torch.onnx.export(net, (torch.zeros(batch, *spec.input_shape),), str(tmp_path / "t.onnx"), dynamo=False,
+                      input_names=["x"], output_names=outputs)
+    _assert_refused(cli("distill", "--teacher", tmp_path / "t.onnx", "--students", "cnn:8x3", "--chain", "1",
+                        "--out", tmp_path / "r"), *words)
+    assert not (tmp_path / "r").exists()
+
+
 def test_bench_of_a_run_without_exports(cli, tiny_run):
     _assert_refused(cli("bench", tiny_run, "--target", "raspberry-pi-4"), "no exported artifacts")
 

@@ -131,19 +131,23 @@ def test_resume_skips_finished_generations(cli, tiny_run):
     assert (tiny_run / "gen-1" / "model.pt").stat().st_mtime_ns == before
 
 
-def test_onnx_teacher_teaches_a_student(cli, tmp_path, tiny_run):
+@pytest.mark.parametrize("dynamic_batch", [True, False])  # torch.onnx.export fixes batch 1 unless told
+def test_onnx_teacher_teaches_a_student(cli, tmp_path, tiny_run, dynamic_batch):
     from edgekd.models import load_model
 
     model, spec = load_model(tiny_run / "teacher" / "model.pt")
     path = tmp_path / "teacher.onnx"
-    torch.onnx.export(model, (torch.zeros(1, *spec.input_shape),), str(path), dynamo=False,
-                      input_names=["x"], output_names=["logits"], dynamic_axes={"x": {0: "n"}})
+    torch.onnx.export(model, (torch.zeros(1, *spec.input_shape),), str(path), dynamo=False, input_names=["x"],
+                      output_names=["logits"], dynamic_axes={"x": {0: "n"}} if dynamic_batch else None)
     code, out, err = cli("distill", "--teacher", path, "--student", "cnn", "--width", "8", "--depth", "3",
                          "--chain", "1", "--epochs", "1", "--transfer", "200", "--no-baseline", "--no-export",
                          "--out", tmp_path / "o", "--json")
     assert code == 0, err
     assert (tmp_path / "o" / "teacher" / "model.onnx").is_file()
-    assert json.loads(out)["generations"][1]["teacher"] == "teacher"
+    rows = json.loads(out)["generations"]
+    assert rows[1]["teacher"] == "teacher"
+    # the same network in ONNX Runtime: the same test accuracy as the torch teacher it came from
+    assert rows[0]["test_acc"] == pytest.approx(json.loads((tiny_run / "teacher" / "eval.json").read_text())["test_acc"], abs=1e-6)
 
 
 def test_torchscript_teacher(cli, tmp_path, tiny_run):

@@ -365,7 +365,7 @@ def summary_rows(run: Run) -> list[dict]:
     if "teacher" in members:
         t = members["teacher"]
         rows.append({"member": "teacher", "arch": t.get("label", t.get("arch", {}).get("family", t.get("kind"))),
-                     "params": t.get("params"), "test_acc": t["test_acc"]})
+                     "params": t.get("params"), "size_bytes": t.get("size_bytes"), "test_acc": t["test_acc"]})
     k = 1
     while f"gen-{k}" in members:
         g = members[f"gen-{k}"]

@@ -49,6 +49,7 @@ class Teacher:
                 return torch.logsumexp(torch.log_softmax(stacked, -1), 0) - torch.log(torch.tensor(len(self.members)))
             return stacked.mean(0)
         outs = []
+        batch_size = self.info.get("batch", batch_size)  # an ONNX file exported with batch 1 fixed
         for i in range(0, len(x), batch_size):
             chunk = x[i:i + batch_size]
             if self.session is not None:
@@ -122,7 +123,15 @@ def _onnx_teacher(path: Path) -> Teacher:
         raise UserError(f"{path} is not a model ONNX Runtime can load ({reason(e)})") from None
     if len(session.get_inputs()) != 1:
         raise UserError(f"{path} has {len(session.get_inputs())} inputs; a teacher takes exactly one")
-    return Teacher("onnx", str(path), session=session, info={"runtime": f"onnxruntime {ort.__version__}"})
+    outputs = session.get_outputs()
+    if len(outputs) != 1:
+        raise UserError(f"{path} has {len(outputs)} outputs ({', '.join(o.name for o in outputs)}); "
+                        "a teacher returns exactly one, its logits")
+    batch = session.get_inputs()[0].shape[0]  # an int when fixed; a name or None when dynamic
+    if isinstance(batch, int) and batch != 1:
+        raise UserError(f"{path} was exported with a fixed batch of {batch}; export it with a dynamic batch axis")
+    info = {"runtime": f"onnxruntime {ort.__version__}", **({"batch": 1} if batch == 1 else {})}
+    return Teacher("onnx", str(path), session=session, info=info)
 
 
 def copy_into(teacher: Teacher, directory: Path) -> Path:

@@ -52,8 +52,10 @@ def _sections(res: RunResults, within: float) -> dict:
         ok = [p for p in gens if p["accuracy"] >= teacher - within / 100]
         if ok:
             best = min(ok, key=lambda p: p["size_bytes"])
-            tsize = next((p["size_bytes"] for p in res.points if p["role"] == "teacher"), None)
-            ratio = f", {tsize / best['size_bytes']:.0f}x smaller than the teacher's fp32 ONNX" if tsize else ""
+            tpoint = next((p for p in res.points if p["role"] == "teacher"), None)
+            tsize = tpoint and tpoint["size_bytes"]
+            teacher_artifact = tpoint and {"torch": "weights file"}.get(tpoint["format"], f"{tpoint['artifact']} file")
+            ratio = f", {tsize / best['size_bytes']:.{1 if tsize < 10 * best['size_bytes'] else 0}f}x smaller than the teacher's {teacher_artifact}" if tsize else ""
             summary.append(f"Smallest model within {within:g} point{'s' * (within != 1)} of the teacher ({100 * teacher:.1f}%): "
                            f"{best['member']} {best['artifact']}, {best['size_bytes'] / 1024:.1f} KiB, "
                            f"{100 * best['accuracy']:.1f}%{ratio}.")
@@ -63,7 +65,7 @@ def _sections(res: RunResults, within: float) -> dict:
         rows = [r for r in rep["rows"] if "error" not in r]
         if not rows:
             continue
-        predicted = all(r.get("predicted") for r in rows)
+        predicted = target != "host" and all(r.get("predicted") for r in rows)  # on host, measured is the answer
         key = (lambda r: r["predicted"]["p50_ms"]) if predicted else (lambda r: r["p50_ms"])
         fast = min(rows, key=key)
         how = "predicted" if predicted else f"measured on {rep['measured_on']}"
@@ -72,7 +74,9 @@ def _sections(res: RunResults, within: float) -> dict:
     gains = [(g, members[g]["test_acc"] - baseline_of(members, g)["test_acc"])
              for g in members if baseline_of(members, g)]
     if gains:
-        summary.append("Distillation over training from scratch (same architecture, same optimizer steps): "
+        epochs = res.manifest["recipe"]["train"].get("baseline_epochs", 0)
+        budget = f"{epochs} epochs on the labelled rows" if epochs else "same optimizer steps"
+        summary.append(f"Distillation over training from scratch (same architecture, {budget}): "
                        + ", ".join(f"{g} {100 * d:+.1f} points" for g, d in sorted(gains)) + ".")
     summary += [f"Missing: {m}." for m in res.missing]
 
