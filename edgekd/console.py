@@ -64,8 +64,8 @@ def fmt(value, kind: str = "") -> str:
     if kind == "delta":
         return f"{100 * value:+.1f}"
     if kind == "bytes":
-        for unit in ("B", "KB", "MB", "GB"):
-            if value < 1024 or unit == "GB":
+        for unit in ("B", "KiB", "MiB", "GiB"):  # 1024-based, as the report says
+            if value < 1024 or unit == "GiB":
                 return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
             value /= 1024
     if isinstance(value, float):

@@ -163,6 +163,8 @@ class Run:
     @classmethod
     def open(cls, root: Path | str) -> "Run":
         root = Path(root)
+        if root.is_file():
+            raise UserError(f"{root} is a file, not a run directory")
         if not root.is_dir():
             raise UserError(f"run directory {root} does not exist")
         if not (root / MANIFEST).is_file():

@@ -117,6 +117,17 @@ def test_bad_npz_is_refused(cli, tmp_path, arrays, words):
     _refused(cli, _npz(tmp_path / "d.npz", **arrays), tmp_path, *words)
 
 
+def test_a_text_file_named_npz(cli, tmp_path):
+    (tmp_path / "d.npz").write_text("x,y\n1,0\n")  # np.load alone would call this pickled data
+    _refused(cli, f"npz:{tmp_path / 'd.npz'}", tmp_path, "is not an .npz file")
+
+
+def test_resume_of_a_file(cli, tmp_path):
+    (tmp_path / "d.npz").write_bytes(b"")
+    code, out, err = cli("distill", "--resume", tmp_path / "d.npz")
+    assert code == 2 and "is a file, not a run directory" in err, err
+
+
 @pytest.mark.filterwarnings("error")  # numpy's ComplexWarning must not be the only sign
 def test_complex_inputs_are_refused(tmp_path):
     with pytest.raises(UserError, match="complex"):

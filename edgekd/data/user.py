@@ -22,6 +22,8 @@ def _exists(path: Path, what: str) -> Path:
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     _exists(path, "data file")
+    if not zipfile.is_zipfile(path):  # np.load would guess at a pickle and say so, which misleads
+        raise UserError(f"{path} is not an .npz file (numpy.savez writes one)")
     try:
         with np.load(path, allow_pickle=False) as f:  # never unpickle user input
             return {k: f[k] for k in f.files}
