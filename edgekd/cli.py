@@ -344,9 +344,11 @@ def compare(
     if as_json:
         print(json.dumps(result, indent=2))
         return
+    from edgekd.console import out as console, table
+
     print("differing recipe keys: " + (", ".join(result["differences"]) or "none"))
-    for row in result["best"]:
-        print("- " + " | ".join(row))
+    columns = [(str(i), header, "") for i, header in enumerate(result["columns"])]
+    console.print(table("best points", [{str(i): v for i, v in enumerate(row)} for row in result["best"]], columns))
     print(f"comparison: {result['directory']}/compare.html")
 
 

@@ -79,6 +79,20 @@ def test_compare_overlays_runs_and_lists_differences(cli, benched_run, tiny_run,
     assert len(result["best"]) == 2
 
 
+def test_compare_labels_runs_that_share_a_name(cli, tiny_run, tmp_path):
+    import shutil
+
+    for parent in ("a", "b"):
+        shutil.copytree(tiny_run, tmp_path / parent / "run")
+    code, out, err = cli("compare", tmp_path / "a" / "run", tmp_path / "b" / "run", "--out", tmp_path / "cmp", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["columns"][0] == "run"
+    assert [row[0] for row in result["best"]] == [str(tmp_path / "a" / "run"), str(tmp_path / "b" / "run")]
+    code, out, err = cli("compare", tiny_run, tiny_run, "--out", tmp_path / "cmp2")
+    assert code == 2 and "same run twice" in err
+
+
 def test_compare_refuses_runs_over_different_data(cli, tiny_run, tmp_path):
     from edgekd.distill.chain import distill
     from edgekd.recipe import from_dict

@@ -26,6 +26,12 @@ def compare_runs(run_dirs: list[Path], out: Path, force: bool = False) -> dict:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is a file, not a directory; choose another --out")
     runs = [collect(d) for d in run_dirs]
+    roots = [r.run.root for r in runs]
+    if len(set(roots)) < len(roots):
+        raise UserError("compare was given the same run twice")
+    if len({r.name for r in runs}) < len(runs):  # runs/a/x and runs/b/x: label them by their paths
+        for r, d in zip(runs, run_dirs):
+            r.label = str(d)
     prints = {r.manifest["data"]["fingerprint"] for r in runs}
     if len(prints) > 1 and not force:
         names = ", ".join(f"{r.name}: {r.manifest['data']['spec']} ({r.manifest['data']['fingerprint']})" for r in runs)
@@ -63,4 +69,5 @@ def compare_runs(run_dirs: list[Path], out: Path, force: bool = False) -> dict:
             + "</body></html>")
     write_text(out / "compare.md", md)
     write_text(out / "compare.html", page)
-    return {"directory": str(out), "differences": differing, "best": best_rows[1:], "plot": str(figure)}
+    return {"directory": str(out), "differences": differing, "columns": best_rows[0], "best": best_rows[1:],
+            "plot": str(figure)}

@@ -20,10 +20,11 @@ class RunResults:
     bench: dict[str, dict]               # target -> bench report
     curves: dict[str, list[dict]]        # member -> metrics.jsonl rows
     missing: list[str] = field(default_factory=list)
+    label: str = ""                      # set by compare when two runs share a directory name
 
     @property
     def name(self) -> str:
-        return self.run.root.name
+        return self.label or self.run.root.name
 
     def teacher_acc(self) -> float | None:
         t = self.manifest["members"].get("teacher")
