@@ -314,6 +314,8 @@ def report(
     """
     from edgekd.report.render import build_report
 
+    if not 0 <= within < 100:
+        raise UserError(f"--within {within:g}: give a number of accuracy points from 0 to 100")
     result = build_report(run, within, target)
     if as_json:
         print(json.dumps(result, indent=2))

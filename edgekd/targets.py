@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 import os
 import platform
 import sys
@@ -54,7 +55,8 @@ NUMERIC = {"int", "float", "latencies"}  # kinds that need a [sources] entry and
 
 
 def _number(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)  # TOML allows nan and inf
+    return float(v) if ok else None
 
 
 def _strings(items: Any) -> bool:

@@ -29,6 +29,20 @@ def benched_run(exported_run, tmp_path_factory):
     return root
 
 
+def test_bench_on_host_is_measured_and_torch_alone_can_run(cli, exported_run, tmp_path):
+    root = tmp_path / "run"
+    shutil.copytree(exported_run, root)
+    code, out, err = cli("bench", root, "-t", "host", "--runtime", "torch", "--processes", "1",
+                         "--min-seconds", "0.01", "--json")
+    assert code == 0, err
+    result = json.loads(out)["host"]
+    assert {r["artifact"] for r in result["rows"]} == {"torch-fp32"} and len(result["rows"]) == 2
+    assert all(r["p50_ms"] > 0 and "predicted" not in r for r in result["rows"])
+    assert result["prediction_method"] is None
+    code, out, err = cli("report", root, "--within", "nan")
+    assert code == 2 and "--within" in err
+
+
 def test_report_files_and_results_schema(cli, benched_run):
     code, out, err = cli("report", benched_run, "--json")
     assert code == 0, err

@@ -102,6 +102,8 @@ BAD = [
     pytest.param(edit('ram_gb = "data sheet"', 'ram_gb = "data sheet"\nram = "typo"'), ["[sources]", "'ram'"],
                  id="source-for-unknown-field"),
     pytest.param(edit('ram_gb = 2.0', 'ram_gb = 0'), ["ram_gb must be positive"], id="zero"),
+    pytest.param(edit('ram_gb = 2.0', 'ram_gb = nan'), ["ram_gb must be a number in GB"], id="nan"),  # valid TOML
+    pytest.param(edit('ram_gb = 2.0', 'ram_gb = inf'), ["ram_gb must be a number in GB"], id="inf"),
     pytest.param(edit('= 80.0', '= -3.0'), ["reference_latency_ms must be positive"], id="negative-latency"),
     pytest.param(edit('runtimes = ["onnxruntime"]', 'runtimes = ["tensorrt"]'), ["runtimes", "'tensorrt'"],
                  id="unknown-runtime"),

@@ -22,7 +22,7 @@ from edgekd.bench.remote import Remote, Session
 from edgekd.data import load_splits
 from edgekd.errors import UserError
 from edgekd.runs import Run, atomic_path, write_json
-from edgekd.targets import Target, load_target, probe_host
+from edgekd.targets import HOST, Target, load_target, probe_host
 
 SCHEMA = 1
 RUNTIME_OF = {"onnx": "onnxruntime", "openvino": "openvino", "torch": "torch"}
@@ -42,8 +42,6 @@ def bench_run(run_dir: Path, targets: list[str], runtimes: tuple[str, ...] = RUN
     for t in resolved:
         run.bench_path(t.name)  # a name that cannot be a file name is refused before any measuring
     jobs = _jobs(run, runtimes, remote is not None)
-    if not jobs:
-        raise UserError(f"{run.root} has no exported artifacts to benchmark; run `edgekd export {run.root}` first")
     inputs = _inputs(run)
     with np.load(inputs) as cached:
         if batch > len(cached["y"]):
@@ -71,16 +69,22 @@ def bench_run(run_dir: Path, targets: list[str], runtimes: tuple[str, ...] = RUN
 
 
 def _jobs(run: Run, runtimes: tuple[str, ...], remote: bool) -> list[Job]:
+    members = run.manifest()["members"]
+    gens = run.members("gen")
+    if not any(a.get("built") for g in gens for a in members[g].get("artifacts", {}).values()):
+        raise UserError(f"{run.root} has no exported artifacts to benchmark; run `edgekd export {run.root}` first")
     jobs = []
-    for member in run.members("gen"):
-        entry = run.manifest()["members"][member]
+    for member in gens:
         if "torch" in runtimes and not remote:  # the eager reference needs edgekd: host only
             jobs.append(Job(member, "torch-fp32", run.root / member / "model.pt", "torch"))
-        for name, art in entry.get("artifacts", {}).items():
+        for name, art in members[member].get("artifacts", {}).items():
             runtime = RUNTIME_OF[name.split("-")[0]]
             if art.get("built") and runtime in runtimes:
                 jobs.append(Job(member, name, run.root / art["file"], runtime))
-    return jobs if any(j.runtime != "torch" for j in jobs) else []
+    if not jobs:
+        raise UserError(f"no artifact of {run.root} runs on {', '.join(runtimes)}"
+                        + (" (torch runs on this host only)" if remote and "torch" in runtimes else ""))
+    return jobs
 
 
 def _inputs(run: Run) -> Path:
@@ -146,8 +150,9 @@ def _report(run: Run, target: Target, host_target: Target, measured: dict[Job, d
             if not remote:  # floor / measured, both on this host
                 row["efficiency_vs_floor"] = predict.host_efficiency(m["p50_ms"], costs, weights, row["precision"],
                                                                      host_machine)
-                row["predicted"] = predict.predict_ms(m["p50_ms"], costs, weights, row["precision"],
-                                                      host_machine, target_machine)
+                if target.name != HOST:  # on the host itself the measurement is the answer
+                    row["predicted"] = predict.predict_ms(m["p50_ms"], costs, weights, row["precision"],
+                                                          host_machine, target_machine)
         rows.append(row)
     return {
         "schema": SCHEMA, "target": target.to_dict(), "measured_on": "device" if remote else "host",
@@ -157,5 +162,5 @@ def _report(run: Run, target: Target, host_target: Target, measured: dict[Job, d
         "versions": host.versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "settings": {"threads": settings.threads, "batch": settings.batch, "processes": settings.processes,
                      "warmup": settings.warmup, "min_iters": settings.min_iters, "min_seconds": settings.min_seconds},
-        "prediction_method": None if remote else predict.METHOD, "rows": rows,
+        "prediction_method": None if remote or target.name == HOST else predict.METHOD, "rows": rows,
     }

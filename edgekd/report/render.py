@@ -65,7 +65,7 @@ def _sections(res: RunResults, within: float) -> dict:
         rows = [r for r in rep["rows"] if "error" not in r]
         if not rows:
             continue
-        predicted = target != "host" and all(r.get("predicted") for r in rows)  # on host, measured is the answer
+        predicted = all(r.get("predicted") for r in rows)
         key = (lambda r: r["predicted"]["p50_ms"]) if predicted else (lambda r: r["p50_ms"])
         fast = min(rows, key=key)
         how = "predicted" if predicted else f"measured on {rep['measured_on']}"
