@@ -117,7 +117,11 @@ def load_target(spec: str) -> Target:
     if spec == HOST:
         return probe_host()
     if spec.endswith(".toml") or "/" in spec or os.sep in spec:
-        return _read(Path(spec).expanduser(), builtin=False)
+        target = _read(Path(spec).expanduser(), builtin=False)
+        if target.name == HOST or target.name in _builtins():  # results are filed under the name
+            raise UserError(f"{spec}: name {target.name!r} belongs to a built-in target; give your profile its own "
+                            "name, or its results would overwrite the built-in's")
+        return target
     table = _builtins()
     if spec in table:
         return table[spec]

@@ -108,6 +108,8 @@ BAD = [
     pytest.param(edit('runtimes = ["onnxruntime"]', 'runtimes = ["tensorrt"]'), ["runtimes", "'tensorrt'"],
                  id="unknown-runtime"),
     pytest.param('name = "my-board"\ncores = ', ["invalid TOML"], id="invalid-toml"),
+    pytest.param(edit('name = "my-board"', 'name = "raspberry-pi-4"'), ["belongs to a built-in target"],
+                 id="built-in-name"),
 ]
 
 
