@@ -238,7 +238,7 @@ def bench(
     for name, report in results.items():
         rows = [_bench_row(r) for r in report["rows"]]
         where = f"measured on {report['device']}" if report["device"] else f"host: {report['host']['cpu']}, " \
-            f"{report['settings']['threads']} threads" + ("" if name == "host" else "; target numbers are predicted")
+            f"{report['settings']['threads']} threads" + ("; target numbers are predicted" if report["prediction_method"] else "")
         console.print(table(f"{name} ({where})", rows, BENCH_COLUMNS))
 
 

@@ -124,6 +124,7 @@ def _report(run: Run, target: Target, host_target: Target, measured: dict[Job, d
     host_machine = _machine(host_target, settings.threads)
     target_machine = _machine(target, target.threads)
     costs_of: dict[str, tuple] = {}
+    predicts = not remote and target.name != HOST  # on a device, or on the host itself, measured is the answer
     for job, m in measured.items():
         art = run.manifest()["members"][job.member].get("artifacts", {}).get(job.artifact, {})
         size = art["bytes"] if "bytes" in art else (job.path.stat().st_size if job.path.exists() else None)
@@ -150,9 +151,9 @@ def _report(run: Run, target: Target, host_target: Target, measured: dict[Job, d
             if not remote:  # floor / measured, both on this host
                 row["efficiency_vs_floor"] = predict.host_efficiency(m["p50_ms"], costs, weights, row["precision"],
                                                                      host_machine)
-                if target.name != HOST:  # on the host itself the measurement is the answer
-                    row["predicted"] = predict.predict_ms(m["p50_ms"], costs, weights, row["precision"],
-                                                          host_machine, target_machine)
+            if predicts:
+                row["predicted"] = predict.predict_ms(m["p50_ms"], costs, weights, row["precision"],
+                                                      host_machine, target_machine)
         rows.append(row)
     return {
         "schema": SCHEMA, "target": target.to_dict(), "measured_on": "device" if remote else "host",
@@ -162,5 +163,5 @@ def _report(run: Run, target: Target, host_target: Target, measured: dict[Job, d
         "versions": host.versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "settings": {"threads": settings.threads, "batch": settings.batch, "processes": settings.processes,
                      "warmup": settings.warmup, "min_iters": settings.min_iters, "min_seconds": settings.min_seconds},
-        "prediction_method": None if remote or target.name == HOST else predict.METHOD, "rows": rows,
+        "prediction_method": predict.METHOD if predicts else None, "rows": rows,
     }

@@ -67,7 +67,7 @@ def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path 
     # must neither cost the teacher's training nor leave a half-made run that blocks a retry.
     teacher = _open_teacher(recipe, splits, plan, run.teacher_dir if resume is not None else None)
     archs = plan_students(recipe, teacher, splits, plan.same_architecture)
-    _check_pairs(recipe, teacher, archs, splits.x_val[:8])
+    _check_pairs(recipe, plan, teacher, archs, splits.x_val[:8])
     if resume is None:
         root = out or default_run_dir()
         run = Run.create(root, {
@@ -113,11 +113,12 @@ def _open_teacher(recipe: Recipe, splits: Splits, plan: Objective, run_teacher_d
     return members[0] if len(members) == 1 else Teacher.ensemble(members, t.combine, t.primary)
 
 
-def _check_pairs(recipe: Recipe, teacher: Teacher, archs: list[ArchSpec], example: np.ndarray) -> None:
+def _check_pairs(recipe: Recipe, objective: Objective, teacher: Teacher, archs: list[ArchSpec],
+                 example: np.ndarray) -> None:
     """Attach the objective to untrained copies of every teacher/student pair: an unknown family,
     a layer name that matches nothing or a feature method on a teacher without layers fails
-    now, not after training. (Seeds are set after this, so it changes no result.)"""
-    objective = build_objective(recipe)
+    now, not after training. (Seeds are set after this, and every member builds its own
+    objective, so it changes no result.)"""
     original = teacher.module
     if original is None and teacher.kind == "edgekd":  # the built-in teacher, not trained yet
         original = build(teacher.spec)

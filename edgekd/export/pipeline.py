@@ -27,7 +27,6 @@ from edgekd.recipe import EXPORT_FORMATS as FORMATS
 from edgekd.runs import Run, write_json
 
 
-
 @dataclass(frozen=True)
 class Step:
     fmt: str
