@@ -122,8 +122,8 @@ def distill(
 def export(
     run: Annotated[Path, typer.Argument(help="Run directory")],
     format_: Annotated[Optional[list[str]], Opt("--format", help="onnx, openvino (repeatable; default both)")] = None,
-    int8: Annotated[bool, Opt("--int8/--no-int8", help="Also build int8 artifacts")] = True,
-    calibration: Annotated[int, Opt(help="Calibration samples for int8", min=1)] = 512,
+    int8: Annotated[Optional[bool], Opt("--int8/--no-int8", help="Also build int8 artifacts; default: as the run's recipe")] = None,
+    calibration: Annotated[Optional[int], Opt(help="Calibration samples for int8; default: as the run's recipe", min=1)] = None,
     quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
     as_json: Annotated[bool, Opt("--json", help="Print the artifact table as JSON")] = False,
 ) -> None:
@@ -131,10 +131,10 @@ def export(
 
     Example: edgekd export runs/latest --format onnx --int8 --calibration 512
     """
-    from edgekd.export.pipeline import FORMATS, export_run
+    from edgekd.export.pipeline import export_run
     from edgekd.runs import Run
 
-    export_run(run, tuple(format_ or FORMATS), int8, calibration)
+    export_run(run, tuple(format_) if format_ else None, int8, calibration, on_event=_print_messages)
     rows = artifact_rows(Run.open(run))
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -143,6 +143,11 @@ def export(
 
         console.print(table(f"exported artifacts of {run}", rows, ARTIFACT_COLUMNS))
     _exit_on_failed(rows)
+
+
+def _print_messages(event: dict) -> None:
+    if event["kind"] == "message":
+        print(f"edgekd: {event['text']}", file=sys.stderr)
 
 
 def artifact_rows(run) -> list[dict]:
@@ -176,8 +181,12 @@ def methods(
     from edgekd.distill.chain import load_plugin
     from edgekd.distill.methods import method_table
 
+    if as_json and markdown:
+        raise UserError("give --json or --markdown, not both")
     for path in plugin or []:
-        load_plugin(path)
+        if not load_plugin(path):
+            print(f"edgekd: warning: plugin {path} registered no method (decorate a Method subclass with "
+                  "@register)", file=sys.stderr)
     rows = method_table()
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -196,7 +205,7 @@ def methods(
 
 BENCH_COLUMNS = [("member", "member", ""), ("artifact", "artifact", ""), ("size_bytes", "size", "bytes"),
                  ("accuracy", "acc", "pct"), ("p50_ms", "host p50 ms", "float"), ("p90_ms", "p90", "float"),
-                 ("predicted_ms", "target p50 ms (pred.)", ""), ("memory", "load+run MB (+runtime)", ""),
+                 ("predicted_ms", "target p50 ms (pred.)", ""), ("memory", "load+run MB (+process)", ""),
                  ("fits", "fits?", ""), ("note", "note", "")]
 
 
@@ -217,6 +226,9 @@ def bench(
 ) -> None:
     """Measure every exported artifact on this host (or a device) and predict it for each target.
 
+    Writes bench/TARGET.json (keeping earlier rows of artifacts not measured again and
+    unchanged since) and refreshes the run's report.
+
     Example: edgekd bench runs/latest --target raspberry-pi-4 --target x86-laptop
     """
     from edgekd.bench.pipeline import RUNTIMES, bench_run
@@ -228,6 +240,7 @@ def bench(
     from edgekd.report.render import build_report
 
     build_report(run)  # the report always shows the latest measurements
+    _warn_if_busy(any(r["prediction_method"] for r in results.values()))
     if as_json:
         print(json.dumps(results, indent=2))
         return
@@ -236,30 +249,40 @@ def bench(
     from edgekd.console import out as console, table
 
     for name, report in results.items():
-        rows = [_bench_row(r) for r in report["rows"]]
+        rows = [_bench_row(r, report["target"]) for r in report["rows"]]
         where = f"measured on {report['device']}" if report["device"] else f"host: {report['host']['cpu']}, " \
             f"{report['settings']['threads']} threads" + ("; target numbers are predicted" if report["prediction_method"] else "")
         console.print(table(f"{name} ({where})", rows, BENCH_COLUMNS))
+        if report["kept_rows"]:
+            n = report["kept_rows"]
+            console.print(f"{n} row{'s' * (n > 1)} kept from the earlier {name} bench: {'their' if n > 1 else 'its'} "
+                          f"artifact{'s are' if n > 1 else ' is'} unchanged and {'were' if n > 1 else 'was'} not measured "
+                          "this time")
+
+
+def _warn_if_busy(probed: bool) -> None:
+    from edgekd.targets import busy_warning, probe_host
+
+    warning = probed and busy_warning(probe_host())  # cached: the probe the predictions used
+    if warning:
+        print(f"edgekd: warning: {warning}", file=sys.stderr)
 
 
 def _bench_progress(event: dict) -> None:
     print(f"  measuring {event['member']}/{event['artifact']} (process {event['process']})", file=sys.stderr)
 
 
-def _bench_row(r: dict) -> dict:
+def _bench_row(r: dict, target: dict) -> dict:
+    from edgekd.report.render import bench_notes, predicted_ms
+
     row = dict(r)
     pred = r.get("predicted")
     if pred:
-        row["predicted_ms"] = f"{pred['p50_ms']:.3g} [{pred['low_ms']:.2g}-{pred['high_ms']:.2g}]"
+        row["predicted_ms"] = predicted_ms(pred)
     if "peak_rss_mb" in r:
         row["memory"] = f"{r['peak_rss_delta_mb']:.1f} (+{r['peak_rss_mb'] - r['peak_rss_delta_mb']:.0f})"
     row["fits"] = "-" if "fits_ram" not in r else ("yes" if r["fits_ram"] else "NO")
-    notes = [r[k] for k in ("error", "prediction_error") if k in r]
-    if r.get("unstable"):
-        notes.append(f"unstable: {100 * r['spread']:.0f}% spread")
-    if not r.get("runtime_on_target", True):
-        notes.append(f"{r['runtime']} not on target")
-    row["note"] = "; ".join(notes)
+    row["note"] = "; ".join(bench_notes(r, target))
     return row
 
 
@@ -298,6 +321,7 @@ def targets_show(name: Annotated[str, typer.Argument(help="Profile name, alias, 
     from edgekd.targets import load_target
 
     print(json.dumps(load_target(name).to_dict(), indent=2))
+    _warn_if_busy(name == "host")
 
 
 @app.command()
@@ -306,6 +330,7 @@ def report(
     target: Annotated[Optional[list[str]], Opt("--target", "-t", help="Only these benchmarked targets")] = None,
     within: Annotated[float, Opt(help="Summary: smallest model within this many points of the teacher")] = 1.0,
     open_: Annotated[bool, Opt("--open", help="Open report.html in a browser")] = False,
+    quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
     as_json: Annotated[bool, Opt("--json")] = False,
 ) -> None:
     """Write report.html, report.md, results.json and the plots of a run.
@@ -319,10 +344,10 @@ def report(
     result = build_report(run, within, target)
     if as_json:
         print(json.dumps(result, indent=2))
-        return
-    for line in result["summary"]:
-        print(f"- {line}")
-    print(f"report: {result['directory']}/report.html")
+    elif not quiet:
+        for line in result["summary"]:
+            print(f"- {line}")
+        print(f"report: {result['directory']}/report.html")
     if open_:
         import webbrowser
 
@@ -334,23 +359,27 @@ def compare(
     runs: Annotated[list[Path], typer.Argument(help="Two or more run directories")],
     out: Annotated[Path, Opt(help="Where to write compare.html, compare.md and plots")] = Path("compare"),
     force: Annotated[bool, Opt("--force", help="Compare runs over different data anyway")] = False,
+    quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
     as_json: Annotated[bool, Opt("--json")] = False,
 ) -> None:
     """Overlay several runs: size vs accuracy, recipe differences, best points.
 
     Example: edgekd compare runs/kd-T4 runs/kd-T8 runs/no-kd
     """
-    from edgekd.report.compare import compare_runs
+    from edgekd.report.compare import best_table, compare_runs
 
     result = compare_runs(runs, out, force)
     if as_json:
         print(json.dumps(result, indent=2))
         return
+    if quiet:
+        return
     from edgekd.console import out as console, table
 
     print("differing recipe keys: " + (", ".join(result["differences"]) or "none"))
-    columns = [(str(i), header, "") for i, header in enumerate(result["columns"])]
-    console.print(table("best points", [{str(i): v for i, v in enumerate(row)} for row in result["best"]], columns))
+    header, *rows = best_table(result["runs"])
+    columns = [(str(i), h, "") for i, h in enumerate(header)]
+    console.print(table("best points", [{str(i): v for i, v in enumerate(row)} for row in rows], columns))
     print(f"comparison: {result['directory']}/compare.html")
 
 

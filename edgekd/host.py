@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from importlib import metadata
 
 
@@ -34,6 +35,34 @@ def cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+class OtherLoad:
+    """CPUs that other processes kept busy while a block ran: the machine's busy time from
+    /proc/stat (steal included, for VMs) minus this process's own. None off Linux."""
+
+    def __enter__(self):
+        self.cpus: float | None = None
+        self._start = _busy_seconds(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        (machine, own), wall = _busy_seconds(), time.perf_counter()
+        (machine0, own0), wall0 = self._start
+        if machine is not None and machine0 is not None and wall > wall0:
+            self.cpus = round(max(0.0, (machine - machine0) - (own - own0)) / (wall - wall0), 2)
+
+
+def _busy_seconds() -> tuple[float | None, float | None]:
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        with open("/proc/stat") as f:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
+        with open("/proc/self/stat") as f:
+            utime, stime = map(int, f.read().rsplit(")", 1)[1].split()[11:13])  # fields 14 and 15
+    except (OSError, ValueError):
+        return None, None
+    return (user + nice + system + irq + softirq + steal) / tick, (utime + stime) / tick
 
 
 def versions() -> dict[str, str]:

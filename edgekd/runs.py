@@ -13,6 +13,7 @@ Every file appears whole or not at all: written to a temporary name, then rename
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -114,6 +115,15 @@ class Run:
     def validation_path(self, member: str) -> Path:
         return self.root / member / "export" / "validation.json"
 
+    def artifact_sha256(self, member: str, artifact: str, manifest: dict[str, Any]) -> str | None:
+        """What an artifact holds now: the export's recorded hash, or the eager model's file
+        hash for "torch-fp32". None when it is not built (any more)."""
+        if artifact == "torch-fp32":
+            path = self.root / member / "model.pt"
+            return files_sha256([path]) if path.is_file() else None
+        art = manifest["members"].get(member, {}).get("artifacts", {}).get(artifact, {})
+        return art.get("sha256") if art.get("built") else None
+
     def members(self, role: str) -> list[str]:
         """Finished members of a role ("gen", "baseline") in index order."""
         found = self.manifest()["members"]
@@ -177,6 +187,13 @@ class Run:
         if missing:
             raise UserError(f"{root / MANIFEST} is damaged: it has no {' or '.join(missing)} table")
         return run
+
+
+def files_sha256(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.read_bytes())
+    return h.hexdigest()
 
 
 def baseline_of(members: dict[str, Any], name: str) -> dict[str, Any] | None:

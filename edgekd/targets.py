@@ -13,6 +13,7 @@ import importlib.util
 import math
 import os
 import platform
+import re
 import sys
 import time
 import tomllib
@@ -25,6 +26,7 @@ from edgekd.errors import UserError
 
 RUNTIMES = ("onnxruntime", "openvino", "torch")
 HOST = "host"
+NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"  # a target's name and aliases name its bench file
 
 
 class Field(NamedTuple):
@@ -94,6 +96,7 @@ class Target:
     reference_latency_ms: dict[str, float] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     probed: bool = False
+    busy_cpus: float | None = None  # probed host only: CPUs other processes used while it was probed
     path: str | None = None
 
     def to_dict(self) -> dict:
@@ -175,6 +178,9 @@ def _validate(raw: dict, where: str) -> dict:
     for key in sorted(raw, key=lambda k: k != "sources"):  # sources first: the numbers are checked against it
         spec, value = FIELDS[key], raw[key]
         clean = CHECKS[spec.kind](value)
+        if clean is None and spec.kind == "sources" and isinstance(value, dict):  # name the bad entry, not the table
+            key, value = next((f"[sources].{k}", v) for k, v in value.items() if not (isinstance(v, str) and v.strip()))
+            raise UserError(f"{where}: {key} must be text saying where the number comes from, not {value!r}")
         if clean is None:
             raise UserError(f"{where}: {key} must be {spec.expect}, not {value!r}")
         if spec.kind in NUMERIC:
@@ -184,6 +190,9 @@ def _validate(raw: dict, where: str) -> dict:
             if key not in values["sources"]:
                 raise UserError(f"{where}: {key} has no entry in [sources]; say where the number comes from")
         values[key] = clean
+    for name in (values["name"], *values.get("aliases", ())):  # results are filed under the name
+        if not re.fullmatch(NAME, name):
+            raise UserError(f"{where}: target name {name!r} must be letters, digits, '.', '_' or '-'")
     stray = sorted(set(values["sources"]) - set(FIELDS))
     if stray:
         raise UserError(f"{where}: [sources] has an entry for unknown field {stray[0]!r}")
@@ -207,8 +216,9 @@ def probe_host() -> Target:
 
     cores = host.cores()
     ram_gb = _meminfo_gb()
-    gflops = _measure_sgemm(np, cores)
-    gbs = _measure_copy(np, ram_gb)
+    with host.OtherLoad() as others:  # a busy machine reads slow: say so beside the numbers
+        gflops = _measure_sgemm(np, cores)
+        gbs = _measure_copy(np, ram_gb)
     clock = _clock_ghz()
     runtimes = tuple(r for r in RUNTIMES if importlib.util.find_spec(r) is not None)
     by = "measured on this host by edgekd.targets.probe_host"
@@ -220,6 +230,9 @@ def probe_host() -> Target:
         "ram_gb": f"{by}: MemTotal in /proc/meminfo",
         "threads": f"{by}: one thread per available CPU",
     }
+    if others.cpus is not None:
+        for key in ("peak_gflops_fp32", "memory_bandwidth_gbs"):
+            sources[key] += f"; other processes used {others.cpus:g} of {cores} CPUs meanwhile"
     if clock:
         sources["clock_ghz"] = f"{by}: cpufreq cpuinfo_max_freq or 'cpu MHz' in /proc/cpuinfo"
     cpu = host.cpu_model()
@@ -227,7 +240,15 @@ def probe_host() -> Target:
     return Target(name=HOST, description=f"this machine ({cpu})", cpu=cpu, cores=cores, clock_ghz=clock,
                   isa=platform.machine(), simd=simd,
                   peak_gflops_fp32=gflops, memory_bandwidth_gbs=gbs, ram_gb=ram_gb, runtimes=runtimes,
-                  threads=cores, sources=sources, probed=True)
+                  threads=cores, sources=sources, probed=True, busy_cpus=others.cpus)
+
+
+def busy_warning(t: Target) -> str | None:
+    """A warning when other processes took a quarter or more of the CPUs during the probe."""
+    if t.busy_cpus is not None and t.busy_cpus >= 0.25 * t.cores:
+        return (f"other processes used {t.busy_cpus:g} of {t.cores} CPUs while this host was probed; its FLOP/s "
+                "and bandwidth, and the predictions scaled from them, read low: rerun on a quiet machine")
+    return None
 
 
 def _best(fn: Callable[[], None], budget_s: float) -> float:

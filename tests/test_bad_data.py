@@ -134,6 +134,12 @@ def test_complex_inputs_are_refused(tmp_path):
         load_splits(_npz(tmp_path / "c.npz", x=X + 1j, y=np.arange(60) % 2))
 
 
+@pytest.mark.filterwarnings("error")  # numpy's overflow RuntimeWarning must not come first
+def test_float64_beyond_float32_is_refused_by_name(tmp_path):
+    with pytest.raises(UserError, match="beyond float32's range"):
+        load_splits(_npz(tmp_path / "big.npz", x=X.astype(np.float64) * 1e300, y=np.arange(60) % 2))
+
+
 # --- folder ----------------------------------------------------------------------------------------------------
 
 def _images(folder, n=6):

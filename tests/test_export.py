@@ -163,3 +163,23 @@ def test_openvino_alone_builds_its_onnx_intermediate(tiny_run, tmp_path, cli):
     assert code == 0, err
     names = {r["artifact"] for r in json.loads(out) if r["member"] == "gen-1"}
     assert {"openvino-fp32", "openvino-fp16"} <= names
+
+
+def test_export_reads_every_model_first_and_records_the_settings_it_used(tiny_run, tmp_path, cli):
+    root = tmp_path / "run"
+    shutil.copytree(tiny_run, root)
+    good = (root / "gen-2" / "model.pt").read_bytes()
+    (root / "gen-2" / "model.pt").write_bytes(b"not a checkpoint")
+    manifest = (root / "manifest.json").read_bytes()
+    code, out, err = cli("export", root, "--format", "onnx")
+    assert code == 2 and "gen-2" in err and "Traceback" not in err
+    assert (root / "manifest.json").read_bytes() == manifest and not (root / "gen-1" / "model.onnx").exists()
+    (root / "gen-2" / "model.pt").write_bytes(good)
+    code, out, err = cli("export", root, "--format", "onnx", "--calibration", "100000", "-q")
+    assert code == 0, err
+    saved = json.loads((root / "manifest.json").read_text())
+    rows = saved["data"]["train"]
+    assert f"the training set has {rows} rows" in err
+    assert saved["recipe"]["export"] == {**saved["recipe"]["export"], "formats": ["onnx"], "int8": True,
+                                         "calibration": rows}
+    assert saved["members"]["gen-1"]["artifacts"]["onnx-int8"]["passed"]

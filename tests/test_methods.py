@@ -3,6 +3,7 @@ the feature and relation methods; a plugin file registering its own method."""
 
 import copy
 import io
+import json
 import math
 import sys
 import uuid
@@ -325,7 +326,7 @@ def test_a_plugin_file_registers_a_method(tmp_path, monkeypatch):
     path = tmp_path / f"cosine_logits_{uuid.uuid4().hex[:8]}.py"
     path.write_text(PLUGIN)
     try:
-        load_plugin(path)
+        assert load_plugin(path) == ["cosine-logits"]
         assert "cosine-logits" in names()
         s = torch.tensor([[1.0, 0.0], [1.0, 1.0], [2.0, 0.0]])
         t = torch.tensor([[0.0, 1.0], [2.0, 2.0], [1.0, 1.0]])
@@ -333,3 +334,15 @@ def test_a_plugin_file_registers_a_method(tmp_path, monkeypatch):
         assert got == pytest.approx(((1 - 0) + (1 - 1) + (1 - 1 / math.sqrt(2))) / 3, rel=1e-6)
     finally:
         sys.modules.pop(f"edgekd_plugin_{path.stem}", None)
+
+
+def test_methods_warns_about_a_plugin_that_registers_nothing_and_refuses_two_formats(cli, tmp_path):
+    empty = tmp_path / f"empty_{uuid.uuid4().hex[:8]}.py"
+    empty.write_text("import torch\n")
+    try:
+        code, out, err = cli("methods", "--plugin", empty, "--json")
+        assert code == 0 and "registered no method" in err and "kd" in {m["name"] for m in json.loads(out)}
+    finally:
+        sys.modules.pop(f"edgekd_plugin_{empty.stem}", None)
+    code, out, err = cli("methods", "--json", "--markdown")
+    assert code == 2 and "not both" in err

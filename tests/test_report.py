@@ -43,6 +43,72 @@ def test_bench_on_host_is_measured_and_torch_alone_can_run(cli, exported_run, tm
     assert code == 2 and "--within" in err
 
 
+def test_narrower_bench_keeps_earlier_rows_and_report_drops_stale_ones(cli, exported_run, tmp_path):
+    root = tmp_path / "run"
+    shutil.copytree(exported_run, root)
+    fast = ("--processes", "1", "--min-seconds", "0.01", "--json")
+    code, out, err = cli("bench", root, "-t", "pi4", "--runtime", "onnxruntime", *fast)
+    assert code == 0, err
+    first = {(r["member"], r["artifact"]): r for r in json.loads(out)["raspberry-pi-4"]["rows"]}
+    assert {a for _, a in first} == {"onnx-fp32", "onnx-int8"} and all(r["sha256"] for r in first.values())
+    code, out, err = cli("bench", root, "-t", "pi4", "--runtime", "openvino", *fast)
+    assert code == 0, err
+    second = json.loads(out)["raspberry-pi-4"]
+    assert second["kept_rows"] == len(first)
+    assert {a for a in (r["artifact"] for r in second["rows"])} == {"onnx-fp32", "onnx-int8", "openvino-fp32",
+                                                                     "openvino-fp16", "openvino-int8"}
+    kept = [r for r in second["rows"] if r["runtime"] == "onnxruntime"]
+    assert kept == list(first.values())  # carried over unchanged, not re-measured
+    code, out, err = cli("bench", root, "-t", "pi4", "--runtime", "onnxruntime", "--batch", "2", *fast)
+    assert code == 0, err
+    assert json.loads(out)["raspberry-pi-4"]["kept_rows"] == 0  # another batch size: not comparable, replaced
+    code, out, err = cli("bench", root, "-t", "pi4", "--runtime", "openvino", *fast)
+    assert code == 0 and json.loads(out)["raspberry-pi-4"]["kept_rows"] == 0
+    code, out, err = cli("report", root, "--json")
+    assert code == 0 and not any("re-exported" in m for m in json.loads(out)["missing"])
+    # re-export without int8: the int8 rows timed artifacts that are gone (and, exported again
+    # in this process, OpenVINO numbers its nodes on: new bytes, so fp32/fp16 rows go too)
+    code, out, err = cli("export", root, "--format", "openvino", "--no-int8", "-q")
+    assert code == 0, err
+    code, out, err = cli("report", root, "--json")
+    assert code == 0, err
+    manifest = json.loads((root / "manifest.json").read_text())
+    rows = [r for r in json.loads((root / "report" / "results.json").read_text())["rows"] if r["target"]]
+    assert {r["artifact"] for r in rows} <= {"openvino-fp32", "openvino-fp16"}
+    bench = json.loads((root / "bench" / "raspberry-pi-4.json").read_text())["rows"]
+    for r in bench:
+        if (r["member"], r["artifact"]) in {(x["member"], x["artifact"]) for x in rows}:
+            assert r["sha256"] == manifest["members"][r["member"]]["artifacts"][r["artifact"]]["sha256"]
+    assert any("re-exported or removed" in m for m in json.loads(out)["missing"])
+
+
+def test_unstable_when_most_runs_are_slower_than_the_fastest():
+    from edgekd.bench.local import aggregate
+
+    run = {"p90_ms": 1.2, "p99_ms": 1.5, "mean_ms": 1.1, "first_ms": 3.0, "load_ms": 5.0, "throughput_per_s": 900.0,
+           "peak_rss_delta_mb": 1.0, "peak_rss_mb": 50.0, "runtime_import_mb": 20.0, "accuracy": 0.9,
+           "iterations": 100, "warmup": 10, "batch": 1, "settings": {}}
+    steady = aggregate([{**run, "p50_ms": 1.0, "min_ms": 0.9}])
+    assert not steady["unstable"] and steady["processes"] == 1
+    preempted = aggregate([{**run, "p50_ms": 20.0, "min_ms": 0.16}])  # one process, mostly descheduled
+    assert preempted["unstable"] and "fastest run" in preempted["unstable_reason"]
+    spread = aggregate([{**run, "p50_ms": 1.0, "min_ms": 0.9}, {**run, "p50_ms": 1.6, "min_ms": 0.9}])
+    assert spread["unstable"] and "between processes" in spread["unstable_reason"]
+
+
+def test_bench_notes_and_intervals_read_plainly():
+    from edgekd.report.render import bench_notes, predicted_ms
+
+    assert predicted_ms({"p50_ms": 285.4, "low_ms": 114.2, "high_ms": 1684.0}) == "285 [114–1,684]"
+    assert predicted_ms({"p50_ms": 0.0816, "low_ms": 0.0331, "high_ms": 0.2}) == "0.0816 [0.0331–0.2]"
+    row = {"runtime": "openvino", "runtime_on_target": False, "p50_ms": 0.02, "predicted": {"p50_ms": 6.0},
+           "unstable": True, "unstable_reason": "median 4.0x the fastest run"}
+    notes = bench_notes(row, {"latency_budget_ms": 5.0})
+    assert notes == ["unstable: median 4.0x the fastest run", "openvino not on target", "over the 5 ms budget"]
+    assert bench_notes({"p50_ms": 6.0}, {"latency_budget_ms": 10.0}) == []  # measured, within budget
+    assert bench_notes({"p50_ms": 6.0}, {}) == []
+
+
 def test_report_files_and_results_schema(cli, benched_run):
     code, out, err = cli("report", benched_run, "--json")
     assert code == 0, err
@@ -85,12 +151,28 @@ def test_report_of_unbenchmarked_run_says_what_is_missing(cli, tiny_run, tmp_pat
     assert (root / "report" / "report.html").is_file()
 
 
+@pytest.mark.filterwarnings("error")  # matplotlib's empty-legend and log-scale warnings included
+def test_report_of_a_run_with_no_finished_member(cli, tiny_run, tmp_path):
+    root = tmp_path / "run"
+    shutil.copytree(tiny_run, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    (root / "manifest.json").write_text(json.dumps({**manifest, "members": {}}))
+    code, out, err = cli("report", root)
+    assert code == 0 and err == "", err
+    assert "no exported artifacts" in out and (root / "report" / "plots" / "chain.png").is_file()
+
+
 def test_compare_overlays_runs_and_lists_differences(cli, benched_run, tiny_run, tmp_path):
     code, out, err = cli("compare", benched_run, tiny_run, "--out", tmp_path / "cmp", "--json")
     assert code == 0, err
     result = json.loads(out)
     assert (tmp_path / "cmp" / "compare.html").is_file() and (tmp_path / "cmp" / "plots" / "compare_size_vs_accuracy.png").is_file()
-    assert len(result["best"]) == 2
+    assert len(result["runs"]) == 2
+    for run in result["runs"]:  # numbers, not display strings
+        assert 0 < run["teacher_acc"] <= 1 and 0 < run["smallest"]["test_acc"] <= 1
+        assert run["smallest"]["member"] == "gen-2" and isinstance(run["smallest"]["params"], int)
+        base = json.loads((Path(run["path"]) / "manifest.json").read_text())["members"]["baseline-2"]["test_acc"]
+        assert run["gain_pts"] == pytest.approx(100 * (run["smallest"]["test_acc"] - base), abs=0.01)
 
 
 def test_compare_labels_runs_that_share_a_name(cli, tiny_run, tmp_path):
@@ -101,8 +183,7 @@ def test_compare_labels_runs_that_share_a_name(cli, tiny_run, tmp_path):
     code, out, err = cli("compare", tmp_path / "a" / "run", tmp_path / "b" / "run", "--out", tmp_path / "cmp", "--json")
     assert code == 0, err
     result = json.loads(out)
-    assert result["columns"][0] == "run"
-    assert [row[0] for row in result["best"]] == [str(tmp_path / "a" / "run"), str(tmp_path / "b" / "run")]
+    assert [run["run"] for run in result["runs"]] == [str(tmp_path / "a" / "run"), str(tmp_path / "b" / "run")]
     code, out, err = cli("compare", tiny_run, tiny_run, "--out", tmp_path / "cmp2")
     assert code == 2 and "same run twice" in err
 

@@ -101,6 +101,10 @@ BAD = [
                  id="latencies-without-source"),
     pytest.param(edit('ram_gb = "data sheet"', 'ram_gb = "data sheet"\nram = "typo"'), ["[sources]", "'ram'"],
                  id="source-for-unknown-field"),
+    pytest.param(edit('ram_gb = "data sheet"', 'ram_gb = 2.0'), ["[sources].ram_gb must be text", "not 2.0"],
+                 id="source-not-text"),
+    pytest.param(edit('name = "my-board"', 'name = "../../evil"'), ["target name '../../evil' must be letters"],
+                 id="name-not-a-file-name"),
     pytest.param(edit('ram_gb = 2.0', 'ram_gb = 0'), ["ram_gb must be positive"], id="zero"),
     pytest.param(edit('ram_gb = 2.0', 'ram_gb = nan'), ["ram_gb must be a number in GB"], id="nan"),  # valid TOML
     pytest.param(edit('ram_gb = 2.0', 'ram_gb = inf'), ["ram_gb must be a number in GB"], id="inf"),
@@ -159,3 +163,23 @@ def test_host_is_probed_and_measured():
     assert h.peak_gflops_fp32 > 0 and h.memory_bandwidth_gbs > 0
     for key in ("peak_gflops_fp32", "memory_bandwidth_gbs", "cores", "ram_gb"):
         assert "measured on this host by edgekd.targets.probe_host" in h.sources[key]
+
+
+def test_a_probe_on_a_busy_machine_says_so():
+    import subprocess
+    import sys
+    import time
+
+    from edgekd import host
+    from edgekd.targets import busy_warning
+
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(host.cores())]
+    try:
+        time.sleep(0.3)
+        busy = probe_host.__wrapped__()  # a fresh probe, not the cached one
+    finally:
+        for p in spinners:
+            p.kill()
+    assert busy.busy_cpus >= 0.25 * busy.cores
+    assert "other processes used" in busy.sources["peak_gflops_fp32"]
+    assert "read low" in busy_warning(busy)

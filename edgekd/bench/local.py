@@ -16,6 +16,9 @@ from typing import Callable
 
 RUNNER = Path(__file__).with_name("runner.py")
 UNSTABLE_SPREAD = 0.25   # (max - min) / median of the per-process p50s
+# A median this many times the fastest run means most runs were preempted: catches a busy
+# machine even with --processes 1 (undisturbed runs here stay under 1.7x).
+UNSTABLE_JITTER = 3.0
 
 
 @dataclass(frozen=True)
@@ -86,13 +89,18 @@ def aggregate(results: list[dict]) -> dict:
     med = lambda key: statistics.median(r[key] for r in good)
     p50s = [r["p50_ms"] for r in good]
     spread = (max(p50s) - min(p50s)) / statistics.median(p50s) if len(p50s) > 1 else 0.0
+    fastest = min(r["min_ms"] for r in good)
+    jitter = statistics.median(p50s) / fastest if fastest > 0 else 1.0
+    reasons = ([f"p50 varied {100 * spread:.0f}% between processes"] if spread > UNSTABLE_SPREAD else []) + \
+              ([f"median {jitter:.1f}x the fastest run"] if jitter > UNSTABLE_JITTER else [])
     return {
         "p50_ms": med("p50_ms"), "p90_ms": med("p90_ms"), "p99_ms": med("p99_ms"), "mean_ms": med("mean_ms"),
         "min_ms": min(r["min_ms"] for r in good), "first_ms": med("first_ms"), "load_ms": med("load_ms"),
         "throughput_per_s": med("throughput_per_s"), "peak_rss_delta_mb": med("peak_rss_delta_mb"),
         "peak_rss_mb": med("peak_rss_mb"), "runtime_import_mb": med("runtime_import_mb"),
         "accuracy": good[0]["accuracy"], "process_p50s_ms": p50s, "spread": spread,
-        "unstable": spread > UNSTABLE_SPREAD, "processes": len(good),
+        "jitter": jitter, "unstable": bool(reasons), **({"unstable_reason": ", ".join(reasons)} if reasons else {}),
+        "processes": len(good),
         "iterations": [r["iterations"] for r in good], "warmup": good[0]["warmup"], "batch": good[0]["batch"],
         "settings": good[0]["settings"],
     }

@@ -3,7 +3,9 @@
 Per target: the artifacts are measured on this host with the target's thread count
 (capped at the host's cores), or on the device itself with `remote`; then each host
 number is turned into a predicted target latency (bench.predict). Results go to
-bench/<target>.json, replaced atomically.
+bench/<target>.json, replaced atomically. Every row records the hash of the artifact it
+timed; rows of the earlier file for artifacts not measured this time (a narrower --runtime)
+are kept when they were measured the same way and the artifact has not changed since.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from edgekd.bench.local import Job, Settings, measure_all
 from edgekd.bench.remote import Remote, Session
 from edgekd.data import load_splits
 from edgekd.errors import UserError
-from edgekd.runs import Run, atomic_path, write_json
+from edgekd.runs import Run, atomic_path, read_json, write_json
 from edgekd.targets import HOST, Target, load_target, probe_host
 
 SCHEMA = 1
@@ -63,6 +65,9 @@ def bench_run(run_dir: Path, targets: list[str], runtimes: tuple[str, ...] = RUN
                 cache[threads] = measure_all(jobs, settings, inputs, on_event)
             measured = cache[threads]
         report = _report(run, target, host_target, measured, settings, remote)
+        kept = _earlier_rows(run, report)
+        report["rows"] = sorted(report["rows"] + kept, key=_row_order)
+        report["kept_rows"] = len(kept)
         write_json(run.bench_path(target.name), report)
         results[target.name] = report
     return results
@@ -85,6 +90,36 @@ def _jobs(run: Run, runtimes: tuple[str, ...], remote: bool) -> list[Job]:
         raise UserError(f"no artifact of {run.root} runs on {', '.join(runtimes)}"
                         + (" (torch runs on this host only)" if remote and "torch" in runtimes else ""))
     return jobs
+
+
+ARTIFACT_ORDER = ["torch-fp32", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-fp16", "openvino-int8"]
+
+
+def _row_order(row: dict) -> tuple:
+    art = row["artifact"]
+    return (int(row["member"].split("-")[1]), ARTIFACT_ORDER.index(art) if art in ARTIFACT_ORDER else len(ARTIFACT_ORDER))
+
+
+def _earlier_rows(run: Run, report: dict) -> list[dict]:
+    """Rows of the previous result for this target that this bench did not measure again,
+    kept only when they were taken the same way (same place, device, target profile,
+    threads and batch) and still describe the artifact on disk."""
+    try:
+        old = read_json(run.bench_path(report["target"]["name"]))
+    except UserError:
+        return []  # none yet, or damaged: replaced
+    if not isinstance(old, dict) or not isinstance(old.get("rows"), list) or not isinstance(old.get("settings"), dict):
+        return []
+    profile = lambda r: r["target"]["name"] if r["target"].get("probed") else r["target"]
+    same = (old.get("measured_on"), old.get("device"), old.get("target") and profile(old)) == \
+        (report["measured_on"], report["device"], profile(report))
+    same = same and all(old["settings"].get(k) == report["settings"][k] for k in ("threads", "batch"))
+    if not same:
+        return []
+    manifest = run.manifest()
+    measured = {(r["member"], r["artifact"]) for r in report["rows"]}
+    return [r for r in old["rows"] if isinstance(r, dict) and (r.get("member"), r.get("artifact")) not in measured
+            and r.get("sha256") is not None and r["sha256"] == run.artifact_sha256(r["member"], r["artifact"], manifest)]
 
 
 def _inputs(run: Run) -> Path:
@@ -125,11 +160,14 @@ def _report(run: Run, target: Target, host_target: Target, measured: dict[Job, d
     target_machine = _machine(target, target.threads)
     costs_of: dict[str, tuple] = {}
     predicts = not remote and target.name != HOST  # on a device, or on the host itself, measured is the answer
+    manifest = run.manifest()
+    created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     for job, m in measured.items():
-        art = run.manifest()["members"][job.member].get("artifacts", {}).get(job.artifact, {})
+        art = manifest["members"][job.member].get("artifacts", {}).get(job.artifact, {})
         size = art["bytes"] if "bytes" in art else (job.path.stat().st_size if job.path.exists() else None)
         row = {"member": job.member, "artifact": job.artifact, "runtime": job.runtime,
                "precision": job.artifact.split("-")[1], "size_bytes": size,
+               "sha256": run.artifact_sha256(job.member, job.artifact, manifest), "measured_at": created,
                "runtime_on_target": job.runtime in target.runtimes}
         if "error" in m:
             rows.append({**row, "error": m["error"]})
@@ -159,8 +197,8 @@ def _report(run: Run, target: Target, host_target: Target, measured: dict[Job, d
         "schema": SCHEMA, "target": target.to_dict(), "measured_on": "device" if remote else "host",
         "device": remote.destination if remote else None,
         "host": {**host.describe(), "peak_gflops_fp32": host_target.peak_gflops_fp32,
-                 "memory_bandwidth_gbs": host_target.memory_bandwidth_gbs},
-        "versions": host.versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                 "memory_bandwidth_gbs": host_target.memory_bandwidth_gbs, "probe_busy_cpus": host_target.busy_cpus},
+        "versions": host.versions(), "created": created,
         "settings": {"threads": settings.threads, "batch": settings.batch, "processes": settings.processes,
                      "warmup": settings.warmup, "min_iters": settings.min_iters, "min_seconds": settings.min_seconds},
         "prediction_method": predict.METHOD if predicts else None, "rows": rows,

@@ -52,9 +52,12 @@ def check_arrays(where: str, x: np.ndarray, y: np.ndarray | None = None) -> tupl
     if np.iscomplexobj(x):  # the float32 cast would drop the imaginary part with only a warning
         raise UserError(f"{where}: inputs are complex ({np.asarray(x).dtype}); edgekd needs real numbers")
     try:
-        x = np.asarray(x, dtype=np.float32)
+        with np.errstate(over="raise"):  # a float64 beyond float32's range would turn into inf with a warning
+            x = np.asarray(x, dtype=np.float32)
     except (TypeError, ValueError):
         raise UserError(f"{where}: inputs are not numeric") from None
+    except FloatingPointError:
+        raise UserError(f"{where}: inputs hold values beyond float32's range (about ±3.4e38); rescale them") from None
     if x.ndim < 2:
         raise UserError(f"{where}: inputs must hold one row per sample (at least 2-D), found shape {x.shape}")
     if len(x) == 0:

@@ -255,10 +255,13 @@ def build_objective(recipe: Recipe) -> Objective:
     return Objective(terms, alpha=recipe.distill.alpha)
 
 
-def load_plugin(path: Path) -> None:
-    """Import a user's one-file loss; its @register decorator adds it to the registry."""
+def load_plugin(path: Path) -> list[str]:
+    """Import a user's one-file loss; its @register decorator adds it to the registry.
+    Returns the names it registered (none when it was loaded already)."""
     import importlib.util
     import sys
+
+    from edgekd.distill.methods.base import names
 
     if not path.is_file():
         raise UserError(f"plugin {path} does not exist")
@@ -266,7 +269,8 @@ def load_plugin(path: Path) -> None:
         raise UserError(f"plugin {path} is not a Python file (.py)")
     module_name = f"edgekd_plugin_{path.stem}"
     if module_name in sys.modules:
-        return
+        return []
+    before = set(names())
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
@@ -275,6 +279,7 @@ def load_plugin(path: Path) -> None:
     except Exception as e:
         del sys.modules[module_name]
         raise UserError(f"plugin {path} failed to load: {type(e).__name__}: {e}") from None
+    return sorted(set(names()) - before)
 
 
 def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | None,

@@ -6,7 +6,6 @@ with its reason; the others and the trained weights are untouched.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,7 +23,7 @@ from edgekd.export import quantize
 from edgekd.export.verify import verify
 from edgekd.models import load_model
 from edgekd.recipe import EXPORT_FORMATS as FORMATS
-from edgekd.runs import Run, write_json
+from edgekd.runs import Run, files_sha256, write_json
 
 
 @dataclass(frozen=True)
@@ -60,11 +59,17 @@ class _Member:
     calibration: np.ndarray
 
 
-def export_run(run_dir: Path, formats: tuple[str, ...] = FORMATS, int8: bool = True, calibration: int = 512,
-               on_event: Callable[[dict], None] | None = None) -> dict[str, dict]:
-    """Export all finished generations; returns {member: {artifact: record}}."""
+def export_run(run_dir: Path, formats: tuple[str, ...] | None = None, int8: bool | None = None,
+               calibration: int | None = None, on_event: Callable[[dict], None] | None = None) -> dict[str, dict]:
+    """Export all finished generations; returns {member: {artifact: record}}. Settings left
+    None come from the run's recipe; the ones used are written back to it, so the manifest
+    says how the artifacts on disk were made."""
     on_event = on_event or (lambda e: None)
     run = Run.open(run_dir)
+    saved = run.manifest()["recipe"].get("export", {})
+    formats = tuple(formats or saved.get("formats", FORMATS))
+    int8 = saved.get("int8", True) if int8 is None else int8
+    calibration = calibration or saved.get("calibration", 512)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise UserError(f"unknown export format {unknown[0]!r}; valid formats: {', '.join(FORMATS)}")
@@ -79,10 +84,19 @@ def export_run(run_dir: Path, formats: tuple[str, ...] = FORMATS, int8: bool = T
     recipe = manifest["recipe"]
     splits = load_splits(recipe["data"]["spec"], recipe["data"]["val_fraction"], recipe["data"]["seed"])
     x_check = splits.x_val[:256]
+    if int8 and calibration > len(splits.x_train):
+        on_event({"kind": "message", "text": f"calibration {calibration}: the training set has {len(splits.x_train)} "
+                                             "rows; int8 is calibrated on all of them"})
+        calibration = len(splits.x_train)
+    loaded = {}
+    for member, _ in plan:  # every model read before anything is written: a bad one changes nothing
+        _check_writable(run.root / member)
+        loaded[member] = load_model(run.root / member / "model.pt")
+    run.update_manifest(lambda m: m["recipe"].setdefault("export", {}).update(
+        formats=list(formats), int8=int8, calibration=calibration))
     results = {}
     for member, only in plan:
-        _check_writable(run.root / member)
-        model, spec = load_model(run.root / member / "model.pt")
+        model, spec = loaded[member]
         ctx = _Member(run, member, model, spec.input_shape,
                       quantize.calibration_set(splits.x_train, calibration, recipe["train"]["seed"]))
 
@@ -149,7 +163,4 @@ def artifact_weight_bytes(path: Path) -> int:
 
 
 def artifact_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    for p in artifact_files(path):
-        h.update(p.read_bytes())
-    return h.hexdigest()
+    return files_sha256(artifact_files(path))

@@ -42,20 +42,8 @@ def compare_runs(run_dirs: list[Path], out: Path, force: bool = False) -> dict:
     differing = [k for k in keys if len({repr(rec.get(k)) for rec in recipes}) > 1]
     diff_rows = [["recipe key"] + [r.name for r in runs]]
     diff_rows += [[k] + [str(rec.get(k, "-")) for rec in recipes] for k in differing]
-    best_rows = [["run", "teacher acc", "best generation", "smallest generation (fp32)", "KD gain at smallest (pts)"]]
-    for r in runs:
-        m = r.manifest["members"]
-        gens = sorted((g for g in m if g.startswith("gen-")), key=lambda g: int(g.split("-")[1]))
-        if not gens:
-            best_rows.append([r.name, "-", "-", "-", "-"])
-            continue
-        best = max(gens, key=lambda g: m[g]["test_acc"])
-        small = gens[-1]
-        base = baseline_of(m, small)
-        best_rows.append([r.name, f"{100 * m['teacher']['test_acc']:.1f}%" if "teacher" in m else "-",
-                          f"{best} {m[best]['label']} {100 * m[best]['test_acc']:.1f}%",
-                          f"{small} {m[small]['params']:,} params {100 * m[small]['test_acc']:.1f}%",
-                          f"{100 * (m[small]['test_acc'] - base['test_acc']):+.1f}" if base else "-"])
+    best = [_best_points(r) for r in runs]
+    best_rows = best_table(best)
     figure = plots.compare_size(runs, out / "plots")[0]
     md = "\n".join([f"# edgekd compare: {', '.join(r.name for r in runs)}", "", "## Recipe differences", "",
                     md_table(diff_rows) if differing else "The recipes are identical.", "", "## Best points", "",
@@ -69,5 +57,31 @@ def compare_runs(run_dirs: list[Path], out: Path, force: bool = False) -> dict:
             + "</body></html>")
     write_text(out / "compare.md", md)
     write_text(out / "compare.html", page)
-    return {"directory": str(out), "differences": differing, "columns": best_rows[0], "best": best_rows[1:],
-            "plot": str(figure)}
+    return {"directory": str(out), "differences": differing, "runs": best, "plot": str(figure)}
+
+
+def _best_points(r) -> dict:
+    """A run's headline numbers (accuracies as fractions, gain in points)."""
+    m = r.manifest["members"]
+    gens = sorted((g for g in m if g.startswith("gen-")), key=lambda g: int(g.split("-")[1]))
+    point = lambda g: {"member": g, "arch": m[g].get("label"), "params": m[g].get("params"), "test_acc": m[g]["test_acc"]}
+    out = {"run": r.name, "path": str(r.run.root), "teacher_acc": m["teacher"]["test_acc"] if "teacher" in m else None,
+           "best": None, "smallest": None, "gain_pts": None}
+    if gens:
+        base = baseline_of(m, gens[-1])
+        out.update(best=point(max(gens, key=lambda g: m[g]["test_acc"])), smallest=point(gens[-1]),
+                   gain_pts=round(100 * (m[gens[-1]]["test_acc"] - base["test_acc"]), 2) if base else None)
+    return out
+
+
+def best_table(best: list[dict]) -> list[list[str]]:
+    """compare's "best points" table for people: a header row, then one row per run."""
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"
+    rows = [["run", "teacher acc", "best generation", "smallest generation (fp32)", "KD gain at smallest (pts)"]]
+    for b in best:
+        top, small = b["best"], b["smallest"]
+        rows.append([b["run"], pct(b["teacher_acc"]),
+                     f"{top['member']} {top['arch']} {pct(top['test_acc'])}" if top else "-",
+                     f"{small['member']} {small['params']:,} params {pct(small['test_acc'])}" if small else "-",
+                     "-" if b["gain_pts"] is None else f"{b['gain_pts']:+.1f}"])
+    return rows

@@ -76,7 +76,10 @@ def size_vs_accuracy(res: RunResults, directory: Path) -> list[Path]:
     ax.set_ylabel("test accuracy in its runtime (%)")
     ax.set_title(f"Size vs accuracy: {res.name}")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    if res.points:
+        ax.legend(fontsize=8, loc="lower right")
+    else:  # an interrupted run before its first member finished
+        ax.text(0.5, 0.5, "no finished model yet", transform=ax.transAxes, ha="center", color="0.4")
     return _save(fig, directory, "size_vs_accuracy")
 
 
@@ -145,7 +148,8 @@ def chain(res: RunResults, directory: Path) -> list[Path]:
     ax2 = ax.twinx()
     params = [members.get("teacher", {}).get("params")] + [members[g]["params"] for g in gens]
     ax2.bar(xs, [p or 0 for p in params], alpha=0.15, color="#ff7f0e", label="parameters")
-    ax2.set_yscale("log")
+    if any(params):
+        ax2.set_yscale("log")
     ax2.set_ylabel("parameters (log scale)")
     lines, names = ax.get_legend_handles_labels()
     l2, n2 = ax2.get_legend_handles_labels()

@@ -69,8 +69,11 @@ def _sections(res: RunResults, within: float) -> dict:
         key = (lambda r: r["predicted"]["p50_ms"]) if predicted else (lambda r: r["p50_ms"])
         fast = min(rows, key=key)
         how = "predicted" if predicted else f"measured on {rep['measured_on']}"
+        budget = rep["target"].get("latency_budget_ms")
+        within = f" {sum(key(r) <= budget for r in rows)} of {len(rows)} artifacts are within its {ms(budget)} ms " \
+                 "budget." if budget else ""
         summary.append(f"Fastest on {target}: {fast['member']} {fast['artifact']} at {key(fast):.3g} ms p50 ({how}), "
-                       f"{100 * fast['accuracy']:.1f}% accurate.")
+                       f"{100 * fast['accuracy']:.1f}% accurate.{within}")
     gains = [(g, members[g]["test_acc"] - baseline_of(members, g)["test_acc"])
              for g in members if baseline_of(members, g)]
     if gains:
@@ -99,13 +102,13 @@ def _sections(res: RunResults, within: float) -> dict:
     bench_tables = {}
     for target, rep in sorted(res.bench.items()):
         t = [["member", "artifact", "accuracy", f"p50 ms ({rep['measured_on']})", "p90 ms", "predicted p50 ms [interval]",
-              "memory MB", "fits RAM", "note"]]
+              "load+run MB", "fits RAM", "note"]]
         for r in rep["rows"]:
             pred = r.get("predicted")
-            note = r.get("error") or r.get("prediction_error") or ("unstable" if r.get("unstable") else "")
+            note = "; ".join(bench_notes(r, rep["target"]))
             t.append([r["member"], r["artifact"], f"{100 * r['accuracy']:.1f}%" if "accuracy" in r else "-",
                       _f(r.get("p50_ms")), _f(r.get("p90_ms")),
-                      f"{pred['p50_ms']:.3g} [{pred['low_ms']:.2g}-{pred['high_ms']:.2g}]" if pred else "-",
+                      predicted_ms(pred) if pred else "-",
                       _f(r.get("peak_rss_delta_mb")), {True: "yes", False: "NO"}.get(r.get("fits_ram"), "-"), note])
         bench_tables[target] = t
     return {"summary": summary, "chain": chain_rows, "artifacts": artifact_rows, "bench": bench_tables,
@@ -121,13 +124,15 @@ def _method(res: RunResults) -> list[str]:
              "OpenVINO with f32 inference precision), not by the torch model.",
              "Size is an artifact's files on disk (IR: .xml + .bin); weights is the stored constants alone, the part "
              "quantization shrinks. Below a few thousand parameters the graph description outweighs the weights, "
-             "so an int8 file can be larger than its fp32 source."]
+             "so an int8 file can be larger than its fp32 source.",
+             "load+run MB is the resident memory loading and running the model added to a process that had already "
+             "imported its runtime; fits RAM compares that whole process's peak with half of the target's RAM."]
     for target, rep in sorted(res.bench.items()):
         s = rep["settings"]
         where = f"on the device {rep['device']}" if rep["device"] else f"on this host ({rep['host']['cpu']})"
         lines.append(f"{target}: measured {where} with {s['threads']} threads, batch {s['batch']}, {s['warmup']} warm-up "
                      f"runs, at least {s['min_iters']} runs and {s['min_seconds']} s per process, {s['processes']} fresh "
-                     f"processes interleaved; versions {', '.join(f'{k} {v}' for k, v in rep['versions'].items())}.")
+                     f"process{'es interleaved' if s['processes'] > 1 else ''}; versions {', '.join(f'{k} {v}' for k, v in rep['versions'].items())}.")
         if rep.get("prediction_method"):
             lines.append(f"{target}: predicted numbers use the {rep['prediction_method']}; they are intervals, "
                          "labelled predicted, and never below the target's compute and memory floor.")
@@ -145,6 +150,32 @@ def _n(v) -> str:
 
 def _f(v) -> str:
     return "-" if v is None else f"{v:.3g}"
+
+
+def target_p50(r: dict) -> float | None:
+    """The row's latency on its target: predicted where there is a prediction, else measured."""
+    return (r.get("predicted") or {}).get("p50_ms", r.get("p50_ms"))
+
+
+def bench_notes(r: dict, target: dict) -> list[str]:
+    notes = [r[k] for k in ("error", "prediction_error") if k in r]
+    if r.get("unstable"):
+        notes.append(f"unstable: {r['unstable_reason']}" if "unstable_reason" in r else "unstable")
+    if not r.get("runtime_on_target", True):
+        notes.append(f"{r['runtime']} not on target")
+    budget, p50 = target.get("latency_budget_ms"), target_p50(r)
+    if budget and p50 is not None and p50 > budget:
+        notes.append(f"over the {ms(budget)} ms budget")
+    return notes
+
+
+def ms(v: float) -> str:
+    """Three significant digits without exponents: 0.0816, 1.8, 285, 1,240."""
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def predicted_ms(pred: dict) -> str:
+    return f"{ms(pred['p50_ms'])} [{ms(pred['low_ms'])}–{ms(pred['high_ms'])}]"
 
 
 def md_table(rows: list[list[str]]) -> str:
