@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from edgekd import host
+from edgekd.report.render import predicted_ms
 from edgekd.runs import baseline_of
 
 PLOTS = Path(__file__).parent / "default-run"
@@ -83,7 +84,7 @@ def main() -> None:
             print(f"| {r['member']} | {r['artifact']} | failed: {r.get('error')} | | |")
             continue
         pred = r.get("predicted")
-        interval = f"{pred['p50_ms']:.3g} [{pred['low_ms']:.2g}-{pred['high_ms']:.2g}]" if pred else "-"
+        interval = predicted_ms(pred) if pred else "-"
         print(f"| {r['member']} | {r['artifact']} | {r['p50_ms']:.4f} | {r['p50_ms'] / eager[r['member']]:.2f}x | {interval} |")
     print(f"\nRecipe: {json.dumps(m['recipe']['train'])}; distill {json.dumps(m['recipe']['distill'])}; "
           f"transfer set {m['data']['transfer']} generated MNIST-1D inputs.")

@@ -27,6 +27,7 @@ from edgekd.bench import predict
 from edgekd.bench.graph import graph_costs, weight_bytes
 from edgekd.bench.local import Job, Settings, run_once
 from edgekd.models import ArchSpec, build
+from edgekd.report.render import predicted_ms
 from edgekd.targets import list_targets, probe_host
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -109,7 +110,7 @@ def main() -> None:
                 ratio = published / got["p50_ms"]
                 ratios2.append(ratio)
                 print(f"| {target.name} | {name} | {runtime} | {t_threads} | {published:g} | "
-                      f"{host_ms[(name, h_threads)]:.3g} | {got['p50_ms']:.3g} [{got['low_ms']:.3g}-{got['high_ms']:.3g}] | {ratio:.2f} |")
+                      f"{host_ms[(name, h_threads)]:.3g} | {predicted_ms(got)} | {ratio:.2f} |")
         if ratios2:
             inside = sum(predict.LOW <= r <= predict.HIGH for r in ratios2) / len(ratios2)
             print(f"\nboard ratio published/predicted: {quantiles(ratios2)}")

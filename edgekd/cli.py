@@ -134,7 +134,7 @@ def export(
     from edgekd.export.pipeline import export_run
     from edgekd.runs import Run
 
-    export_run(run, tuple(format_) if format_ else None, int8, calibration, on_event=_print_messages)
+    export_run(run, tuple(format_) if format_ else None, int8, calibration, on_event=_print_warnings)
     rows = artifact_rows(Run.open(run))
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -145,9 +145,9 @@ def export(
     _exit_on_failed(rows)
 
 
-def _print_messages(event: dict) -> None:
-    if event["kind"] == "message":
-        print(f"edgekd: {event['text']}", file=sys.stderr)
+def _print_warnings(event: dict) -> None:
+    if event["kind"] == "warning":
+        print(f"edgekd: warning: {event['text']}", file=sys.stderr)
 
 
 def artifact_rows(run) -> list[dict]:
@@ -235,12 +235,11 @@ def bench(
     from edgekd.bench.remote import Remote
 
     device = Remote(remote, port, identity, remote_python) if remote else None
-    progress = None if quiet or as_json else _bench_progress
+    progress = _print_warnings if quiet or as_json else _bench_progress
     results = bench_run(run, target, tuple(runtime or RUNTIMES), batch, processes, min_seconds, device, progress)
     from edgekd.report.render import build_report
 
     build_report(run)  # the report always shows the latest measurements
-    _warn_if_busy(any(r["prediction_method"] for r in results.values()))
     if as_json:
         print(json.dumps(results, indent=2))
         return
@@ -260,16 +259,10 @@ def bench(
                           "this time")
 
 
-def _warn_if_busy(probed: bool) -> None:
-    from edgekd.targets import busy_warning, probe_host
-
-    warning = probed and busy_warning(probe_host())  # cached: the probe the predictions used
-    if warning:
-        print(f"edgekd: warning: {warning}", file=sys.stderr)
-
-
 def _bench_progress(event: dict) -> None:
-    print(f"  measuring {event['member']}/{event['artifact']} (process {event['process']})", file=sys.stderr)
+    if event["kind"] == "bench":
+        print(f"  measuring {event['member']}/{event['artifact']} (process {event['process']})", file=sys.stderr)
+    _print_warnings(event)
 
 
 def _bench_row(r: dict, target: dict) -> dict:
@@ -320,8 +313,12 @@ def targets_show(name: Annotated[str, typer.Argument(help="Profile name, alias, 
     """
     from edgekd.targets import load_target
 
-    print(json.dumps(load_target(name).to_dict(), indent=2))
-    _warn_if_busy(name == "host")
+    from edgekd.targets import busy_warning
+
+    target = load_target(name)
+    print(json.dumps(target.to_dict(), indent=2))
+    if busy_warning(target):
+        print(f"edgekd: warning: {busy_warning(target)}", file=sys.stderr)
 
 
 @app.command()

@@ -35,6 +35,8 @@ class ChainProgress:
     def __call__(self, event: dict) -> None:
         if event["kind"] == "run":
             self.run_root = event["root"]
+        if event["kind"] == "warning":  # shown even with --quiet and --json
+            err.print(f"edgekd: warning: {event['text']}", markup=False, highlight=False)
         if self.quiet:
             return
         member = event.get("member", "")

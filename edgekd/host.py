@@ -38,8 +38,8 @@ def cores() -> int:
 
 
 class OtherLoad:
-    """CPUs that other processes kept busy while a block ran: the machine's busy time from
-    /proc/stat (steal included, for VMs) minus this process's own. None off Linux."""
+    """CPUs that other processes kept busy while a block ran: the busy time of the CPUs this
+    process may use (/proc/stat, steal included for VMs) minus its own. None off Linux."""
 
     def __enter__(self):
         self.cpus: float | None = None
@@ -56,13 +56,19 @@ class OtherLoad:
 def _busy_seconds() -> tuple[float | None, float | None]:
     tick = os.sysconf("SC_CLK_TCK")
     try:
+        ours = {f"cpu{n}" for n in os.sched_getaffinity(0)}  # load on other CPUs does not slow us
+        busy = 0
         with open("/proc/stat") as f:
-            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
+            for line in f:
+                name, *ticks = line.split()
+                if name in ours:
+                    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, ticks[:8])
+                    busy += user + nice + system + irq + softirq + steal
         with open("/proc/self/stat") as f:
             utime, stime = map(int, f.read().rsplit(")", 1)[1].split()[11:13])  # fields 14 and 15
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         return None, None
-    return (user + nice + system + irq + softirq + steal) / tick, (utime + stime) / tick
+    return busy / tick, (utime + stime) / tick
 
 
 def versions() -> dict[str, str]:

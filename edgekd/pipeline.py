@@ -20,8 +20,9 @@ def run_pipeline(recipe: Recipe | None, out: Path | None = None, resume: Path | 
         from edgekd.export.pipeline import export_run
 
         names = {"onnx": "ONNX", "openvino": "OpenVINO IR"}
-        on_event({"kind": "message", "text": f"exporting every generation to {' and '.join(names[f] for f in export['formats'])}"
-                                             + (" (fp32 and int8)" if export["int8"] else " (fp32)")})
+        precisions = {"onnx": "fp32" + ", int8" * export["int8"], "openvino": "fp32, fp16" + ", int8" * export["int8"]}
+        on_event({"kind": "message", "text": "exporting every generation to "
+                  + " and ".join(f"{names[f]} ({precisions[f]})" for f in export["formats"])})
         export_run(run.root, tuple(export["formats"]), export["int8"], export["calibration"], on_event=on_event)
         if bench["enabled"] and bench["targets"]:
             from edgekd.bench.pipeline import bench_run
@@ -29,11 +30,6 @@ def run_pipeline(recipe: Recipe | None, out: Path | None = None, resume: Path | 
             on_event({"kind": "message", "text": f"benchmarking for {', '.join(bench['targets'])}"})
             bench_run(run.root, list(bench["targets"]), processes=bench["processes"],
                       min_seconds=bench["min_seconds"], on_event=on_event)
-            from edgekd.targets import busy_warning, probe_host
-
-            warning = busy_warning(probe_host())
-            if warning:
-                on_event({"kind": "message", "text": f"warning: {warning}"})
     from edgekd.report.render import build_report
 
     build_report(run.root)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import tempfile
 import time
 from contextlib import contextmanager
@@ -118,11 +117,19 @@ class Run:
     def artifact_sha256(self, member: str, artifact: str, manifest: dict[str, Any]) -> str | None:
         """What an artifact holds now: the export's recorded hash, or the eager model's file
         hash for "torch-fp32". None when it is not built (any more)."""
+        if member not in manifest["members"]:
+            return None
         if artifact == "torch-fp32":
             path = self.root / member / "model.pt"
             return files_sha256([path]) if path.is_file() else None
         art = manifest["members"].get(member, {}).get("artifacts", {}).get(artifact, {})
         return art.get("sha256") if art.get("built") else None
+
+    def timed_current(self, row: dict[str, Any], manifest: dict[str, Any]) -> bool:
+        """Whether a bench row timed the artifact as it is now. Rows written before rows
+        carried a hash only need the artifact to still be built."""
+        now = self.artifact_sha256(row.get("member"), row.get("artifact"), manifest)
+        return now is not None and row.get("sha256", now) == now
 
     def members(self, role: str) -> list[str]:
         """Finished members of a role ("gen", "baseline") in index order."""
@@ -131,9 +138,7 @@ class Run:
         return sorted(names, key=lambda n: int(n.split("-")[1]))
 
     def bench_path(self, target: str) -> Path:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", target):
-            raise UserError(f"target name {target!r} must be letters, digits, '.', '_' or '-' (it names a file)")
-        return self.root / "bench" / f"{target}.json"
+        return self.root / "bench" / f"{target}.json"  # target names are file-safe (edgekd.targets.NAME)
 
     @property
     def bench_dir(self) -> Path:

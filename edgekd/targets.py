@@ -192,7 +192,8 @@ def _validate(raw: dict, where: str) -> dict:
         values[key] = clean
     for name in (values["name"], *values.get("aliases", ())):  # results are filed under the name
         if not re.fullmatch(NAME, name):
-            raise UserError(f"{where}: target name {name!r} must be letters, digits, '.', '_' or '-'")
+            what = "name" if name == values["name"] else "alias"
+            raise UserError(f"{where}: {what} {name!r} must be letters, digits, '.', '_' or '-' (it names a file)")
     stray = sorted(set(values["sources"]) - set(FIELDS))
     if stray:
         raise UserError(f"{where}: [sources] has an entry for unknown field {stray[0]!r}")

@@ -5,8 +5,6 @@ import copy
 import io
 import json
 import math
-import sys
-import uuid
 
 import numpy as np
 import pytest
@@ -321,28 +319,30 @@ class CosineLogits(Method):
 def test_a_plugin_file_registers_a_method(tmp_path, monkeypatch):
     from edgekd.distill.chain import load_plugin
 
+    from edgekd.distill import chain
+
     # the registry is process-global: register into a copy that is thrown away after the test
     monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
-    path = tmp_path / f"cosine_logits_{uuid.uuid4().hex[:8]}.py"
+    monkeypatch.setattr(chain, "_PLUGINS", {})
+    path = tmp_path / "cosine_logits.py"
     path.write_text(PLUGIN)
-    try:
-        assert load_plugin(path) == ["cosine-logits"]
-        assert "cosine-logits" in names()
-        s = torch.tensor([[1.0, 0.0], [1.0, 1.0], [2.0, 0.0]])
-        t = torch.tensor([[0.0, 1.0], [2.0, 2.0], [1.0, 1.0]])
-        got = create("cosine-logits")(Batch(s, t, torch.zeros(3, dtype=torch.long))).item()
-        assert got == pytest.approx(((1 - 0) + (1 - 1) + (1 - 1 / math.sqrt(2))) / 3, rel=1e-6)
-    finally:
-        sys.modules.pop(f"edgekd_plugin_{path.stem}", None)
+    assert load_plugin(path) == ["cosine-logits"]
+    assert load_plugin(tmp_path / "." / "cosine_logits.py") == ["cosine-logits"]  # once per file, still named
+    assert "cosine-logits" in names()
+    s = torch.tensor([[1.0, 0.0], [1.0, 1.0], [2.0, 0.0]])
+    t = torch.tensor([[0.0, 1.0], [2.0, 2.0], [1.0, 1.0]])
+    got = create("cosine-logits")(Batch(s, t, torch.zeros(3, dtype=torch.long))).item()
+    assert got == pytest.approx(((1 - 0) + (1 - 1) + (1 - 1 / math.sqrt(2))) / 3, rel=1e-6)
+    other = tmp_path / "b" / "cosine_logits.py"  # the same file name elsewhere is another plugin
+    other.parent.mkdir()
+    other.write_text(PLUGIN.replace('"cosine-logits"', '"cosine-logits-b"'))
+    assert load_plugin(other) == ["cosine-logits-b"]
 
 
 def test_methods_warns_about_a_plugin_that_registers_nothing_and_refuses_two_formats(cli, tmp_path):
-    empty = tmp_path / f"empty_{uuid.uuid4().hex[:8]}.py"
+    empty = tmp_path / "empty.py"
     empty.write_text("import torch\n")
-    try:
-        code, out, err = cli("methods", "--plugin", empty, "--json")
-        assert code == 0 and "registered no method" in err and "kd" in {m["name"] for m in json.loads(out)}
-    finally:
-        sys.modules.pop(f"edgekd_plugin_{empty.stem}", None)
+    code, out, err = cli("methods", "--plugin", empty, "--json")
+    assert code == 0 and "registered no method" in err and "kd" in {m["name"] for m in json.loads(out)}
     code, out, err = cli("methods", "--json", "--markdown")
     assert code == 2 and "not both" in err

@@ -103,7 +103,7 @@ BAD = [
                  id="source-for-unknown-field"),
     pytest.param(edit('ram_gb = "data sheet"', 'ram_gb = 2.0'), ["[sources].ram_gb must be text", "not 2.0"],
                  id="source-not-text"),
-    pytest.param(edit('name = "my-board"', 'name = "../../evil"'), ["target name '../../evil' must be letters"],
+    pytest.param(edit('name = "my-board"', 'name = "../../evil"'), ["name '../../evil' must be letters"],
                  id="name-not-a-file-name"),
     pytest.param(edit('ram_gb = 2.0', 'ram_gb = 0'), ["ram_gb must be positive"], id="zero"),
     pytest.param(edit('ram_gb = 2.0', 'ram_gb = nan'), ["ram_gb must be a number in GB"], id="nan"),  # valid TOML
@@ -183,3 +183,27 @@ def test_a_probe_on_a_busy_machine_says_so():
     assert busy.busy_cpus >= 0.25 * busy.cores
     assert "other processes used" in busy.sources["peak_gflops_fp32"]
     assert "read low" in busy_warning(busy)
+
+
+PINNED_PROBE = """
+import os, subprocess, sys, time
+from edgekd.targets import probe_host
+os.sched_setaffinity(0, {0})
+for cpu in (1, 0):  # a spinner on the other CPU, then on the probe's own
+    spinner = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cpu}}})\\nwhile True: pass"])
+    time.sleep(0.3)
+    print(probe_host.__wrapped__().busy_cpus)
+    spinner.kill()
+"""
+
+
+@pytest.mark.skipif(len(__import__("os").sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_load_on_cpus_the_probe_cannot_use_does_not_count():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", PINNED_PROBE], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    elsewhere, beside = map(float, done.stdout.split())
+    # counted machine-wide, the spinner elsewhere would read about 1 CPU, more than the one beside (~0.5)
+    assert beside > 0.3 and elsewhere < beside - 0.15, (elsewhere, beside)

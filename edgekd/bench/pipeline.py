@@ -24,7 +24,7 @@ from edgekd.bench.remote import Remote, Session
 from edgekd.data import load_splits
 from edgekd.errors import UserError
 from edgekd.runs import Run, atomic_path, read_json, write_json
-from edgekd.targets import HOST, Target, load_target, probe_host
+from edgekd.targets import HOST, Target, busy_warning, load_target, probe_host
 
 SCHEMA = 1
 RUNTIME_OF = {"onnx": "onnxruntime", "openvino": "openvino", "torch": "torch"}
@@ -41,14 +41,15 @@ def bench_run(run_dir: Path, targets: list[str], runtimes: tuple[str, ...] = RUN
     if remote and len(targets) != 1:
         raise UserError("--remote measures one device: give exactly one --target")
     resolved = [load_target(t) for t in targets]
-    for t in resolved:
-        run.bench_path(t.name)  # a name that cannot be a file name is refused before any measuring
     jobs = _jobs(run, runtimes, remote is not None)
     inputs = _inputs(run)
     with np.load(inputs) as cached:
         if batch > len(cached["y"]):
             raise UserError(f"--batch {batch} is larger than the test set ({len(cached['y'])} samples)")
     host_target = probe_host()
+    warning = busy_warning(host_target)
+    if warning and on_event and any(t.name != HOST for t in resolved) and not remote:  # predictions scale from it
+        on_event({"kind": "warning", "text": warning})
     cache: dict[int, dict[Job, dict]] = {}
     results = {}
     for target in resolved:
@@ -96,30 +97,36 @@ ARTIFACT_ORDER = ["torch-fp32", "onnx-fp32", "onnx-int8", "openvino-fp32", "open
 
 
 def _row_order(row: dict) -> tuple:
+    role, _, index = row["member"].partition("-")
     art = row["artifact"]
-    return (int(row["member"].split("-")[1]), ARTIFACT_ORDER.index(art) if art in ARTIFACT_ORDER else len(ARTIFACT_ORDER))
+    return (role, int(index) if index.isdigit() else 0,
+            ARTIFACT_ORDER.index(art) if art in ARTIFACT_ORDER else len(ARTIFACT_ORDER))
+
+
+def _provenance(rep: dict) -> tuple:
+    """What two bench results must share for their rows to sit in one table: where and on
+    what they were measured, with which library versions, threads and batch."""
+    target = rep.get("target") if isinstance(rep.get("target"), dict) else {}
+    profile = target.get("name") if target.get("probed") else target  # host: re-probed each time
+    machine = rep.get("host") if isinstance(rep.get("host"), dict) else {}
+    settings = rep.get("settings") if isinstance(rep.get("settings"), dict) else {}
+    return (rep.get("measured_on"), rep.get("device"), profile, machine.get("cpu"), machine.get("node"),
+            rep.get("versions"), settings.get("threads"), settings.get("batch"))
 
 
 def _earlier_rows(run: Run, report: dict) -> list[dict]:
     """Rows of the previous result for this target that this bench did not measure again,
-    kept only when they were taken the same way (same place, device, target profile,
-    threads and batch) and still describe the artifact on disk."""
+    kept when they were measured alike and still describe the artifact on disk."""
     try:
         old = read_json(run.bench_path(report["target"]["name"]))
     except UserError:
         return []  # none yet, or damaged: replaced
-    if not isinstance(old, dict) or not isinstance(old.get("rows"), list) or not isinstance(old.get("settings"), dict):
-        return []
-    profile = lambda r: r["target"]["name"] if r["target"].get("probed") else r["target"]
-    same = (old.get("measured_on"), old.get("device"), old.get("target") and profile(old)) == \
-        (report["measured_on"], report["device"], profile(report))
-    same = same and all(old["settings"].get(k) == report["settings"][k] for k in ("threads", "batch"))
-    if not same:
+    if not isinstance(old, dict) or not isinstance(old.get("rows"), list) or _provenance(old) != _provenance(report):
         return []
     manifest = run.manifest()
     measured = {(r["member"], r["artifact"]) for r in report["rows"]}
-    return [r for r in old["rows"] if isinstance(r, dict) and (r.get("member"), r.get("artifact")) not in measured
-            and r.get("sha256") is not None and r["sha256"] == run.artifact_sha256(r["member"], r["artifact"], manifest)]
+    return [{**r, "kept": True} for r in old["rows"] if isinstance(r, dict)
+            and (r.get("member"), r.get("artifact")) not in measured and run.timed_current(r, manifest)]
 
 
 def _inputs(run: Run) -> Path:

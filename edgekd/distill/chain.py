@@ -255,9 +255,13 @@ def build_objective(recipe: Recipe) -> Objective:
     return Objective(terms, alpha=recipe.distill.alpha)
 
 
+_PLUGINS: dict[Path, list[str]] = {}  # each file is imported once per process
+
+
 def load_plugin(path: Path) -> list[str]:
     """Import a user's one-file loss; its @register decorator adds it to the registry.
-    Returns the names it registered (none when it was loaded already)."""
+    Returns the method names the file registered."""
+    import hashlib
     import importlib.util
     import sys
 
@@ -267,9 +271,11 @@ def load_plugin(path: Path) -> list[str]:
         raise UserError(f"plugin {path} does not exist")
     if path.suffix != ".py":
         raise UserError(f"plugin {path} is not a Python file (.py)")
-    module_name = f"edgekd_plugin_{path.stem}"
-    if module_name in sys.modules:
-        return []
+    key = path.resolve()
+    if key in _PLUGINS:
+        return _PLUGINS[key]
+    # named by its full path: a/loss.py and b/loss.py are two plugins
+    module_name = f"edgekd_plugin_{path.stem}_{hashlib.sha1(str(key).encode()).hexdigest()[:10]}"
     before = set(names())
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
@@ -279,7 +285,8 @@ def load_plugin(path: Path) -> list[str]:
     except Exception as e:
         del sys.modules[module_name]
         raise UserError(f"plugin {path} failed to load: {type(e).__name__}: {e}") from None
-    return sorted(set(names()) - before)
+    _PLUGINS[key] = sorted(set(names()) - before)
+    return _PLUGINS[key]
 
 
 def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | None,

@@ -85,15 +85,13 @@ def export_run(run_dir: Path, formats: tuple[str, ...] | None = None, int8: bool
     splits = load_splits(recipe["data"]["spec"], recipe["data"]["val_fraction"], recipe["data"]["seed"])
     x_check = splits.x_val[:256]
     if int8 and calibration > len(splits.x_train):
-        on_event({"kind": "message", "text": f"calibration {calibration}: the training set has {len(splits.x_train)} "
+        on_event({"kind": "warning", "text": f"calibration {calibration}: the training set has {len(splits.x_train)} "
                                              "rows; int8 is calibrated on all of them"})
         calibration = len(splits.x_train)
     loaded = {}
     for member, _ in plan:  # every model read before anything is written: a bad one changes nothing
         _check_writable(run.root / member)
         loaded[member] = load_model(run.root / member / "model.pt")
-    run.update_manifest(lambda m: m["recipe"].setdefault("export", {}).update(
-        formats=list(formats), int8=int8, calibration=calibration))
     results = {}
     for member, only in plan:
         model, spec = loaded[member]
@@ -131,6 +129,8 @@ def export_run(run_dir: Path, formats: tuple[str, ...] | None = None, int8: bool
         write_json(run.validation_path(member), records)
         run.update_manifest(lambda m: m["members"][member].update(artifacts=_summary(records)))
         results[member] = records
+    run.update_manifest(lambda m: m["recipe"].setdefault("export", {}).update(
+        formats=list(formats), int8=int8, calibration=calibration))
     return results
 
 

@@ -21,6 +21,12 @@ def build_report(run_dir: Path, within_points: float = 1.0, targets: list[str] |
             raise UserError(f"{res.run.root} has no benchmark for {unknown[0]!r}; benchmarked: "
                             f"{', '.join(res.bench) or 'none'}")
         res.bench = {t: r for t, r in res.bench.items() if t in targets}
+    for target, n in sorted(res.stale.items()):
+        if target in res.bench:
+            rows, were = ("rows", "they timed were") if n > 1 else ("row", "it timed was")
+            res.missing.append(f"{n} {target} bench {rows}, left out because the artifact{'s' * (n > 1)} {were} "
+                               f"re-exported or removed since (run `edgekd bench {res.run.root} --target "
+                               f"{_target_spec(res.bench[target]['target'])}` again)")
     out = res.run.report_dir
     plot_dir = out / "plots"
     figures = [("Size vs accuracy", plots.size_vs_accuracy(res, plot_dir)[0])]
@@ -69,17 +75,14 @@ def _sections(res: RunResults, within: float) -> dict:
         key = (lambda r: r["predicted"]["p50_ms"]) if predicted else (lambda r: r["p50_ms"])
         fast = min(rows, key=key)
         how = "predicted" if predicted else f"measured on {rep['measured_on']}"
-        budget = rep["target"].get("latency_budget_ms")
-        within = f" {sum(key(r) <= budget for r in rows)} of {len(rows)} artifacts are within its {ms(budget)} ms " \
-                 "budget." if budget else ""
-        summary.append(f"Fastest on {target}: {fast['member']} {fast['artifact']} at {key(fast):.3g} ms p50 ({how}), "
-                       f"{100 * fast['accuracy']:.1f}% accurate.{within}")
+        summary.append(f"Fastest on {target}: {fast['member']} {fast['artifact']} at {ms(key(fast))} ms p50 ({how}), "
+                       f"{100 * fast['accuracy']:.1f}% accurate." + _budget_line(rep["target"], rows))
     gains = [(g, members[g]["test_acc"] - baseline_of(members, g)["test_acc"])
              for g in members if baseline_of(members, g)]
     if gains:
         epochs = res.manifest["recipe"]["train"].get("baseline_epochs", 0)
-        budget = f"{epochs} epochs on the labelled rows" if epochs else "same optimizer steps"
-        summary.append(f"Distillation over training from scratch (same architecture, {budget}): "
+        steps = f"{epochs} epochs on the labelled rows" if epochs else "same optimizer steps"
+        summary.append(f"Distillation over training from scratch (same architecture, {steps}): "
                        + ", ".join(f"{g} {100 * d:+.1f} points" for g, d in sorted(gains)) + ".")
     summary += [f"Missing: {m}." for m in res.missing]
 
@@ -134,8 +137,11 @@ def _method(res: RunResults) -> list[str]:
                      f"runs, at least {s['min_iters']} runs and {s['min_seconds']} s per process, {s['processes']} fresh "
                      f"process{'es interleaved' if s['processes'] > 1 else ''}; versions {', '.join(f'{k} {v}' for k, v in rep['versions'].items())}.")
         if rep.get("prediction_method"):
+            probe, busy = rep["host"], rep["host"].get("probe_busy_cpus")
             lines.append(f"{target}: predicted numbers use the {rep['prediction_method']}; they are intervals, "
-                         "labelled predicted, and never below the target's compute and memory floor.")
+                         "labelled predicted, and never below the target's compute and memory floor. The host "
+                         f"probe read {probe['peak_gflops_fp32']:g} GFLOP/s and {probe['memory_bandwidth_gbs']:g} GB/s"
+                         + (f" while other processes used {busy:g} CPUs." if busy else "."))
     return lines
 
 
@@ -152,6 +158,16 @@ def _f(v) -> str:
     return "-" if v is None else f"{v:.3g}"
 
 
+def _budget_line(target: dict, rows: list[dict]) -> str:
+    """How many deployable artifacts meet the target's latency budget, judged as the notes judge each row."""
+    budget = target.get("latency_budget_ms")
+    judged = [target_p50(r) for r in rows if r.get("runtime_on_target", True) and target_p50(r) is not None]
+    if not budget or not judged:
+        return ""
+    return f" {sum(p <= budget for p in judged)} of {len(judged)} artifacts in its runtimes are within its " \
+           f"{ms(budget)} ms budget."
+
+
 def target_p50(r: dict) -> float | None:
     """The row's latency on its target: predicted where there is a prediction, else measured."""
     return (r.get("predicted") or {}).get("p50_ms", r.get("p50_ms"))
@@ -159,6 +175,8 @@ def target_p50(r: dict) -> float | None:
 
 def bench_notes(r: dict, target: dict) -> list[str]:
     notes = [r[k] for k in ("error", "prediction_error") if k in r]
+    if r.get("kept"):
+        notes.append(f"kept from an earlier bench ({r.get('measured_at', '?')[:16].replace('T', ' ')})")
     if r.get("unstable"):
         notes.append(f"unstable: {r['unstable_reason']}" if "unstable_reason" in r else "unstable")
     if not r.get("runtime_on_target", True):
@@ -170,7 +188,8 @@ def bench_notes(r: dict, target: dict) -> list[str]:
 
 
 def ms(v: float) -> str:
-    """Three significant digits without exponents: 0.0816, 1.8, 285, 1,240."""
+    """A latency without exponents: three significant digits below 100 ms (0.0816, 1.8, 28.5),
+    whole milliseconds above (285, 1,240)."""
     return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
 
 
@@ -220,6 +239,14 @@ def _html(res: RunResults, s: dict, figures) -> str:
     parts += ["<h2>How this was measured</h2><ul>"] + [f"<li>{html.escape(l)}</li>" for l in s["method"]]
     parts.append("</ul></body></html>")
     return "\n".join(parts)
+
+
+def _target_spec(target: dict) -> str:
+    """What to pass to --target for this profile: its name, or the path of a user's own file."""
+    from edgekd.targets import builtin_dir
+
+    path = target.get("path")
+    return path if path and Path(path).parent != builtin_dir().resolve() else target["name"]
 
 
 def _bench_name(spec: str, benched: dict) -> str:

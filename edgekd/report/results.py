@@ -20,6 +20,7 @@ class RunResults:
     bench: dict[str, dict]               # target -> bench report
     curves: dict[str, list[dict]]        # member -> metrics.jsonl rows
     missing: list[str] = field(default_factory=list)
+    stale: dict[str, int] = field(default_factory=dict)  # target -> bench rows left out: their artifacts changed
     label: str = ""                      # set by compare when two runs share a directory name
 
     @property
@@ -75,11 +76,7 @@ def collect(run_dir: Path) -> RunResults:
     if not any(p["role"] == "gen" and p["format"] != "torch" for p in points):
         missing.append("no exported artifacts (run `edgekd export`)")
     bench = {p.stem: _bench_result(p) for p in sorted(run.bench_dir.glob("*.json"))} if run.bench_dir.exists() else {}
-    for target, rep in bench.items():
-        stale = _drop_stale(run, manifest, rep)
-        if stale:
-            missing.append(f"{stale} {target} bench row{'s' * (stale > 1)}, left out because the artifacts they timed "
-                           f"were re-exported or removed since (run `edgekd bench {run.root} --target {target}` again)")
+    stale = {target: n for target, rep in bench.items() if (n := _drop_stale(run, manifest, rep))}
     if not bench:
         missing.append("no benchmark results (run `edgekd bench RUN --target NAME`)")
     curves = {}
@@ -87,20 +84,12 @@ def collect(run_dir: Path) -> RunResults:
         rows = read_jsonl(run.root / name / "metrics.jsonl")
         if rows:
             curves[name] = rows
-    return RunResults(run, manifest, points, bench, curves, missing)
+    return RunResults(run, manifest, points, bench, curves, missing, stale)
 
 
 def _drop_stale(run: Run, manifest: dict, rep: dict) -> int:
-    """Keep only rows that timed the artifact as it is now; returns how many were dropped.
-    Rows from before hashes were recorded are checked for the artifact still being built."""
-    digests: dict[tuple[str, str], str | None] = {}
-    fresh = []
-    for r in rep["rows"]:
-        key = (r.get("member"), r.get("artifact"))
-        if key not in digests:
-            digests[key] = run.artifact_sha256(*key, manifest) if key[0] in manifest["members"] else None
-        if digests[key] is not None and r.get("sha256", digests[key]) == digests[key]:
-            fresh.append(r)
+    """Keep only rows that timed the artifact as it is now; returns how many were dropped."""
+    fresh = [r for r in rep["rows"] if run.timed_current(r, manifest)]
     dropped = len(rep["rows"]) - len(fresh)
     rep["rows"] = fresh
     return dropped
