@@ -50,11 +50,13 @@ def main() -> None:
                 cfg = {**base, "distill": distill_cfg, "train": {"epochs": EPOCHS, "seed": seed}}
                 if distill_cfg["methods"] != ["dml"]:
                     cfg["teacher"] = {"spec": teacher}
+                else:  # no teacher labels a transfer set
+                    cfg["data"] = {"transfer": "0"}
                 run = distill(from_dict(cfg), out=Path(d) / f"{label.split()[0]}-{seed}")
                 manifest = run.manifest()
                 gen, data = manifest["members"]["gen-1"], manifest["data"]
                 accs.append(gen["test_acc"])
-                rows_seen = data["train"] + (data["transfer"] if "teacher" in cfg else 0)  # dml: labelled rows only
+                rows_seen = data["train"] + data["transfer"]
                 per_epoch.append(gen["train_seconds"] / gen["epochs"])
                 per_row.append(per_epoch[-1] / rows_seen)
             rows.append((label, accs, statistics.median(per_epoch), statistics.median(per_row)))

@@ -15,7 +15,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Knowledge distillation for edge devices: distill, export, benchmark, report.")
 
 CHAIN_COLUMNS = [("member", "member", ""), ("arch", "arch", ""), ("params", "params", "int"),
-                 ("size_bytes", "size", "bytes"), ("teacher", "taught by", ""), ("test_acc", "acc", "pct"),
+                 ("size_bytes", "model.pt", "bytes"), ("teacher", "taught by", ""), ("test_acc", "acc", "pct"),
                  ("agreement", "agree", "pct"), ("baseline_acc", "scratch", "pct"), ("delta", "gain", "delta")]
 
 ARTIFACT_COLUMNS = [("member", "member", ""), ("artifact", "artifact", ""), ("bytes", "size", "bytes"),
@@ -55,7 +55,7 @@ def distill(
     direct: Annotated[Optional[bool], Opt("--direct/--assistant", help="Teach every generation from the original teacher")] = None,
     baseline: Annotated[Optional[bool], Opt("--baseline/--no-baseline", help="Also train each student from scratch")] = None,
     export: Annotated[Optional[bool], Opt("--export/--no-export", help="Export every generation when done")] = None,
-    seed: Annotated[Optional[int], Opt(help="Seed for initialisation and batch order")] = None,
+    seed: Annotated[Optional[int], Opt(help="Seed for initialisation and batch order (the held-out splits stay fixed: --set data.seed=N redraws them)")] = None,
     config: Annotated[Optional[Path], Opt(help="TOML recipe; flags override it")] = None,
     set_: Annotated[Optional[list[str]], Opt("--set", help="Override a recipe key, section.key=value (repeatable)")] = None,
     out: Annotated[Optional[Path], Opt(help="Run directory (default runs/<timestamp>)")] = None,
@@ -74,7 +74,7 @@ def distill(
 
     flags = {
         "chain": {"generations": chain, "direct": direct, "baseline": baseline},
-        "data": {"spec": data, "transfer": transfer, "augment": augment, "seed": seed},
+        "data": {"spec": data, "transfer": transfer, "augment": augment},  # --seed leaves the splits alone
         "teacher": {"spec": teacher[0] if teacher else None, "ensemble": teacher[1:] if teacher and len(teacher) > 1 else None,
                     "combine": ensemble, "primary": primary_teacher, "epochs": teacher_epochs},
         "student": {"arch": student, "width": width, "depth": depth, "students": students, "shrink": shrink},
@@ -86,6 +86,9 @@ def distill(
     }
     if peers is not None:
         flags["distill"]["options"] = [*(option or []), f"dml.peers={peers}"]
+    chain_given = chain is not None or config or any(item.startswith("chain.generations") for item in set_ or [])
+    if students and not chain_given:  # the list says how many generations
+        flags["chain"]["generations"] = len([s for s in students.split(",") if s.strip()])
     given = {s: {k: v for k, v in keys.items() if v is not None} for s, keys in flags.items()}
     given = {s: keys for s, keys in given.items() if keys}
     if resume is not None:
@@ -95,6 +98,11 @@ def distill(
     else:
         recipe = recipes.load_toml(config) if config else recipes.Recipe()
         recipe = recipes.from_dict(given, recipes.apply_sets(recipe, set_ or []), where="flags")
+        if (ensemble or primary_teacher) and not recipe.teacher.ensemble:
+            raise UserError(f"--{'ensemble' if ensemble else 'primary-teacher'} is for an ensemble: give --teacher "
+                            "two or more times")
+        if peers is not None and "dml" not in recipe.distill.methods:
+            raise UserError("--peers is for --method dml (online distillation between peers)")
     with ChainProgress(quiet or as_json) as progress:
         try:
             run = run_pipeline(recipe, out=out, resume=resume, on_event=progress)

@@ -22,8 +22,8 @@ class DataRecipe:
     spec: str = "mnist1d"          # mnist1d | digits | npz:PATH | csv:PATH[:label] | folder:PATH
     transfer: str = "auto"         # unlabeled inputs the teacher labels: auto (24000 generated for mnist1d, else none) | N | npz:PATH | 0
     val_fraction: float = 0.1
-    augment: bool = False          # noise/shift (1-D) or flip/crop (images); the teacher then runs online
-    seed: int = 0
+    augment: bool = False          # transforms that keep the data's labels (edgekd.data.augment); the teacher then runs online
+    seed: int = 0                  # draws the held-out splits; --seed sets train.seed only, so runs stay comparable
 
 
 @dataclass(frozen=True)

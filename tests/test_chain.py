@@ -69,6 +69,14 @@ def test_direct_order_teaches_every_generation_from_the_teacher(cli, tmp_path):
     assert not (tmp_path / "d" / "baseline-1").exists()
 
 
+def test_students_list_sets_the_chain_and_depth_fills_in(cli, tmp_path, tiny_run):
+    code, out, err = cli("distill", "--teacher", tiny_run, "--students", "cnn:4,mlp:8,cnn:2x3", "--depth", "2",
+                         "--epochs", "1", "--transfer", "0", "--no-baseline", "--no-export", "--out", tmp_path / "s",
+                         "--json")
+    assert code == 0, err
+    assert [g["arch"] for g in json.loads(out)["generations"][1:]] == ["cnn:4x2", "mlp:8x2", "cnn:2x3"]
+
+
 def test_same_recipe_gives_same_accuracies(cli, tmp_path, tiny_run):
     code, out, err = cli("distill", *TINY, "--out", tmp_path / "again", "--json")
     assert code == 0, err

@@ -82,9 +82,39 @@ def test_width_shrinks_params():
 
 
 def test_augmentation_keeps_shape_and_changes_values():
+    from edgekd.data.augment import AUGMENTATIONS, augment
+
+    g = torch.Generator().manual_seed(0)
+    for kind, (rank, _) in AUGMENTATIONS.items():
+        x = torch.randn(64, 40) if rank in (2, None) else torch.randn(64, 3, 8, 8)
+        y = augment(x, g, 1.0, kind)
+        assert y.shape == x.shape and not torch.equal(x, y), kind
+
+
+def test_augmentation_keeps_what_carries_the_label():
     from edgekd.data.augment import augment
 
     g = torch.Generator().manual_seed(0)
-    for x in (torch.randn(4, 40), torch.randn(4, 3, 8, 8)):
-        y = augment(x, g, 1.0)
-        assert y.shape == x.shape and not torch.equal(x, y)
+    features = torch.randn(256, 8) * 10
+    moved = augment(features, g, 10.0, "noise")  # csv/npz columns stay in place: noise only
+    assert (moved - features).abs().max() < 3.0
+    assert (augment(features, g, 10.0, "shift+noise") - features).abs().max() > 3.0  # a signal shifts
+    digit = torch.zeros(512, 1, 8, 8)
+    digit[:, :, :, :2] = 1.0  # a bar on the left edge: a flip would move it right
+    cropped = augment(digit, g, 1.0, "crop")
+    assert cropped[..., 5:].sum() == 0  # crops shift by at most one pixel; nothing is mirrored
+    assert (augment(digit, g, 1.0, "flip+crop")[..., 5:].sum(dim=(1, 2, 3)) > 0).any()
+    assert torch.equal(augment(features, torch.Generator().manual_seed(1), 10.0, "crop"),
+                       augment(features, torch.Generator().manual_seed(1), 10.0, "noise"))  # wrong rank: noise
+
+
+def test_each_data_source_names_its_augmentation(tmp_path):
+    import numpy as np
+
+    from edgekd.data import load_splits
+
+    (tmp_path / "t.csv").write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
+    np.savez(tmp_path / "d.npz", x=np.random.default_rng(0).normal(size=(40, 1, 4, 4)), y=np.arange(40) % 2)
+    kinds = {spec: load_splits(spec).augmentation for spec in ("mnist1d", "digits", f"csv:{tmp_path / 't.csv'}",
+                                                                f"npz:{tmp_path / 'd.npz'}")}
+    assert list(kinds.values()) == ["shift+noise", "crop", "noise", "noise"]

@@ -119,8 +119,9 @@ def test_layers_option_from_the_command_line_string():
 
 def test_attention_refuses_unit_features_of_different_widths():
     student, teacher = build(ArchSpec("mlp", 8, 2, (40,), 10)), build(ArchSpec("mlp", 16, 2, (40,), 10))
-    with pytest.raises(UserError, match="spatial maps"):
+    with pytest.raises(UserError, match="spatial maps") as e:
         create("attention").attach(student, teacher, torch.randn(4, 40))
+    assert "--hint-layer" in str(e.value) and "use fitnet or rkd" in str(e.value)  # flags that exist
     assert not any(m._forward_hooks for m in student.modules())
 
 

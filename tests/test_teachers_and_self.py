@@ -41,6 +41,27 @@ def test_ensemble_of_torch_and_onnx_teachers(cli, tiny_run, tmp_path):
     assert (tmp_path / "e" / "teacher" / "member-1" / "model.onnx").is_file()
     # the first teacher's architecture, shrunk, is generation 1's
     assert manifest["members"]["gen-1"]["arch"]["width"] == 8
+    code, out, err = cli("distill", "--teacher", tmp_path / "e", "--chain", "1", "--out", tmp_path / "again")
+    assert code == 2 and "taught by an ensemble" in err and "member-1" in err  # says what to give instead
+    code, out, err = cli("distill", "--teacher", onnx_path, "--teacher", tiny_run, "--primary-teacher", "--method",
+                         "fitnet", "--students", "cnn:4", "--chain", "1", "--out", tmp_path / "p")
+    assert code == 2 and "put a torch teacher first" in err
+
+
+def test_primary_teacher_hooks_the_first_but_the_ensemble_teaches(cli, tiny_run, tmp_path):
+    """--primary-teacher: feature methods read the first teacher's layers; the soft targets
+    stay the ensemble's, so a different second member changes what the student learns."""
+    kd = {}
+    for name, others in (("alone", []), ("with-gen-1", [tiny_run / "gen-1"]), ("with-gen-2", [tiny_run / "gen-2"])):
+        flags = [arg for other in others for arg in ("--teacher", other)] + (["--primary-teacher"] if others else [])
+        code, out, err = cli("distill", "--teacher", tiny_run / "teacher", *flags, "--method", "kd", "--method", "fitnet",
+                             "--chain", "1", "--epochs", "1", "--transfer", "0", "--no-baseline", "--no-export",
+                             "--out", tmp_path / name, "-q")
+        assert code == 0, err
+        row = json.loads((tmp_path / name / "gen-1" / "metrics.jsonl").read_text().splitlines()[0])
+        assert row["fitnet"] > 0
+        kd[name] = row["kd"]
+    assert len(set(kd.values())) == 3, kd
 
 
 def test_born_again_keeps_the_teachers_architecture(cli, tmp_path):
@@ -62,8 +83,13 @@ def test_mutual_learning_trains_peers_without_a_teacher(cli, tmp_path):
     assert "teacher" not in members and not (tmp_path / "m" / "teacher").exists()
     gen = members["gen-1"]
     assert gen["teacher"] == "peers" and len(gen["peer_test_acc"]) == 3
-    assert gen["peer_test_acc"][0] == gen["test_acc"]          # peer 0 is the saved, exported student
+    best = max(range(3), key=lambda i: gen["peer_val_acc"][i])   # the best peer on validation is exported
+    assert gen["exported_peer"] == best and gen["peer_test_acc"][best] == gen["test_acc"]
     assert members["baseline-1"]["epochs"] == gen["epochs"]    # same budget: neither uses the transfer set
+    data = json.loads((tmp_path / "m" / "manifest.json").read_text())["data"]
+    assert data["transfer"] == 0  # "auto" makes none: no teacher would label it
+    code, out, err = cli("distill", "--method", "dml", "--transfer", "3600", "--chain", "1", "--out", tmp_path / "m2")
+    assert code == 2 and "only a teacher labels a transfer set" in err and not (tmp_path / "m2").exists()
 
 
 def test_dml_loss_by_hand():

@@ -1,35 +1,37 @@
-"""Input augmentation for training: noise + shift for 1-D signals, flip + crop for images.
+"""Input augmentation for training, chosen by what the data is: shifts suit a 1-D signal,
+flips and crops suit photos, crops alone suit digits (a mirrored digit is another digit), and
+for feature vectors (csv, npz) only noise is safe: edgekd cannot know which transforms keep
+their labels.
 
 Seeded per epoch by the trainer, so a resumed run sees the same augmented batches.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
 
-def augment(x: torch.Tensor, gen: torch.Generator, scale: float) -> torch.Tensor:
-    """x: (B, L) or (B, C, H, W) raw inputs; `scale` is the data's standard deviation."""
-    if x.ndim == 2:
-        return _signal(x, gen, scale)
-    if x.ndim == 4:
-        return _image(x, gen)
-    return x
+def _noise(x: torch.Tensor, gen: torch.Generator, scale: float) -> torch.Tensor:
+    return x + 0.05 * scale * torch.randn(x.shape, generator=gen)
 
 
-def _signal(x: torch.Tensor, gen: torch.Generator, scale: float) -> torch.Tensor:
+def _shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     b, length = x.shape
     shift = torch.randint(-2, 3, (b, 1), generator=gen)               # up to 2 samples either way
     index = (torch.arange(length).unsqueeze(0) - shift).clamp(0, length - 1)  # (B, L), edge-padded
-    shifted = x.gather(1, index)
-    return shifted + 0.05 * scale * torch.randn(x.shape, generator=gen)
+    return x.gather(1, index)
 
 
-def _image(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def _flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    flip = torch.rand(x.shape[0], generator=gen) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def _crop(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     b, _, h, w = x.shape
-    flip = torch.rand(b, generator=gen) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     pad = max(1, min(h, w) // 8)
     padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
     dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
@@ -38,3 +40,19 @@ def _image(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     cropped = padded.gather(2, rows)
     cols = (dx[:, None] + torch.arange(w)[None]).view(b, 1, 1, w).expand(b, x.shape[1], h, w)
     return cropped.gather(3, cols)
+
+
+# name -> (input rank it needs, transform(x, gen, scale)); `scale` is the data's standard deviation
+AUGMENTATIONS: dict[str, tuple[int | None, Callable]] = {
+    "shift+noise": (2, lambda x, gen, scale: _noise(_shift(x, gen), gen, scale)),
+    "flip+crop": (4, lambda x, gen, scale: _crop(_flip(x, gen), gen)),
+    "crop": (4, lambda x, gen, scale: _crop(x, gen)),
+    "noise": (None, _noise),
+}
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, scale: float, kind: str = "noise") -> torch.Tensor:
+    rank, transform = AUGMENTATIONS[kind]
+    if rank is not None and x.ndim != rank:  # the data promised another shape: stay on the safe side
+        transform = _noise
+    return transform(x, gen, scale)

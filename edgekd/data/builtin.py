@@ -29,7 +29,8 @@ def mnist1d(val_fraction: float, seed: int) -> Splits:
     x, y = d["x"].astype(np.float32), d["y"].astype(np.int64)
     x_train, y_train, x_val, y_val = split_off(x, y, val_fraction, seed)
     return Splits("mnist1d", x_train, y_train, x_val, y_val,
-                  d["x_test"].astype(np.float32), d["y_test"].astype(np.int64), classes=10)
+                  d["x_test"].astype(np.float32), d["y_test"].astype(np.int64), classes=10,
+                  augmentation="shift+noise")
 
 
 def digits(val_fraction: float, seed: int) -> Splits:
@@ -40,7 +41,7 @@ def digits(val_fraction: float, seed: int) -> Splits:
     y = bunch.target.astype(np.int64)
     x_rest, y_rest, x_test, y_test = split_off(x, y, 0.2, seed + 1)
     x_train, y_train, x_val, y_val = split_off(x_rest, y_rest, val_fraction, seed)
-    return Splits("digits", x_train, y_train, x_val, y_val, x_test, y_test, classes=10)
+    return Splits("digits", x_train, y_train, x_val, y_val, x_test, y_test, classes=10, augmentation="crop")
 
 
 BUILTIN = {"mnist1d": mnist1d, "digits": digits}

@@ -22,6 +22,7 @@ class Splits:
     classes: int
     x_transfer: np.ndarray | None = None   # unlabeled inputs only the teacher labels
     class_names: tuple[str, ...] | None = None  # folder:PATH: class k is sub-folder class_names[k]
+    augmentation: str = "noise"    # the label-keeping transforms for these inputs (edgekd.data.augment)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -39,6 +40,7 @@ class Splits:
             "input_shape": list(self.input_shape),
             "classes": self.classes,
             **({"class_names": list(self.class_names)} if self.class_names else {}),
+            "augmentation": self.augmentation,
             "train": len(self.y_train),
             "val": len(self.y_val),
             "test": len(self.y_test),

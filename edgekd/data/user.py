@@ -134,10 +134,11 @@ def folder(path: Path, val_fraction: float, seed: int) -> Splits:
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # (N, C, H, W)
     x, y = check_arrays(str(path), x, np.array(ys))
     return _finish(f"folder:{path}", x, y, len(classes), {}, val_fraction, seed,
-                   class_names=tuple(p.name for p in classes))
+                   class_names=tuple(p.name for p in classes), augmentation="flip+crop")
 
 
-def _finish(name: str, x, y, classes: int, parts: dict, val_fraction: float, seed: int, class_names=None) -> Splits:
+def _finish(name: str, x, y, classes: int, parts: dict, val_fraction: float, seed: int, class_names=None,
+            augmentation: str = "noise") -> Splits:
     """Hold out what the user did not give: test first, then val (this order fixes the arrays)."""
     n = len(x)
     if "test" not in parts:
@@ -149,4 +150,5 @@ def _finish(name: str, x, y, classes: int, parts: dict, val_fraction: float, see
     (x_val, y_val), (x_test, y_test) = parts["val"], parts["test"]
     if len(x_val) == 0 or len(x_test) == 0:
         raise UserError(f"{name}: too few samples ({n}) to hold out validation and test sets")
-    return Splits(name, x, y, x_val, y_val, x_test, y_test, classes=classes, class_names=class_names)
+    return Splits(name, x, y, x_val, y_val, x_test, y_test, classes=classes, class_names=class_names,
+                  augmentation=augmentation)

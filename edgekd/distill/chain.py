@@ -58,9 +58,14 @@ def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path 
 
         for target in recipe.bench.targets:  # a typo must not surface after minutes of training
             load_target(target)
+    transfer = recipe.data.transfer
+    if plan.mutual:  # peers have no teacher to label a transfer set
+        if str(transfer) not in ("auto", "0"):
+            raise UserError("--method dml trains peers without a teacher, and only a teacher labels a transfer set; "
+                            "drop --transfer")
+        transfer = "0"
     on_event({"kind": "stage", "member": "data", "status": "start"})
-    splits = load_transfer(load_splits(recipe.data.spec, recipe.data.val_fraction, recipe.data.seed),
-                           recipe.data.transfer)
+    splits = load_transfer(load_splits(recipe.data.spec, recipe.data.val_fraction, recipe.data.seed), transfer)
     if resume is not None and run.manifest()["data"]["fingerprint"] != splits.fingerprint():
         raise UserError(f"the data of {run.root} has changed since the run started; start a new run")
     # Everything checkable is checked before the run directory exists: a bad teacher or student
@@ -129,8 +134,13 @@ def _check_pairs(recipe: Recipe, objective: Objective, teacher: Teacher, archs: 
             continue
         taught_by = original if recipe.chain.direct else previous
         if objective.needs_online_teacher and taught_by is None:
+            methods = ", ".join(recipe.distill.methods)
+            if teacher.members and recipe.teacher.primary:
+                raise UserError(f"methods {methods} read the first teacher's intermediate layers, but the first "
+                                f"--teacher ({teacher.members[0].source}) is {teacher.members[0].kind}; put a torch "
+                                "teacher first")
             hint = " or give --primary-teacher to use the first one's" if teacher.members else ""
-            raise UserError(f"methods {', '.join(recipe.distill.methods)} read the teacher's intermediate layers; "
+            raise UserError(f"methods {methods} read the teacher's intermediate layers; "
                             f"the {teacher.kind} teacher has none (use a torch teacher{hint})")
         objective.attach(student, taught_by, x)
         objective.detach()
@@ -196,11 +206,19 @@ def plan_students(recipe: Recipe, teacher: Teacher, splits: Splits, same_archite
         if teacher.spec is None:
             raise UserError("self-distillation copies the teacher's architecture; a "
                             f"{teacher.kind} teacher has no edgekd architecture")
+        if s.students or s.arch or s.width or s.depth:
+            raise UserError("self-distillation keeps the teacher's architecture in every generation; "
+                            "drop --student, --width, --depth and --students")
         return [dataclasses.replace(teacher.spec, mean=mean, std=std)] * n
     if s.students:
-        if len(s.students) < n:
-            raise UserError(f"student.students lists {len(s.students)} architectures for {n} generations")
-        return [_parse_student(text, splits, mean, std) for text in s.students[:n]]
+        if len(s.students) != n:
+            listed = f"{len(s.students)} architecture{'s' * (len(s.students) != 1)}"
+            raise UserError(f"--students lists {listed} for {n} generations; give --chain {len(s.students)} "
+                            f"(chain.generations) or list {n}")
+        if s.arch or s.width:
+            raise UserError("--students sets every generation's family and width; drop --student and --width")
+        depth = s.depth or (teacher.spec.depth if teacher.spec else 4)  # for entries without xDEPTH
+        return [_parse_student(text, splits, mean, std, depth) for text in s.students]
     base = teacher.spec
     if base is None and not (s.arch and s.width and s.depth):
         raise UserError(f"teacher {recipe.teacher.spec} has no edgekd architecture to shrink; "
@@ -212,12 +230,13 @@ def plan_students(recipe: Recipe, teacher: Teacher, splits: Splits, same_archite
                      splits.classes, mean, std) for k in range(1, n + 1)]
 
 
-def _parse_student(text: str, splits: Splits, mean: float, std: float) -> ArchSpec:
-    """"cnn:16" (width, depth 4) or "mlp:32x2" (width x depth)."""
+def _parse_student(text: str, splits: Splits, mean: float, std: float, depth: int) -> ArchSpec:
+    """"cnn:16" (that width, the default depth) or "mlp:32x2" (width x depth)."""
     family, _, size = text.partition(":")
-    width, _, depth = size.partition("x")
+    width, _, own_depth = size.partition("x")
     try:
-        return ArchSpec(family.strip(), int(width), int(depth or 4), splits.input_shape, splits.classes, mean, std)
+        return ArchSpec(family.strip(), int(width), int(own_depth or depth), splits.input_shape, splits.classes,
+                        mean, std)
     except ValueError:
         raise UserError(f"student {text!r}: expected FAMILY:WIDTH or FAMILY:WIDTHxDEPTH, e.g. cnn:16x4") from None
 
@@ -308,7 +327,7 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
         x = np.concatenate([x, s.x_transfer])
         y = np.concatenate([y, np.full(len(s.x_transfer), -1, dtype=np.int64)])
     data = TrainData(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(s.x_val), torch.from_numpy(s.y_val),
-                     augment_scale=_input_stats(s)[1] if recipe.data.augment else None)
+                     augment_scale=_input_stats(s)[1] if recipe.data.augment else None, augmentation=s.augmentation)
     objective = build_objective(recipe) if distilled else Objective()
     t = recipe.train
     epochs = t.epochs if epochs is None else epochs
@@ -326,7 +345,7 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
             data.soft = teacher.logits(data.x)   # inputs never change: teacher runs once
         else:
             # per batch: augmented inputs, or hooked features that the loss reads
-            data.teacher = teacher.module if teacher.module is not None else teacher.logits
+            data.teacher = teacher.forward
 
     ctx.on_event({"kind": "stage", "member": name, "status": "start", "epochs": epochs + schedule.finetune_epochs,
                   "arch": spec.label(), "teacher": teacher.source if teacher else None})
@@ -339,7 +358,10 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
         objective.detach()  # hooks off: this student teaches the next generation clean
     seconds = time.perf_counter() - started
     peers = list(student.peers) if mutual else [student]
-    student = peers[0]  # the one that was validated and is exported
+    x_val, y_val = torch.from_numpy(s.x_val), torch.from_numpy(s.y_val)
+    peer_val = [evaluate(p, x_val, y_val)[0] for p in peers] if mutual else [result["val_acc"]]
+    chosen = max(range(len(peers)), key=lambda i: peer_val[i])  # the best on validation is the one exported
+    student = peers[chosen]
     save_model(student, spec, directory / "model.pt")
     write_jsonl(directory / "metrics.jsonl", result["history"])
 
@@ -347,10 +369,11 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
     entry = {"role": name.split("-")[0], "index": index, "arch": spec.to_dict(), "label": spec.label(),
              "params": count_params(student), "macs": count_macs(student, spec.input_shape),
              "size_bytes": (directory / "model.pt").stat().st_size,
-             "teacher": teacher.source if teacher else ("peers" if mutual else None), "test_acc": test_acc, "val_acc": result["val_acc"],
+             "teacher": teacher.source if teacher else ("peers" if mutual else None), "test_acc": test_acc, "val_acc": peer_val[chosen],
              "best_epoch": result["best_epoch"], "epochs": len(result["history"]), "train_seconds": seconds}
     if mutual:
-        entry["peer_test_acc"] = [evaluate(p, torch.from_numpy(s.x_test), torch.from_numpy(s.y_test))[0] for p in peers]
+        entry.update(peer_val_acc=peer_val, exported_peer=chosen,
+                     peer_test_acc=[evaluate(p, torch.from_numpy(s.x_test), torch.from_numpy(s.y_test))[0] for p in peers])
     if teacher is not None:
         with torch.inference_mode():
             mine = student(torch.from_numpy(s.x_test)).argmax(1)

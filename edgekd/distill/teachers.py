@@ -42,9 +42,14 @@ class Teacher:
                          "members": [m.describe() for m in members]})
     @torch.inference_mode()
     def logits(self, x: np.ndarray | torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+        return self.forward(x, batch_size)
+
+    def forward(self, x: np.ndarray | torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+        """Logits outside inference mode: the trainer calls this per batch under no_grad, so the
+        features a hooked (primary) teacher module records can feed the student's loss."""
         x = torch.as_tensor(x, dtype=torch.float32)
-        if self.members:
-            stacked = torch.stack([m.logits(x, batch_size) for m in self.members])  # (M, N, C)
+        if self.members:  # every member runs: the primary one's hooks fire, the soft targets are the ensemble's
+            stacked = torch.stack([m.forward(x, batch_size) for m in self.members])  # (M, N, C)
             if self.combine == "mean-probs":
                 return torch.logsumexp(torch.log_softmax(stacked, -1), 0) - torch.log(torch.tensor(len(self.members)))
             return stacked.mean(0)
@@ -91,7 +96,13 @@ def load_teacher(spec: str) -> Teacher:
                           path / "model.onnx", path / "teacher" / "model.ts"):
             if candidate.is_file():
                 return load_teacher(str(candidate))
-        raise UserError(f"{spec} holds no teacher (no model.pt or model.onnx in it or its teacher/)")
+        members = sorted((path / "teacher").glob("member-*"))
+        if members:  # a run taught by an ensemble keeps each member apart
+            raise UserError(f"{spec} was taught by an ensemble; give each member: "
+                            + " ".join(f"--teacher {m}" for m in members))
+        gens = sorted(path.glob("gen-*/model.pt"))
+        hint = f"; its generations can teach (--teacher {gens[0].parent})" if gens else ""
+        raise UserError(f"{spec} holds no teacher (no model.pt or model.onnx in it or its teacher/){hint}")
     if path.suffix.lower() == ".onnx":
         return _onnx_teacher(path)
     if _is_torchscript(path):

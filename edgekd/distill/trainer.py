@@ -43,6 +43,7 @@ class TrainData:
     soft: torch.Tensor | None = None       # (N, C) cached teacher logits, when inputs never change
     teacher: Callable[[torch.Tensor], torch.Tensor] | None = None  # online teacher (augmentation)
     augment_scale: float | None = None     # None: no augmentation
+    augmentation: str = "noise"            # which transforms (edgekd.data.augment.AUGMENTATIONS)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
             x = data.x[idx]
             teacher_logits = None
             if data.augment_scale is not None:
-                x = augment(x, gen, data.augment_scale)
+                x = augment(x, gen, data.augment_scale, data.augmentation)
             use = ce_only if finetune else objective
             if use.needs_teacher:
                 if data.soft is not None and data.augment_scale is None:

@@ -52,9 +52,11 @@ class Attention(Method):
             # units of (N, D) features have no spatial order, so differing widths cannot be pooled
             if s.ndim != t.ndim or (s.ndim == 2 and s.shape[1] != t.shape[1]):
                 self.taps.detach()
+                flat = "student" if s.ndim == 2 else "teacher"
                 raise UserError(f"method 'attention' compares spatial maps, but student layer {s_path!r} gives "
                                 f"{tuple(s.shape)} and teacher layer {t_path!r} gives {tuple(t.shape)}; choose "
-                                "layers with (N, C, L) or (N, C, H, W) outputs (--layers)")
+                                "layers with (N, C, L) or (N, C, H, W) outputs (--hint-layer STUDENT:TEACHER), "
+                                f"which only a cnn has: for an mlp {flat}, use fitnet or rkd")
 
     def detach(self) -> None:
         """Remove the hooks from both models."""
