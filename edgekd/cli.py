@@ -43,7 +43,7 @@ def distill(
     weight: Annotated[Optional[list[str]], Opt("--weight", help="Weight of a method, NAME=W (repeatable)")] = None,
     peers: Annotated[Optional[int], Opt(help="Peers per generation for --method dml (online distillation)")] = None,
     option: Annotated[Optional[list[str]], Opt("--option", help="Method option METHOD.KEY=VALUE (repeatable)")] = None,
-    hint_layer: Annotated[Optional[list[str]], Opt("--hint-layer", help="Module path feature methods match (repeatable)")] = None,
+    hint_layer: Annotated[Optional[list[str]], Opt("--hint-layer", help="Module path feature methods match, or STUDENT:TEACHER paths (repeatable)")] = None,
     plugin: Annotated[Optional[list[Path]], Opt("--plugin", help="Python file registering extra methods")] = None,
     temperature: Annotated[Optional[float], Opt(help="Softmax temperature T")] = None,
     alpha: Annotated[Optional[float], Opt(help="Weight of distillation; 1 - alpha goes to hard labels")] = None,
