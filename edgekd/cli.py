@@ -16,7 +16,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 CHAIN_COLUMNS = [("member", "member", ""), ("arch", "arch", ""), ("params", "params", "int"),
                  ("size_bytes", "model.pt", "bytes"), ("teacher", "taught by", ""), ("test_acc", "acc", "pct"),
-                 ("agreement", "agree", "pct"), ("baseline_acc", "scratch", "pct"), ("delta", "gain", "delta")]
+                 ("agreement", "agree w/ teacher", "pct"), ("baseline_acc", "scratch", "pct"), ("delta", "gain", "delta")]
 
 ARTIFACT_COLUMNS = [("member", "member", ""), ("artifact", "artifact", ""), ("bytes", "size", "bytes"),
                     ("weight_bytes", "weights", "bytes"),
@@ -55,6 +55,7 @@ def distill(
     direct: Annotated[Optional[bool], Opt("--direct/--assistant", help="Teach every generation from the original teacher")] = None,
     baseline: Annotated[Optional[bool], Opt("--baseline/--no-baseline", help="Also train each student from scratch")] = None,
     export: Annotated[Optional[bool], Opt("--export/--no-export", help="Export every generation when done")] = None,
+    threads: Annotated[Optional[int], Opt(help="Torch threads for training (default: one per core; fewer on a busy machine)")] = None,
     seed: Annotated[Optional[int], Opt(help="Seed for initialisation and batch order (the held-out splits stay fixed: --set data.seed=N redraws them)")] = None,
     config: Annotated[Optional[Path], Opt(help="TOML recipe; flags override it")] = None,
     set_: Annotated[Optional[list[str]], Opt("--set", help="Override a recipe key, section.key=value (repeatable)")] = None,
@@ -81,7 +82,8 @@ def distill(
         "distill": {"methods": method, "weights": weight, "temperature": temperature, "alpha": alpha,
                     "options": option, "layers": hint_layer,
                     "plugins": [str(p.resolve()) for p in plugin] if plugin else None},
-        "train": {"epochs": epochs, "finetune_epochs": finetune_epochs, "patience": patience, "seed": seed},
+        "train": {"epochs": epochs, "finetune_epochs": finetune_epochs, "patience": patience, "seed": seed,
+                  "threads": threads},
         "export": {"enabled": export},
     }
     if peers is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -57,6 +58,8 @@ class TrainRecipe:
     patience: int = 0              # early stopping on validation accuracy; 0 = off (best epoch still kept)
     finetune_epochs: int = 0       # optional hard-label fine-tune after distillation
     seed: int = 0
+    threads: int = 0               # torch threads; 0 = torch's default (one per core). On a machine another
+                                   # process keeps busy, fewer threads than cores avoids stalls at every barrier
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,30 @@ def load_toml(path: Path, base: Recipe | None = None) -> Recipe:
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path} is not valid TOML: {e}") from None
-    return from_dict(raw, base, where=str(path))
+    return from_dict(_anchor(raw, path.resolve().parent), base, where=str(path))
+
+
+def _anchor(raw: dict, folder: Path) -> dict:
+    """Relative paths in a recipe file mean relative to the file, wherever edgekd runs from."""
+    def at(value):
+        if not isinstance(value, str) or not value or Path(value).is_absolute():
+            return value
+        prefix, colon, rest = value.partition(":")
+        if colon and prefix in ("npz", "csv", "folder") and rest:  # data specs: PREFIX:PATH[::COLUMN]
+            file, sep, column = rest.partition("::")
+            return f"{prefix}:{at(file)}{sep}{column}"
+        return str(folder / value) if "/" in value or os.sep in value or Path(value).suffix else value
+
+    def each(section: str, key: str, many: bool = False) -> None:
+        table = raw.get(section)
+        if isinstance(table, dict) and key in table:
+            value = table[key]
+            table[key] = [at(v) for v in value] if many and isinstance(value, list) else at(value)
+
+    for section, key, many in (("data", "spec", False), ("data", "transfer", False), ("teacher", "spec", False),
+                               ("teacher", "ensemble", True), ("distill", "plugins", True), ("bench", "targets", True)):
+        each(section, key, many)
+    return raw
 
 
 def apply_sets(recipe: Recipe, assignments: list[str]) -> Recipe:
@@ -205,8 +231,8 @@ def validate(recipe: Recipe) -> Recipe:
          f"export.formats must be drawn from {', '.join(EXPORT_FORMATS)}, not {', '.join(recipe.export.formats)}"),
         (0 < recipe.bench.min_seconds < math.inf, "bench.min_seconds must be a positive number"),
         (0.0 < recipe.data.val_fraction < 0.5, "data.val_fraction must be in (0, 0.5): validation picks the best epoch"),
-        (min(recipe.train.finetune_epochs, recipe.train.baseline_epochs, recipe.train.patience) >= 0,
-         "train.finetune_epochs, baseline_epochs and patience must not be negative"),
+        (min(recipe.train.finetune_epochs, recipe.train.baseline_epochs, recipe.train.patience,
+             recipe.train.threads) >= 0, "train.finetune_epochs, baseline_epochs, patience and threads must not be negative"),
         (recipe.export.calibration >= 1, "export.calibration must be at least 1"),
         (recipe.bench.processes >= 1, "bench.processes must be at least 1"),
         (recipe.teacher.combine in ("mean-logits", "mean-probs"), "teacher.combine must be mean-logits or mean-probs"),

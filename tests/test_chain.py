@@ -62,11 +62,15 @@ def test_chain_lineage_and_table(tiny_run):
 
 
 def test_direct_order_teaches_every_generation_from_the_teacher(cli, tmp_path):
-    code, out, err = cli("distill", *TINY, "--direct", "--no-baseline", "--out", tmp_path / "d", "--json")
+    before = torch.get_num_threads()
+    code, out, err = cli("distill", *TINY, "--direct", "--no-baseline", "--threads", "1", "--out", tmp_path / "d",
+                         "--json")
     assert code == 0, err
     table = json.loads(out)
     assert [g["teacher"] for g in table["generations"][1:]] == ["teacher", "teacher"]
     assert not (tmp_path / "d" / "baseline-1").exists()
+    assert json.loads((tmp_path / "d" / "manifest.json").read_text())["torch_threads"] == 1
+    assert torch.get_num_threads() == before  # the process is left as it was
 
 
 def test_students_list_sets_the_chain_and_depth_fills_in(cli, tmp_path, tiny_run):

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -118,3 +120,21 @@ def test_each_data_source_names_its_augmentation(tmp_path):
     kinds = {spec: load_splits(spec).augmentation for spec in ("mnist1d", "digits", f"csv:{tmp_path / 't.csv'}",
                                                                 f"npz:{tmp_path / 'd.npz'}")}
     assert list(kinds.values()) == ["shift+noise", "crop", "noise", "noise"]
+
+
+def test_paths_in_a_recipe_file_are_relative_to_the_file(tmp_path, monkeypatch):
+    from edgekd.recipe import load_toml
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "recipe.toml").write_text(
+        '[data]\nspec = "csv:data/d.csv::label"\ntransfer = "npz:more.npz"\n'
+        '[teacher]\nspec = "runs/a"\nensemble = ["b.onnx", "/abs/c.pt"]\n'
+        '[distill]\nplugins = ["loss.py"]\n[bench]\ntargets = ["raspberry-pi-4", "boards/mine.toml"]\n')
+    monkeypatch.chdir(tmp_path)  # anywhere but the project
+    r = load_toml(Path("project/recipe.toml"))
+    p = project.resolve()
+    assert r.data.spec == f"csv:{p / 'data/d.csv'}::label" and r.data.transfer == f"npz:{p / 'more.npz'}"
+    assert r.teacher.spec == str(p / "runs/a") and r.teacher.ensemble == (str(p / "b.onnx"), "/abs/c.pt")
+    assert r.distill.plugins == (str(p / "loss.py"),)
+    assert r.bench.targets == ("raspberry-pi-4", str(p / "boards/mine.toml"))  # names stay names

@@ -44,12 +44,24 @@ class Context:
 def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path | None = None,
             on_event: Events | None = None) -> Run:
     """Run (or resume) a whole chain and return its run directory."""
-    on_event = on_event or (lambda event: None)
     if resume is not None:
-        run = Run.open(resume)
-        recipe = validate(from_dict(run.manifest()["recipe"], where=f"{run.manifest_path} recipe"))
+        saved = Run.open(resume)
+        recipe = validate(from_dict(saved.manifest()["recipe"], where=f"{saved.manifest_path} recipe"))
     else:
         recipe = validate(recipe or Recipe())
+    default_threads = torch.get_num_threads()
+    if recipe.train.threads:
+        torch.set_num_threads(recipe.train.threads)
+    try:
+        return _distill(recipe, out, resume, on_event or (lambda event: None))
+    finally:
+        torch.set_num_threads(default_threads)  # a library call leaves the process as it found it
+
+
+def _distill(recipe: Recipe, out: Path | None, resume: Path | None, on_event: Events) -> Run:
+    if resume is not None:
+        run = Run.open(resume)
+    else:
         recipe = dataclasses.replace(recipe, data=dataclasses.replace(
             recipe.data, spec=resolve_data(recipe.data.spec), transfer=resolve_data(recipe.data.transfer)))
     plan = build_objective(recipe)  # unknown methods, options or weights fail here, before any work
@@ -182,6 +194,9 @@ def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
     parts = teacher.members or [teacher]
     if all(p.module is not None for p in parts):
         entry["params"] = sum(count_params(p.module) for p in parts)
+    copies = [f for f in ctx.run.teacher_dir.rglob("model.*") if f.is_file()]  # the run's copy of each member
+    if copies and all(f.suffix in (".pt", ".ts") for f in copies):  # torch weights: the report's fp32 size point
+        entry["size_bytes"] = sum(f.stat().st_size for f in copies)
     if teacher.spec is not None and not teacher.members:
         entry["arch"] = teacher.spec.to_dict()
         entry["label"] = teacher.spec.label()
