@@ -88,7 +88,9 @@ def distill(
     }
     if peers is not None:
         flags["distill"]["options"] = [*(option or []), f"dml.peers={peers}"]
-    chain_given = chain is not None or config or any(item.startswith("chain.generations") for item in set_ or [])
+    in_file = recipes.toml_table(config).get("chain") if config is not None else None
+    chain_given = chain is not None or any(item.startswith("chain.generations") for item in set_ or []) \
+        or (isinstance(in_file, dict) and "generations" in in_file)
     if students and not chain_given:  # the list says how many generations
         flags["chain"]["generations"] = len([s for s in students.split(",") if s.strip()])
     given = {s: {k: v for k, v in keys.items() if v is not None} for s, keys in flags.items()}

@@ -20,7 +20,7 @@ from edgekd.errors import UserError
 
 @dataclass(frozen=True)
 class DataRecipe:
-    spec: str = "mnist1d"          # mnist1d | digits | npz:PATH | csv:PATH[:label] | folder:PATH
+    spec: str = "mnist1d"          # mnist1d | digits | npz:PATH | csv:PATH[::COLUMN] | folder:PATH
     transfer: str = "auto"         # unlabeled inputs the teacher labels: auto (24000 generated for mnist1d, else none) | N | npz:PATH | 0
     val_fraction: float = 0.1
     augment: bool = False          # transforms that keep the data's labels (edgekd.data.augment); the teacher then runs online
@@ -146,7 +146,7 @@ def from_dict(raw: dict[str, Any], base: Recipe | None = None, where: str = "rec
 def _coerce(value: Any, kind: type, where: str) -> Any:
     if kind is tuple:
         if isinstance(value, str):
-            value = [s for s in value.split(",") if s]
+            value = [s.strip() for s in value.split(",") if s.strip()]
         if not isinstance(value, (list, tuple)) or not all(isinstance(s, str) for s in value):
             raise UserError(f"{where} must be a list of strings")
         return tuple(value)
@@ -169,36 +169,49 @@ def _coerce(value: Any, kind: type, where: str) -> Any:
         raise UserError(f"{where} must be {'an integer' if kind is int else 'a number'}, not {value!r}") from None
 
 
-def load_toml(path: Path, base: Recipe | None = None) -> Recipe:
+def toml_table(path: Path) -> dict:
+    """A recipe file as written (no defaults filled in)."""
     if not path.is_file():
         raise UserError(f"recipe file {path} does not exist")
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path} is not valid TOML: {e}") from None
-    return from_dict(_anchor(raw, path.resolve().parent), base, where=str(path))
+
+
+def load_toml(path: Path, base: Recipe | None = None) -> Recipe:
+    return from_dict(_anchor(toml_table(path), path.resolve().parent), base, where=str(path))
 
 
 def _anchor(raw: dict, folder: Path) -> dict:
     """Relative paths in a recipe file mean relative to the file, wherever edgekd runs from."""
-    def at(value):
-        if not isinstance(value, str) or not value or Path(value).is_absolute():
-            return value
+    def path(value: str) -> str:
+        p = Path(value).expanduser()
+        return str(p if p.is_absolute() else folder / p)
+
+    def data(value: str) -> str:  # PREFIX:PATH[::COLUMN], or a built-in name / sample count
         prefix, colon, rest = value.partition(":")
-        if colon and prefix in ("npz", "csv", "folder") and rest:  # data specs: PREFIX:PATH[::COLUMN]
+        if colon and prefix in ("npz", "csv", "folder") and rest:
             file, sep, column = rest.partition("::")
-            return f"{prefix}:{at(file)}{sep}{column}"
-        return str(folder / value) if "/" in value or os.sep in value or Path(value).suffix else value
+            return f"{prefix}:{path(file)}{sep}{column}"
+        return value
 
-    def each(section: str, key: str, many: bool = False) -> None:
+    def target(value: str) -> str:  # a profile name, or the path of a .toml
+        return path(value) if value.endswith(".toml") or "/" in value or os.sep in value else value
+
+    kinds = {("data", "spec"): data, ("data", "transfer"): data, ("teacher", "spec"): path,
+             ("teacher", "ensemble"): path, ("distill", "plugins"): path, ("bench", "targets"): target}
+    for (section, key), anchor in kinds.items():
         table = raw.get(section)
-        if isinstance(table, dict) and key in table:
-            value = table[key]
-            table[key] = [at(v) for v in value] if many and isinstance(value, list) else at(value)
-
-    for section, key, many in (("data", "spec", False), ("data", "transfer", False), ("teacher", "spec", False),
-                               ("teacher", "ensemble", True), ("distill", "plugins", True), ("bench", "targets", True)):
-        each(section, key, many)
+        if not isinstance(table, dict) or key not in table:
+            continue
+        value = table[key]
+        if isinstance(value, str) and key in ("ensemble", "plugins", "targets"):  # "a.pt,b.pt" lists too
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            table[key] = [anchor(v) if isinstance(v, str) and v else v for v in value]
+        elif isinstance(value, str) and value:
+            table[key] = anchor(value)
     return raw
 
 

@@ -318,3 +318,13 @@ def test_bench_reports_damaged_artifacts_per_row(cli, damaged):
     assert rows["gen-2", "onnx-fp32"]["predicted"]["p50_ms"] > 0
     with np.load(run / "bench" / "inputs.npz") as cached:
         assert len(cached["x"]) == len(cached["y"]) > 0
+
+
+def test_students_set_the_chain_length_next_to_a_recipe_file(cli, tmp_path):
+    (tmp_path / "plain.toml").write_text("[train]\nepochs = 1\n")
+    # a later check (the hint layer) fails: the student count was accepted as the chain length
+    _assert_refused(cli("distill", "--config", tmp_path / "plain.toml", "--students", "cnn:4, cnn:2, ", "--method",
+                        "fitnet", "--hint-layer", "nope", "--out", tmp_path / "r"), "no module 'nope'")
+    (tmp_path / "three.toml").write_text("[chain]\ngenerations = 3\n")
+    _assert_refused(cli("distill", "--config", tmp_path / "three.toml", "--students", "cnn:4,cnn:2",
+                        "--out", tmp_path / "r"), "lists 2 architectures for 3 generations")

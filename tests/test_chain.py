@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -141,6 +142,24 @@ def test_resume_skips_finished_generations(cli, tiny_run):
     code, out, err = cli("distill", "--resume", tiny_run, "--json")
     assert code == 0, err
     assert (tiny_run / "gen-1" / "model.pt").stat().st_mtime_ns == before
+
+
+def test_resume_builds_what_the_run_planned(cli, tiny_run, tmp_path):
+    """A run keeps its planned students: resume builds those, even for a run recorded before
+    a newer rule (here: a --students list longer than --chain, once silently cut)."""
+    root = tmp_path / "old"
+    shutil.copytree(tiny_run, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert [a["width"] for a in manifest["students"]] == [8, 4]
+    del manifest["students"]  # as written before runs recorded their plan
+    manifest["recipe"]["student"]["students"] = ["cnn:8", "cnn:4", "cnn:2"]
+    for member in ("gen-2", "baseline-2"):  # gen-2 was interrupted
+        del manifest["members"][member]
+        (root / member / "eval.json").unlink()
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    code, out, err = cli("distill", "--resume", root, "--json")
+    assert code == 0, err
+    assert [g["arch"] for g in json.loads(out)["generations"][1:]] == ["cnn:8x4", "cnn:4x4"]
 
 
 @pytest.mark.parametrize("dynamic_batch", [True, False])  # torch.onnx.export fixes batch 1 unless told

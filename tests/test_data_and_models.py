@@ -129,12 +129,20 @@ def test_paths_in_a_recipe_file_are_relative_to_the_file(tmp_path, monkeypatch):
     project.mkdir()
     (project / "recipe.toml").write_text(
         '[data]\nspec = "csv:data/d.csv::label"\ntransfer = "npz:more.npz"\n'
-        '[teacher]\nspec = "runs/a"\nensemble = ["b.onnx", "/abs/c.pt"]\n'
-        '[distill]\nplugins = ["loss.py"]\n[bench]\ntargets = ["raspberry-pi-4", "boards/mine.toml"]\n')
+        '[teacher]\nspec = "teacher_run"\nensemble = ["b.onnx", "/abs/c.pt"]\n'
+        '[distill]\nplugins = "loss.py, more/other.py"\n'
+        '[bench]\ntargets = ["raspberry-pi-4", "boards/mine.toml", "~/boards/home.toml"]\n')
     monkeypatch.chdir(tmp_path)  # anywhere but the project
     r = load_toml(Path("project/recipe.toml"))
     p = project.resolve()
     assert r.data.spec == f"csv:{p / 'data/d.csv'}::label" and r.data.transfer == f"npz:{p / 'more.npz'}"
-    assert r.teacher.spec == str(p / "runs/a") and r.teacher.ensemble == (str(p / "b.onnx"), "/abs/c.pt")
-    assert r.distill.plugins == (str(p / "loss.py"),)
-    assert r.bench.targets == ("raspberry-pi-4", str(p / "boards/mine.toml"))  # names stay names
+    assert r.teacher.spec == str(p / "teacher_run")  # a bare run-dir name is a path too
+    assert r.teacher.ensemble == (str(p / "b.onnx"), "/abs/c.pt")
+    assert r.distill.plugins == (str(p / "loss.py"), str(p / "more/other.py"))
+    assert r.bench.targets == ("raspberry-pi-4", str(p / "boards/mine.toml"),  # names stay names
+                               str(Path("~/boards/home.toml").expanduser()))
+    (project / "recipe.toml").write_text('[data]\nspec = "folder:images"\n')
+    assert load_toml(Path("project/recipe.toml")).data.spec == f"folder:{p / 'images'}"
+    (project / "recipe.toml").write_text('[data]\nspec = "digits"\ntransfer = "0"\n')
+    assert (load_toml(Path("project/recipe.toml")).data.spec, load_toml(Path("project/recipe.toml")).data.transfer) \
+        == ("digits", "0")

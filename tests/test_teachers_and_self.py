@@ -64,6 +64,13 @@ def test_primary_teacher_hooks_the_first_but_the_ensemble_teaches(cli, tiny_run,
     assert len(set(kd.values())) == 3, kd
 
 
+def test_hooked_teacher_takes_batches_larger_than_its_soft_target_chunks(cli, tiny_run, tmp_path):
+    code, out, err = cli("distill", "--teacher", tiny_run, "--method", "kd", "--method", "fitnet", "--chain", "1",
+                         "--epochs", "1", "--transfer", "0", "--no-baseline", "--no-export", "--set",
+                         "train.batch_size=3000", "--out", tmp_path / "big", "-q")
+    assert code == 0, err  # the hook must see the whole batch, not its last 2048-row chunk
+
+
 def test_born_again_keeps_the_teachers_architecture(cli, tmp_path):
     from conftest import TINY
 

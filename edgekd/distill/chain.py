@@ -72,7 +72,7 @@ def _distill(recipe: Recipe, out: Path | None, resume: Path | None, on_event: Ev
             load_target(target)
     transfer = recipe.data.transfer
     if plan.mutual:  # peers have no teacher to label a transfer set
-        if str(transfer) not in ("auto", "0"):
+        if str(transfer) not in ("auto", "0") and resume is None:  # runs from before this rule still resume
             raise UserError("--method dml trains peers without a teacher, and only a teacher labels a transfer set; "
                             "drop --transfer")
         transfer = "0"
@@ -83,7 +83,9 @@ def _distill(recipe: Recipe, out: Path | None, resume: Path | None, on_event: Ev
     # Everything checkable is checked before the run directory exists: a bad teacher or student
     # must neither cost the teacher's training nor leave a half-made run that blocks a retry.
     teacher = _open_teacher(recipe, splits, plan, run.teacher_dir if resume is not None else None)
-    archs = plan_students(recipe, teacher, splits, plan.same_architecture)
+    recorded = run.manifest().get("students") if resume is not None else None
+    archs = ([ArchSpec.from_dict(d) for d in recorded] if recorded  # resume builds what the run planned
+             else plan_students(recipe, teacher, splits, plan.same_architecture, strict=resume is None))
     _check_pairs(recipe, plan, teacher, archs, splits.x_val[:8])
     if resume is None:
         root = out or default_run_dir()
@@ -91,6 +93,7 @@ def _distill(recipe: Recipe, out: Path | None, resume: Path | None, on_event: Ev
             "name": root.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "recipe": recipe.to_dict(), "versions": host.versions(), "host": host.describe(),
             "torch_threads": torch.get_num_threads(), "data": splits.describe(), "members": {},
+            "students": [a.to_dict() for a in archs],
             "status": "running"})
         link_latest(run.root)
     on_event({"kind": "run", "root": str(run.root)})
@@ -211,9 +214,11 @@ def _input_stats(splits: Splits) -> tuple[float, float]:
 
 
 # --- the students ---------------------------------------------------------------------
-def plan_students(recipe: Recipe, teacher: Teacher, splits: Splits, same_architecture: bool = False) -> list[ArchSpec]:
+def plan_students(recipe: Recipe, teacher: Teacher, splits: Splits, same_architecture: bool = False,
+                  strict: bool = True) -> list[ArchSpec]:
     """Generation k's architecture: an explicit list, or generation 1 shrunk by `shrink` per step
-    (self-distillation keeps the teacher's architecture throughout)."""
+    (self-distillation keeps the teacher's architecture throughout). `strict` off (resume) lets
+    a run recorded before a refusal existed plan as it did then."""
     mean, std = _input_stats(splits)
     n = recipe.chain.generations
     s = recipe.student
@@ -221,19 +226,19 @@ def plan_students(recipe: Recipe, teacher: Teacher, splits: Splits, same_archite
         if teacher.spec is None:
             raise UserError("self-distillation copies the teacher's architecture; a "
                             f"{teacher.kind} teacher has no edgekd architecture")
-        if s.students or s.arch or s.width or s.depth:
+        if strict and (s.students or s.arch or s.width or s.depth):
             raise UserError("self-distillation keeps the teacher's architecture in every generation; "
                             "drop --student, --width, --depth and --students")
         return [dataclasses.replace(teacher.spec, mean=mean, std=std)] * n
     if s.students:
-        if len(s.students) != n:
+        if len(s.students) < n or (strict and len(s.students) > n):
             listed = f"{len(s.students)} architecture{'s' * (len(s.students) != 1)}"
             raise UserError(f"--students lists {listed} for {n} generations; give --chain {len(s.students)} "
                             f"(chain.generations) or list {n}")
-        if s.arch or s.width:
+        if strict and (s.arch or s.width):
             raise UserError("--students sets every generation's family and width; drop --student and --width")
         depth = s.depth or (teacher.spec.depth if teacher.spec else 4)  # for entries without xDEPTH
-        return [_parse_student(text, splits, mean, std, depth) for text in s.students]
+        return [_parse_student(text, splits, mean, std, depth) for text in s.students[:n]]
     base = teacher.spec
     if base is None and not (s.arch and s.width and s.depth):
         raise UserError(f"teacher {recipe.teacher.spec} has no edgekd architecture to shrink; "

@@ -44,10 +44,12 @@ class Teacher:
     def logits(self, x: np.ndarray | torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
         return self.forward(x, batch_size)
 
-    def forward(self, x: np.ndarray | torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    def forward(self, x: np.ndarray | torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """Logits outside inference mode: the trainer calls this per batch under no_grad, so the
-        features a hooked (primary) teacher module records can feed the student's loss."""
+        features a hooked (primary) teacher module records can feed the student's loss. The
+        batch goes through whole (batch_size None): hooks keep one call's features."""
         x = torch.as_tensor(x, dtype=torch.float32)
+        batch_size = batch_size or max(1, len(x))
         if self.members:  # every member runs: the primary one's hooks fire, the soft targets are the ensemble's
             stacked = torch.stack([m.forward(x, batch_size) for m in self.members])  # (M, N, C)
             if self.combine == "mean-probs":
