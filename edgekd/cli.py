@@ -95,9 +95,12 @@ def distill(
         flags["chain"]["generations"] = len([s for s in students.split(",") if s.strip()])
     given = {s: {k: v for k, v in keys.items() if v is not None} for s, keys in flags.items()}
     given = {s: keys for s, keys in given.items() if keys}
+    if threads is not None and threads < 0:
+        raise UserError("train.threads (--threads) must not be negative")
     if resume is not None:
-        if config or set_ or given or out:
-            raise UserError("--resume continues a run with its saved recipe; drop the other recipe flags")
+        if config or set_ or out or {s: k for s, k in given.items() if k != {"threads": threads}}:
+            raise UserError("--resume continues a run with its saved recipe; drop the other recipe flags "
+                            "(--threads may change)")
         recipe = None
     else:
         recipe = recipes.load_toml(config) if config else recipes.Recipe()
@@ -109,7 +112,7 @@ def distill(
             raise UserError("--peers is for --method dml (online distillation between peers)")
     with ChainProgress(quiet or as_json) as progress:
         try:
-            run = run_pipeline(recipe, out=out, resume=resume, on_event=progress)
+            run = run_pipeline(recipe, out=out, resume=resume, on_event=progress, threads=threads)
         except KeyboardInterrupt:
             if progress.run_root:
                 print(f"edgekd: interrupted; continue with: edgekd distill --resume {progress.run_root}", file=sys.stderr)

@@ -11,9 +11,9 @@ from edgekd.runs import Run
 
 
 def run_pipeline(recipe: Recipe | None, out: Path | None = None, resume: Path | None = None,
-                 on_event: Callable[[dict], None] | None = None) -> Run:
+                 on_event: Callable[[dict], None] | None = None, threads: int | None = None) -> Run:
     on_event = on_event or (lambda e: None)
-    run = distill(recipe, out=out, resume=resume, on_event=on_event)
+    run = distill(recipe, out=out, resume=resume, on_event=on_event, threads=threads)
     saved = run.manifest()["recipe"]
     export, bench = saved["export"], saved["bench"]
     if export["enabled"]:

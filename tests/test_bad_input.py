@@ -219,7 +219,7 @@ def test_target_name_cannot_escape_the_run(cli, exported_run, tmp_path):
     (["--students", "cnn:4,cnn:2", "--width", "8"], ["drop --student and --width"]),
     (["--method", "born-again", "--width", "8"], ["keeps the teacher's architecture"]),
     (["--peers", "3"], ["--peers is for --method dml"]),
-    (["--threads", "-1"], ["threads must not be negative"]),
+    (["--threads", "-1"], ["--threads) must not be negative"]),
     (["--ensemble", "mean-probs"], ["--ensemble is for an ensemble"]),
     (["--student", "transformer"], ["unknown model family 'transformer'"]),
     (["--depth", "-1"], ["student.depth"]),

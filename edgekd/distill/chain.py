@@ -42,16 +42,17 @@ class Context:
 
 
 def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path | None = None,
-            on_event: Events | None = None) -> Run:
-    """Run (or resume) a whole chain and return its run directory."""
+            on_event: Events | None = None, threads: int | None = None) -> Run:
+    """Run (or resume) a whole chain and return its run directory. `threads` overrides the
+    recipe's train.threads (a resumed run may land on a busier machine)."""
     if resume is not None:
         saved = Run.open(resume)
         recipe = validate(from_dict(saved.manifest()["recipe"], where=f"{saved.manifest_path} recipe"))
     else:
         recipe = validate(recipe or Recipe())
     default_threads = torch.get_num_threads()
-    if recipe.train.threads:
-        torch.set_num_threads(recipe.train.threads)
+    if threads or recipe.train.threads:
+        torch.set_num_threads(threads or recipe.train.threads)
     try:
         return _distill(recipe, out, resume, on_event or (lambda event: None))
     finally:
