@@ -268,10 +268,8 @@ def bench(
             f"{report['settings']['threads']} threads" + ("; target numbers are predicted" if report["prediction_method"] else "")
         console.print(table(f"{name} ({where})", rows, BENCH_COLUMNS))
         if report["kept_rows"]:
-            n = report["kept_rows"]
-            console.print(f"{n} row{'s' * (n > 1)} kept from the earlier {name} bench: {'their' if n > 1 else 'its'} "
-                          f"artifact{'s are' if n > 1 else ' is'} unchanged and {'were' if n > 1 else 'was'} not measured "
-                          "this time")
+            console.print(f"kept from the earlier {name} bench (artifact unchanged, not measured this time): "
+                          f"{report['kept_rows']} row(s), marked in the note column")
 
 
 def _bench_progress(event: dict) -> None:
@@ -326,14 +324,12 @@ def targets_show(name: Annotated[str, typer.Argument(help="Profile name, alias, 
 
     Example: edgekd targets show raspberry-pi-4
     """
-    from edgekd.targets import load_target
-
-    from edgekd.targets import busy_warning
+    from edgekd.targets import busy_warning, load_target
 
     target = load_target(name)
     print(json.dumps(target.to_dict(), indent=2))
-    if busy_warning(target):
-        print(f"edgekd: warning: {busy_warning(target)}", file=sys.stderr)
+    if warning := busy_warning(target):
+        _print_warnings({"kind": "warning", "text": warning})
 
 
 @app.command()

@@ -122,7 +122,7 @@ class Run:
         if artifact == "torch-fp32":
             path = self.root / member / "model.pt"
             return files_sha256([path]) if path.is_file() else None
-        art = manifest["members"].get(member, {}).get("artifacts", {}).get(artifact, {})
+        art = manifest["members"][member].get("artifacts", {}).get(artifact, {})
         return art.get("sha256") if art.get("built") else None
 
     def timed_current(self, row: dict[str, Any], manifest: dict[str, Any]) -> bool:
@@ -192,6 +192,14 @@ class Run:
         if missing:
             raise UserError(f"{root / MANIFEST} is damaged: it has no {' or '.join(missing)} table")
         return run
+
+
+def read_bench(path: Path) -> dict[str, Any]:
+    """A bench/<target>.json, or a UserError when it is missing, not JSON or not a bench result."""
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list) or not isinstance(data.get("settings"), dict):
+        raise UserError(f"{path} is not an edgekd bench result; delete it or run `edgekd bench` again")
+    return data
 
 
 def files_sha256(paths: list[Path]) -> str:

@@ -23,7 +23,7 @@ from edgekd.bench.local import Job, Settings, measure_all
 from edgekd.bench.remote import Remote, Session
 from edgekd.data import load_splits
 from edgekd.errors import UserError
-from edgekd.runs import Run, atomic_path, read_json, write_json
+from edgekd.runs import Run, atomic_path, read_bench, write_json
 from edgekd.targets import HOST, Target, busy_warning, load_target, probe_host
 
 SCHEMA = 1
@@ -41,8 +41,9 @@ def bench_run(run_dir: Path, targets: list[str], runtimes: tuple[str, ...] = RUN
     if remote and len(targets) != 1:
         raise UserError("--remote measures one device: give exactly one --target")
     resolved = [load_target(t) for t in targets]
-    jobs = _jobs(run, runtimes, remote is not None)
-    inputs = _inputs(run)
+    manifest = run.manifest()
+    jobs = _jobs(run, manifest, runtimes, remote is not None)
+    inputs = _inputs(run, manifest)
     with np.load(inputs) as cached:
         if batch > len(cached["y"]):
             raise UserError(f"--batch {batch} is larger than the test set ({len(cached['y'])} samples)")
@@ -65,8 +66,8 @@ def bench_run(run_dir: Path, targets: list[str], runtimes: tuple[str, ...] = RUN
             if threads not in cache:
                 cache[threads] = measure_all(jobs, settings, inputs, on_event)
             measured = cache[threads]
-        report = _report(run, target, host_target, measured, settings, remote)
-        kept = _earlier_rows(run, report)
+        report = _report(run, manifest, target, host_target, measured, settings, remote)
+        kept = _earlier_rows(run, manifest, report)
         report["rows"] = sorted(report["rows"] + kept, key=_row_order)
         report["kept_rows"] = len(kept)
         write_json(run.bench_path(target.name), report)
@@ -74,8 +75,8 @@ def bench_run(run_dir: Path, targets: list[str], runtimes: tuple[str, ...] = RUN
     return results
 
 
-def _jobs(run: Run, runtimes: tuple[str, ...], remote: bool) -> list[Job]:
-    members = run.manifest()["members"]
+def _jobs(run: Run, manifest: dict, runtimes: tuple[str, ...], remote: bool) -> list[Job]:
+    members = manifest["members"]
     gens = run.members("gen")
     if not any(a.get("built") for g in gens for a in members[g].get("artifacts", {}).values()):
         raise UserError(f"{run.root} has no exported artifacts to benchmark; run `edgekd export {run.root}` first")
@@ -109,27 +110,26 @@ def _provenance(rep: dict) -> tuple:
     target = rep.get("target") if isinstance(rep.get("target"), dict) else {}
     profile = target.get("name") if target.get("probed") else target  # host: re-probed each time
     machine = rep.get("host") if isinstance(rep.get("host"), dict) else {}
-    settings = rep.get("settings") if isinstance(rep.get("settings"), dict) else {}
+    settings = rep["settings"]
     return (rep.get("measured_on"), rep.get("device"), profile, machine.get("cpu"), machine.get("node"),
             rep.get("versions"), settings.get("threads"), settings.get("batch"))
 
 
-def _earlier_rows(run: Run, report: dict) -> list[dict]:
+def _earlier_rows(run: Run, manifest: dict, report: dict) -> list[dict]:
     """Rows of the previous result for this target that this bench did not measure again,
     kept when they were measured alike and still describe the artifact on disk."""
     try:
-        old = read_json(run.bench_path(report["target"]["name"]))
+        old = read_bench(run.bench_path(report["target"]["name"]))
     except UserError:
         return []  # none yet, or damaged: replaced
-    if not isinstance(old, dict) or not isinstance(old.get("rows"), list) or _provenance(old) != _provenance(report):
+    if _provenance(old) != _provenance(report):
         return []
-    manifest = run.manifest()
     measured = {(r["member"], r["artifact"]) for r in report["rows"]}
     return [{**r, "kept": True} for r in old["rows"] if isinstance(r, dict)
             and (r.get("member"), r.get("artifact")) not in measured and run.timed_current(r, manifest)]
 
 
-def _inputs(run: Run) -> Path:
+def _inputs(run: Run, manifest: dict) -> Path:
     """The test set as one .npz, cached in the run: the runner (here or on a device) reads it."""
     path = run.bench_dir / "inputs.npz"
     if path.exists():
@@ -139,7 +139,7 @@ def _inputs(run: Run) -> Path:
                     return path
         except Exception:  # a damaged cache (truncated, not an npz, pickled) is rebuilt below
             pass
-    recipe = run.manifest()["recipe"]["data"]
+    recipe = manifest["recipe"]["data"]
     splits = load_splits(recipe["spec"], recipe["val_fraction"], recipe["seed"])
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
@@ -160,14 +160,13 @@ def _costs(fp32_onnx: Path, batch: int) -> tuple | None:
         return None
 
 
-def _report(run: Run, target: Target, host_target: Target, measured: dict[Job, dict], settings: Settings,
-            remote: Remote | None) -> dict:
+def _report(run: Run, manifest: dict, target: Target, host_target: Target, measured: dict[Job, dict],
+            settings: Settings, remote: Remote | None) -> dict:
     rows = []
     host_machine = _machine(host_target, settings.threads)
     target_machine = _machine(target, target.threads)
     costs_of: dict[str, tuple] = {}
     predicts = not remote and target.name != HOST  # on a device, or on the host itself, measured is the answer
-    manifest = run.manifest()
     created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     for job, m in measured.items():
         art = manifest["members"][job.member].get("artifacts", {}).get(job.artifact, {})

@@ -45,24 +45,25 @@ def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path 
             on_event: Events | None = None, threads: int | None = None) -> Run:
     """Run (or resume) a whole chain and return its run directory. `threads` overrides the
     recipe's train.threads (a resumed run may land on a busier machine)."""
-    if resume is not None:
-        saved = Run.open(resume)
-        recipe = validate(from_dict(saved.manifest()["recipe"], where=f"{saved.manifest_path} recipe"))
+    run = Run.open(resume) if resume is not None else None
+    if run is not None:
+        recipe = validate(from_dict(run.manifest()["recipe"], where=f"{run.manifest_path} recipe"))
     else:
         recipe = validate(recipe or Recipe())
     default_threads = torch.get_num_threads()
     if threads or recipe.train.threads:
         torch.set_num_threads(threads or recipe.train.threads)
     try:
-        return _distill(recipe, out, resume, on_event or (lambda event: None))
+        return _distill(recipe, out, run, on_event or (lambda event: None))
     finally:
         torch.set_num_threads(default_threads)  # a library call leaves the process as it found it
 
 
-def _distill(recipe: Recipe, out: Path | None, resume: Path | None, on_event: Events) -> Run:
-    if resume is not None:
-        run = Run.open(resume)
-    else:
+def _distill(recipe: Recipe, out: Path | None, run: Run | None, on_event: Events) -> Run:
+    """The chain for a new run (`run` None) or the resumed `run`."""
+    resume = run is not None
+    saved = run.manifest() if resume else {}
+    if not resume:
         recipe = dataclasses.replace(recipe, data=dataclasses.replace(
             recipe.data, spec=resolve_data(recipe.data.spec), transfer=resolve_data(recipe.data.transfer)))
     plan = build_objective(recipe)  # unknown methods, options or weights fail here, before any work
@@ -73,22 +74,22 @@ def _distill(recipe: Recipe, out: Path | None, resume: Path | None, on_event: Ev
             load_target(target)
     transfer = recipe.data.transfer
     if plan.mutual:  # peers have no teacher to label a transfer set
-        if str(transfer) not in ("auto", "0") and resume is None:  # runs from before this rule still resume
+        if str(transfer) not in ("auto", "0") and not resume:  # runs from before this rule still resume
             raise UserError("--method dml trains peers without a teacher, and only a teacher labels a transfer set; "
                             "drop --transfer")
         transfer = "0"
     on_event({"kind": "stage", "member": "data", "status": "start"})
     splits = load_transfer(load_splits(recipe.data.spec, recipe.data.val_fraction, recipe.data.seed), transfer)
-    if resume is not None and run.manifest()["data"]["fingerprint"] != splits.fingerprint():
+    if resume and saved["data"]["fingerprint"] != splits.fingerprint():
         raise UserError(f"the data of {run.root} has changed since the run started; start a new run")
     # Everything checkable is checked before the run directory exists: a bad teacher or student
     # must neither cost the teacher's training nor leave a half-made run that blocks a retry.
-    teacher = _open_teacher(recipe, splits, plan, run.teacher_dir if resume is not None else None)
-    recorded = run.manifest().get("students") if resume is not None else None
+    teacher = _open_teacher(recipe, splits, plan, run.teacher_dir if resume else None)
+    recorded = saved.get("students")
     archs = ([ArchSpec.from_dict(d) for d in recorded] if recorded  # resume builds what the run planned
-             else plan_students(recipe, teacher, splits, plan.same_architecture, strict=resume is None))
+             else plan_students(recipe, teacher, splits, plan.same_architecture, strict=not resume))
     _check_pairs(recipe, plan, teacher, archs, splits.x_val[:8])
-    if resume is None:
+    if not resume:
         root = out or default_run_dir()
         run = Run.create(root, {
             "name": root.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -386,15 +387,16 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
     save_model(student, spec, directory / "model.pt")
     write_jsonl(directory / "metrics.jsonl", result["history"])
 
-    test_acc, _ = evaluate(student, torch.from_numpy(s.x_test), torch.from_numpy(s.y_test))
+    x_test, y_test = torch.from_numpy(s.x_test), torch.from_numpy(s.y_test)
+    peer_test = [evaluate(p, x_test, y_test)[0] for p in peers]
+    test_acc = peer_test[chosen]
     entry = {"role": name.split("-")[0], "index": index, "arch": spec.to_dict(), "label": spec.label(),
              "params": count_params(student), "macs": count_macs(student, spec.input_shape),
              "size_bytes": (directory / "model.pt").stat().st_size,
              "teacher": teacher.source if teacher else ("peers" if mutual else None), "test_acc": test_acc, "val_acc": peer_val[chosen],
              "best_epoch": result["best_epoch"], "epochs": len(result["history"]), "train_seconds": seconds}
     if mutual:
-        entry.update(peer_val_acc=peer_val, exported_peer=chosen,
-                     peer_test_acc=[evaluate(p, torch.from_numpy(s.x_test), torch.from_numpy(s.y_test))[0] for p in peers])
+        entry.update(peer_val_acc=peer_val, exported_peer=chosen, peer_test_acc=peer_test)
     if teacher is not None:
         with torch.inference_mode():
             mine = student(torch.from_numpy(s.x_test)).argmax(1)

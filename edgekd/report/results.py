@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgekd.errors import UserError
-from edgekd.runs import Run, read_json, read_jsonl
+from edgekd.runs import Run, read_bench, read_jsonl
 
 SCHEMA = 1
 
@@ -49,13 +48,6 @@ class RunResults:
         return out
 
 
-def _bench_result(path: Path) -> dict:
-    data = read_json(path)
-    if not isinstance(data, dict) or not isinstance(data.get("rows"), list) or not isinstance(data.get("settings"), dict):
-        raise UserError(f"{path} is not an edgekd bench result; delete it or run `edgekd bench` again")
-    return data
-
-
 def collect(run_dir: Path) -> RunResults:
     run = Run.open(run_dir)
     manifest = run.manifest()
@@ -75,7 +67,7 @@ def collect(run_dir: Path) -> RunResults:
                            "size_bytes": entry["size_bytes"], "accuracy": entry["test_acc"], "verified": True})
     if not any(p["role"] == "gen" and p["format"] != "torch" for p in points):
         missing.append("no exported artifacts (run `edgekd export`)")
-    bench = {p.stem: _bench_result(p) for p in sorted(run.bench_dir.glob("*.json"))} if run.bench_dir.exists() else {}
+    bench = {p.stem: read_bench(p) for p in sorted(run.bench_dir.glob("*.json"))} if run.bench_dir.exists() else {}
     stale = {target: n for target, rep in bench.items() if (n := _drop_stale(run, manifest, rep))}
     if not bench:
         missing.append("no benchmark results (run `edgekd bench RUN --target NAME`)")
