@@ -172,13 +172,19 @@ def test_onnx_teacher_teaches_a_student(cli, tmp_path, tiny_run, dynamic_batch):
     path = tmp_path / "teacher.onnx"
     torch.onnx.export(model, (torch.zeros(1, *spec.input_shape),), str(path), dynamo=False, input_names=["x"],
                       output_names=["logits"], dynamic_axes={"x": {0: "n"}} if dynamic_batch else None)
-    code, out, err = cli("distill", "--teacher", path, "--student", "cnn", "--width", "8", "--depth", "3",
-                         "--chain", "1", "--epochs", "1", "--transfer", "200", "--no-baseline", "--no-export",
-                         "--out", tmp_path / "o", "--json")
+    # an ONNX teacher has no architecture to shrink: --width is needed, family and depth default to cnn x4
+    arch = ["--student", "cnn", "--width", "8", "--depth", "3"] if dynamic_batch else ["--width", "8"]
+    code, out, err = cli("distill", "--teacher", path, *arch, "--chain", "1", "--epochs", "1", "--transfer", "200",
+                         "--no-baseline", "--no-export", "--out", tmp_path / "o", "--json")
     assert code == 0, err
     assert (tmp_path / "o" / "teacher" / "model.onnx").is_file()
     rows = json.loads(out)["generations"]
-    assert rows[1]["teacher"] == "teacher"
+    assert rows[1]["teacher"] == "teacher" and rows[1]["arch"] == ("cnn:8x3" if dynamic_batch else "cnn:8x4")
+    # its size is the ONNX file's; its weights are the torch model's, less the batch norms the export folded
+    assert rows[0]["size_bytes"] == path.stat().st_size
+    assert 0.9 * sum(p.numel() for p in model.parameters()) < rows[0]["params"] <= sum(p.numel() for p in model.parameters())
+    code, out, err = cli("distill", "--teacher", path, "--chain", "1", "--out", tmp_path / "n")
+    assert code == 2 and "give generation 1's --width" in err and not (tmp_path / "n").exists()
     # the same network in ONNX Runtime: the same test accuracy as the torch teacher it came from
     assert rows[0]["test_acc"] == pytest.approx(json.loads((tiny_run / "teacher" / "eval.json").read_text())["test_acc"], abs=1e-6)
 
@@ -204,6 +210,9 @@ def test_finetune_and_early_stopping(tmp_path):
     assert phases[-2:] == ["finetune", "finetune"]
     assert phases.count("train") < 40        # patience 2 stopped the main phase early
     assert result["val_acc"] == max(r["val_acc"] for r in result["history"])
+    # epochs are numbered as run, so the best one indexes the history
+    assert [r["epoch"] for r in result["history"]] == list(range(1, len(phases) + 1))
+    assert result["history"][result["best_epoch"] - 1]["val_acc"] == result["val_acc"]
 
 
 def test_other_data_needs_no_transfer_flag(cli, tmp_path):

@@ -92,6 +92,8 @@ def test_mutual_learning_trains_peers_without_a_teacher(cli, tmp_path):
     assert gen["teacher"] == "peers" and len(gen["peer_test_acc"]) == 3
     best = max(range(3), key=lambda i: gen["peer_val_acc"][i])   # the best peer on validation is exported
     assert gen["exported_peer"] == best and gen["peer_test_acc"][best] == gen["test_acc"]
+    curve = [json.loads(l) for l in (tmp_path / "m" / "gen-1" / "metrics.jsonl").read_text().splitlines()]
+    assert curve[gen["best_epoch"] - 1]["val_acc"] == gen["val_acc"] == max(gen["peer_val_acc"])  # the exported peer's
     assert members["baseline-1"]["epochs"] == gen["epochs"]    # same budget: neither uses the transfer set
     data = json.loads((tmp_path / "m" / "manifest.json").read_text())["data"]
     assert data["transfer"] == 0  # "auto" makes none: no teacher would label it

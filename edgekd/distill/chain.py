@@ -196,12 +196,12 @@ def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
     entry = {"role": "teacher", "source": source, "kind": teacher.kind, "details": teacher.describe(),
              "test_acc": float((preds == s.y_test).mean()),
              "val_acc": float((teacher.logits(s.x_val).argmax(1).numpy() == s.y_val).mean())}
-    parts = teacher.members or [teacher]
-    if all(p.module is not None for p in parts):
-        entry["params"] = sum(count_params(p.module) for p in parts)
+    if (params := teacher.params()) is not None:
+        entry["params"] = params
     copies = [f for f in ctx.run.teacher_dir.rglob("model.*") if f.is_file()]  # the run's copy of each member
-    if copies and all(f.suffix in (".pt", ".ts") for f in copies):  # torch weights: the report's fp32 size point
-        entry["size_bytes"] = sum(f.stat().st_size for f in copies)
+    kinds = {"onnx" if f.suffix == ".onnx" else "torch" for f in copies}
+    if len(kinds) == 1:  # the report's size point for the teacher, labelled by its format
+        entry["size_bytes"], entry["size_format"] = sum(f.stat().st_size for f in copies), kinds.pop()
     if teacher.spec is not None and not teacher.members:
         entry["arch"] = teacher.spec.to_dict()
         entry["label"] = teacher.spec.label()
@@ -239,14 +239,15 @@ def plan_students(recipe: Recipe, teacher: Teacher, splits: Splits, same_archite
                             f"(chain.generations) or list {n}")
         if strict and (s.arch or s.width):
             raise UserError("--students sets every generation's family and width; drop --student and --width")
-        depth = s.depth or (teacher.spec.depth if teacher.spec else 4)  # for entries without xDEPTH
+        depth = s.depth or (teacher.spec or recipe.teacher).depth  # for entries without xDEPTH
         return [_parse_student(text, splits, mean, std, depth) for text in s.students[:n]]
     base = teacher.spec
-    if base is None and not (s.arch and s.width and s.depth):
+    if base is None and not s.width:
         raise UserError(f"teacher {recipe.teacher.spec} has no edgekd architecture to shrink; "
-                        "give --student, --width and --depth (or --students)")
-    family = s.arch or base.family
-    depth = s.depth or base.depth
+                        "give generation 1's --width (or --students)")
+    # a foreign teacher (ONNX, TorchScript) has no family or depth to inherit: the built-in teacher's
+    family = s.arch or (base.family if base else recipe.teacher.arch)
+    depth = s.depth or (base.depth if base else recipe.teacher.depth)
     width = s.width or max(1, round(base.width * s.shrink))
     return [ArchSpec(family, max(1, round(width * s.shrink ** (k - 1))), depth, splits.input_shape,
                      splits.classes, mean, std) for k in range(1, n + 1)]

@@ -66,6 +66,15 @@ class Teacher:
                 outs.append(self.module(chunk))
         return torch.cat(outs).float()
 
+    def params(self) -> int | None:
+        """Parameter count: a torch module's, an ONNX file's weight tensors', an ensemble's sum."""
+        if self.members:
+            counts = [m.params() for m in self.members]
+            return None if None in counts else sum(counts)
+        if self.module is not None:
+            return sum(p.numel() for p in self.module.parameters())
+        return _onnx_params(Path(self.source)) if self.kind == "onnx" else None
+
     def describe(self) -> dict:
         d = {"kind": self.kind, "source": self.source, **self.info}
         if self.spec is not None:
@@ -145,6 +154,18 @@ def _onnx_teacher(path: Path) -> Teacher:
         raise UserError(f"{path} was exported with a fixed batch of {batch}; export it with a dynamic batch axis")
     info = {"runtime": f"onnxruntime {ort.__version__}", **({"batch": 1} if batch == 1 else {})}
     return Teacher("onnx", str(path), session=session, info=info)
+
+
+def _onnx_params(path: Path) -> int | None:
+    """Elements of the weight initializers; integer ones are shapes and indices, not weights."""
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:
+        return None
+    integer = {onnx.TensorProto.INT64, onnx.TensorProto.INT32}
+    return sum(int(np.prod(t.dims)) for t in graph.initializer if t.data_type not in integer)
 
 
 def copy_into(teacher: Teacher, directory: Path) -> Path:

@@ -70,7 +70,10 @@ def lr_at(step: int, total: int, peak: float) -> float:
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) in eval mode."""
+    """(accuracy, mean cross-entropy) in eval mode. A cohort of peers (dml) scores as its best
+    peer, the one the chain exports, so its curve and best epoch are that peer's."""
+    if isinstance(getattr(model, "peers", None), nn.ModuleList):
+        return max((evaluate(p, x, y, batch_size) for p in model.peers), key=lambda r: (r[0], -r[1]))
     was = model.training
     model.eval()
     logits = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
@@ -138,12 +141,13 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.item()
         val_acc, val_loss = evaluate(student, data.x_val, data.y_val)
-        row = {"epoch": epoch + 1, "phase": "finetune" if finetune else "train",
+        number = len(state["history"]) + 1  # epochs run: fine-tuning follows an early stop directly
+        row = {"epoch": number, "phase": "finetune" if finetune else "train",
                **{k: v / n_steps for k, v in sums.items()}, "val_acc": val_acc, "val_loss": val_loss,
                "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
         state["history"].append(row)
         if (val_acc, -val_loss) > (state["best_acc"], -state["best_loss"]):
-            state.update(best_acc=val_acc, best_loss=val_loss, best_epoch=epoch + 1, stale=0,
+            state.update(best_acc=val_acc, best_loss=val_loss, best_epoch=number, stale=0,
                          best_state={k: v.detach().clone() for k, v in student.state_dict().items()})
         else:
             state["stale"] += 1

@@ -13,8 +13,8 @@ class Cohort(nn.Module):
     """`peers` copies of one architecture, trained as one module.
 
     In training, forward returns every peer's logits stacked (K, B, C) for the mutual loss;
-    in eval it returns peer 0's logits (B, C), so validation and checkpoint selection see one
-    ordinary student. At the end the chain exports whichever peer is best on validation.
+    in eval, peer 0's logits (B, C). Validation scores the cohort as its best peer
+    (trainer.evaluate), and the chain exports that peer.
     """
 
     def __init__(self, peers: list[nn.Module]):
