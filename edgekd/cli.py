@@ -105,9 +105,9 @@ def distill(
     else:
         recipe = recipes.load_toml(config) if config else recipes.Recipe()
         recipe = recipes.from_dict(given, recipes.apply_sets(recipe, set_ or []), where="flags")
-        if (ensemble or primary_teacher) and not recipe.teacher.ensemble:
-            raise UserError(f"--{'ensemble' if ensemble else 'primary-teacher'} is for an ensemble: give --teacher "
-                            "two or more times")
+        if (ensemble or recipe.teacher.primary) and not recipe.teacher.ensemble:  # primary may come from a TOML
+            raise UserError(f"{'--ensemble' if ensemble else '--primary-teacher (teacher.primary)'} is for an "
+                            "ensemble: give --teacher two or more times")
         if peers is not None and "dml" not in recipe.distill.methods:
             raise UserError("--peers is for --method dml (online distillation between peers)")
     with ChainProgress(quiet or as_json) as progress:
@@ -149,7 +149,7 @@ def export(
     from edgekd.export.pipeline import export_run
     from edgekd.runs import Run
 
-    export_run(run, tuple(format_) if format_ else None, int8, calibration, on_event=_print_warnings)
+    results = export_run(run, tuple(format_) if format_ else None, int8, calibration, on_event=_print_warnings)
     rows = artifact_rows(Run.open(run))
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -157,6 +157,9 @@ def export(
         from edgekd.console import out as console, table
 
         console.print(table(f"exported artifacts of {run}", rows, ARTIFACT_COLUMNS))
+        kept = sum(bool(r.get("kept")) for records in results.values() for r in records.values())
+        if kept:
+            console.print(f"kept from the earlier export (not rebuilt this time, unchanged on disk): {kept} artifact(s)")
     _exit_on_failed(rows)
 
 
@@ -170,15 +173,15 @@ def artifact_rows(run) -> list[dict]:
     for member in run.members("gen"):
         for name, a in run.manifest()["members"][member].get("artifacts", {}).items():
             rows.append({"member": member, "artifact": name, **a,
-                         "status": "ok" if a.get("passed") else (a.get("error") or "verification failed")})
+                         "status": "ok" if a.get("passed") else (a.get("error") or "verification failed: "
+                                                                  + "; ".join(a.get("problems") or ["see validation.json"]))})
     return rows
 
 
 def _exit_on_failed(rows: list[dict]) -> None:
     failed = [r for r in rows if not r.get("passed")]
     for r in failed:
-        print(f"edgekd: {r['member']}/{r['artifact']}: {r['status']}"
-              + (f" (max |difference| {r['max_abs_diff']:.3g})" if "max_abs_diff" in r else ""), file=sys.stderr)
+        print(f"edgekd: {r['member']}/{r['artifact']}: {r['status']}", file=sys.stderr)
     if failed:
         raise typer.Exit(1)
 
@@ -249,6 +252,8 @@ def bench(
     from edgekd.bench.pipeline import RUNTIMES, bench_run
     from edgekd.bench.remote import Remote
 
+    if not remote and (port or identity or remote_python != "python3"):
+        raise UserError("--port, --identity and --remote-python are for a device: give --remote user@host too")
     device = Remote(remote, port, identity, remote_python) if remote else None
     progress = _print_warnings if quiet or as_json else _bench_progress
     results = bench_run(run, target, tuple(runtime or RUNTIMES), batch, processes, min_seconds, device, progress)
@@ -257,13 +262,19 @@ def bench(
     build_report(run)  # the report always shows the latest measurements
     if as_json:
         print(json.dumps(results, indent=2))
-        return
-    if quiet:
-        return
+    elif not quiet:
+        _print_bench(results)
+    failed = sum("error" in r for report in results.values() for r in report["rows"])
+    if failed:
+        print(f"edgekd: {failed} bench row{'s' * (failed != 1)} failed; the note column says why", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def _print_bench(results: dict[str, dict]) -> None:
     from edgekd.console import out as console, table
 
     for name, report in results.items():
-        rows = [_bench_row(r, report["target"]) for r in report["rows"]]
+        rows = [_bench_row(r, report) for r in report["rows"]]
         where = f"measured on {report['device']}" if report["device"] else f"host: {report['host']['cpu']}, " \
             f"{report['settings']['threads']} threads" + ("; target numbers are predicted" if report["prediction_method"] else "")
         console.print(table(f"{name} ({where})", rows, BENCH_COLUMNS))
@@ -278,7 +289,7 @@ def _bench_progress(event: dict) -> None:
     _print_warnings(event)
 
 
-def _bench_row(r: dict, target: dict) -> dict:
+def _bench_row(r: dict, report: dict) -> dict:
     from edgekd.report.render import bench_notes, predicted_ms
 
     row = dict(r)
@@ -288,7 +299,7 @@ def _bench_row(r: dict, target: dict) -> dict:
     if "peak_rss_mb" in r:
         row["memory"] = f"{r['peak_rss_delta_mb']:.1f} (+{r['peak_rss_mb'] - r['peak_rss_delta_mb']:.0f})"
     row["fits"] = "-" if "fits_ram" not in r else ("yes" if r["fits_ram"] else "NO")
-    row["note"] = "; ".join(bench_notes(r, target))
+    row["note"] = "; ".join(bench_notes(r, report))
     return row
 
 
@@ -347,7 +358,7 @@ def report(
     """
     from edgekd.report.render import build_report
 
-    if not 0 <= within < 100:
+    if not 0 <= within <= 100:
         raise UserError(f"--within {within:g}: give a number of accuracy points from 0 to 100")
     result = build_report(run, within, target)
     if as_json:
@@ -359,7 +370,9 @@ def report(
     if open_:
         import webbrowser
 
-        webbrowser.open(Path(result["directory"], "report.html").resolve().as_uri())
+        page = Path(result["directory"], "report.html").resolve()
+        if not webbrowser.open(page.as_uri()):
+            print(f"edgekd: warning: no browser to open here; the report is {page}", file=sys.stderr)
 
 
 @app.command()

@@ -184,7 +184,7 @@ class Run:
             raise UserError(f"run directory {root} does not exist")
         if not (root / MANIFEST).is_file():
             raise UserError(f"{root} is not an edgekd run (no {MANIFEST})")
-        run = cls(root.resolve())
+        run = cls(_shown(root.resolve()))  # runs/latest resolved: it may be repointed while we work
         data = run.manifest()
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise UserError(f"{root / MANIFEST} is not an edgekd manifest of schema {SCHEMA}")
@@ -194,12 +194,26 @@ class Run:
         return run
 
 
+def _shown(path: Path) -> Path:
+    """An absolute path as the user would type it: relative when under the working directory."""
+    try:
+        shown = path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+    return shown if shown.parts else path  # the working directory itself keeps its name
+
+
 def read_bench(path: Path) -> dict[str, Any]:
     """A bench/<target>.json, or a UserError when it is missing, not JSON or not a bench result."""
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("rows"), list) or not isinstance(data.get("settings"), dict):
         raise UserError(f"{path} is not an edgekd bench result; delete it or run `edgekd bench` again")
     return data
+
+
+def artifact_files(path: Path) -> list[Path]:
+    """An artifact's files: an OpenVINO .xml comes with its .bin."""
+    return [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
 
 
 def files_sha256(paths: list[Path]) -> str:

@@ -54,6 +54,7 @@ FIELDS = {
     "sources": Field("sources", "a table of field = \"source text\""),
 }
 NUMERIC = {"int", "float", "latencies"}  # kinds that need a [sources] entry and must be > 0
+REQUIREMENTS = {"latency_budget_ms"}  # what the user asks of the board, not a fact about it: no source needed
 
 
 def _number(v: Any) -> float | None:
@@ -187,7 +188,7 @@ def _validate(raw: dict, where: str) -> dict:
             for v in clean.values() if isinstance(clean, dict) else [clean]:
                 if v <= 0:
                     raise UserError(f"{where}: {key} must be positive, not {v!r}")
-            if key not in values["sources"]:
+            if key not in values["sources"] and key not in REQUIREMENTS:
                 raise UserError(f"{where}: {key} has no entry in [sources]; say where the number comes from")
         values[key] = clean
     for name in (values["name"], *values.get("aliases", ())):  # results are filed under the name

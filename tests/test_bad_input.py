@@ -184,6 +184,7 @@ def test_bench_of_a_run_without_exports(cli, tiny_run):
 
 def test_unknown_target(cli, exported_run):
     _assert_refused(cli("bench", exported_run, "--target", "raspberry-pi-9"), "unknown target", "raspberry-pi-4")
+    _assert_refused(cli("bench", exported_run, "--target", "pi4", "--port", "2222"), "give --remote user@host too")
 
 
 def test_out_is_a_file(cli, tmp_path):
@@ -221,6 +222,7 @@ def test_target_name_cannot_escape_the_run(cli, exported_run, tmp_path):
     (["--peers", "3"], ["--peers is for --method dml"]),
     (["--threads", "-1"], ["--threads) must not be negative"]),
     (["--ensemble", "mean-probs"], ["--ensemble is for an ensemble"]),
+    (["--set", "teacher.primary=true"], ["teacher.primary) is for an ensemble"]),  # as a TOML would set it
     (["--student", "transformer"], ["unknown model family 'transformer'"]),
     (["--depth", "-1"], ["student.depth"]),
     (["--method", "fitnet", "--hint-layer", "nope"], ["no module 'nope'"]),
@@ -299,6 +301,7 @@ def test_compare_into_a_file(cli, exported_run, tiny_run, tmp_path):
     (tmp_path / "f").write_text("keep")
     _assert_refused(cli("compare", exported_run, tiny_run, "--out", tmp_path / "f"), "is a file")
     assert (tmp_path / "f").read_text() == "keep"
+    _assert_refused(cli("compare", exported_run, tiny_run, "--out", tmp_path / "f" / "sub"), "cannot write the comparison")
 
 
 def test_bench_reports_damaged_artifacts_per_row(cli, damaged):
@@ -311,9 +314,10 @@ def test_bench_reports_damaged_artifacts_per_row(cli, damaged):
     (run / "bench" / "inputs.npz").write_bytes(b"x")          # a damaged cache is rebuilt
     code, out, err = cli("bench", run, "-t", "pi4", "--runtime", "onnxruntime", "--processes", "1",
                          "--min-seconds", "0.01", "--json")
-    assert code == 0, err
+    assert code == 1 and "2 bench rows failed" in err, err  # the others are measured; a script still notices
     rows = {(r["member"], r["artifact"]): r for r in json.loads(out)["raspberry-pi-4"]["rows"]}
-    assert "error" in rows["gen-1", "onnx-fp32"] and "error" in rows["gen-2", "onnx-int8"]
+    assert "changed since it was exported" in rows["gen-1", "onnx-fp32"]["error"]  # not timed: not what was verified
+    assert "gen-2/model.int8.onnx is missing" in rows["gen-2", "onnx-int8"]["error"]
     assert rows["gen-1", "onnx-int8"]["p50_ms"] > 0 and "cannot be read" in rows["gen-1", "onnx-int8"]["prediction_error"]
     assert rows["gen-2", "onnx-fp32"]["predicted"]["p50_ms"] > 0
     with np.load(run / "bench" / "inputs.npz") as cached:

@@ -165,6 +165,23 @@ def test_openvino_alone_builds_its_onnx_intermediate(tiny_run, tmp_path, cli):
     assert {"openvino-fp32", "openvino-fp16"} <= names
 
 
+def test_ir_bytes_do_not_depend_on_what_the_process_converted_before(exported_run, tmp_path):
+    """OpenVINO names unnamed ops from a per-process counter; edgekd renames them by position,
+    so re-exporting the same model writes the same bytes (bench rows stay current)."""
+    from edgekd.export.openvino import onnx_to_ir
+
+    def ir(member: str, name: str) -> bytes:
+        xml = tmp_path / name / "model.xml"
+        onnx_to_ir(exported_run / member / "model.onnx", xml, fp16=False)
+        return xml.read_bytes() + xml.with_suffix(".bin").read_bytes()
+
+    first = ir("gen-2", "a")
+    ir("gen-1", "other")  # moves the counter on
+    assert ir("gen-2", "b") == first
+    assert (exported_run / "gen-2" / "openvino" / "model.xml").read_bytes() + \
+        (exported_run / "gen-2" / "openvino" / "model.bin").read_bytes() == first  # as the export wrote it
+
+
 def test_export_reads_every_model_first_and_records_the_settings_it_used(tiny_run, tmp_path, cli):
     root = tmp_path / "run"
     shutil.copytree(tiny_run, root)
@@ -183,3 +200,49 @@ def test_export_reads_every_model_first_and_records_the_settings_it_used(tiny_ru
     assert saved["recipe"]["export"] == {**saved["recipe"]["export"], "formats": ["onnx"], "int8": True,
                                          "calibration": rows}
     assert saved["members"]["gen-1"]["artifacts"]["onnx-int8"]["passed"]
+
+
+def test_a_narrower_export_keeps_the_earlier_artifacts_still_on_disk(exported_run, tmp_path, cli):
+    root = tmp_path / "run"
+    shutil.copytree(exported_run, root)
+    before = json.loads((root / "manifest.json").read_text())["members"]["gen-1"]["artifacts"]
+    (root / "gen-2" / "openvino" / "model.fp16.bin").unlink()  # gone: not kept
+    code, out, err = cli("export", root, "--format", "onnx", "--no-int8")
+    assert code == 0, err
+    assert "kept from the earlier export" in out
+    saved = json.loads((root / "manifest.json").read_text())
+    assert saved["members"]["gen-1"]["artifacts"] == before  # rebuilt onnx-fp32 is byte-identical; the rest kept
+    assert "openvino-fp16" not in saved["members"]["gen-2"]["artifacts"]
+    assert "openvino-int8" in saved["members"]["gen-2"]["artifacts"]
+    assert json.loads((root / "gen-1" / "export" / "validation.json").read_text()).keys() == before.keys()
+    # a plain `edgekd export` rebuilds everything on disk: the recipe is widened by what was kept
+    assert saved["recipe"]["export"]["formats"] == ["onnx", "openvino"] and saved["recipe"]["export"]["int8"]
+
+
+def test_a_failed_verification_says_which_check_and_its_limit(exported_run, tmp_path, cli):
+    from edgekd.data import load_splits
+    from edgekd.export.verify import verify
+
+    model, spec = load_model(exported_run / "gen-1" / "model.pt")
+    splits = load_splits("mnist1d", 0.1, 0)
+
+    def shifted(x):  # a "torch model" whose logits differ from the artifact's by 5 everywhere
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)).numpy() + 5.0
+
+    record = verify(exported_run / "gen-1" / "model.onnx", "onnx", "fp32", shifted, splits.x_val[:64],
+                    splits.x_test[:200], splits.y_test[:200], 10, threads=1)
+    assert not record["passed"]
+    assert record["problems"] == [f"max |difference| 5 exceeds {record['limit']:.3g}"]  # argmax unchanged: agreement holds
+    root = tmp_path / "run"
+    shutil.copytree(exported_run, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    for gen in ("gen-1", "gen-2"):  # every artifact failed but the largest: the summary may only recommend that one
+        for name, art in manifest["members"][gen]["artifacts"].items():
+            if (gen, name) != ("gen-1", "openvino-fp32"):
+                art.update(passed=False, problems=record["problems"])
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    code, out, err = cli("report", root, "--within", "99", "-q")
+    assert code == 0, err
+    summary = json.loads((root / "report" / "results.json").read_text())["summary"]
+    assert "gen-1 openvino-fp32" in summary[0], summary

@@ -52,7 +52,8 @@ Subsystem sftp internal-sftp
 StrictModes no
 """)
     Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory sshd insists on
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.PIPE)
+    log = d / "sshd.log"  # a file, not a pipe nobody reads: a full pipe would stall sshd
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stderr=log.open("w"))
     for _ in range(100):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
@@ -60,8 +61,8 @@ StrictModes no
         time.sleep(0.05)
     else:
         proc.kill()
-        pytest.fail(f"sshd did not start: {proc.stderr.read().decode()[-500:]}")
-    yield {"port": port, "key": d / "user_key", "user": getpass.getuser(), "known_hosts": d / "known_hosts"}
+        pytest.fail(f"sshd did not start: {log.read_text()[-500:]}")
+    yield {"port": port, "key": d / "user_key", "user": getpass.getuser(), "known_hosts": d / "known_hosts", "log": log}
     proc.terminate()
     proc.wait(timeout=10)
 
@@ -79,13 +80,13 @@ def test_bench_on_device_over_ssh(cli, exported_run, ssh_home, tmp_path):
     code, out, err = cli("bench", root, "--target", "raspberry-pi-4", "--remote", f"{ssh_home['user']}@127.0.0.1",
                          "--port", ssh_home["port"], "--identity", ssh_home["key"], "--remote-python", sys.executable,
                          "--runtime", "onnxruntime", "--processes", "2", "--min-seconds", "0.05", "--json")
-    assert code == 0, err
+    assert code == 0, f"{err}\nsshd log:\n{ssh_home['log'].read_text()[-2000:]}"
     report = json.loads(out)["raspberry-pi-4"]
     assert report["measured_on"] == "device" and report["device"].endswith("@127.0.0.1")
     rows = report["rows"]
     assert {r["artifact"] for r in rows} == {"onnx-fp32", "onnx-int8"}
     for r in rows:
-        assert "error" not in r, r
+        assert "error" not in r, f"{r}\nsshd log:\n{ssh_home['log'].read_text()[-2000:]}"
         assert r["measured_on"] == "device" and "predicted" not in r
         assert r["p50_ms"] > 0 and r["processes"] == 2 and 0 <= r["accuracy"] <= 1
     saved = json.loads((root / "bench" / "raspberry-pi-4.json").read_text())
@@ -108,8 +109,10 @@ def test_auth_failure_is_one_sentence(cli, exported_run, ssh_home, tmp_path):
 
 def test_missing_runtime_on_device_is_a_failed_row(cli, exported_run, ssh_home, tmp_path):
     venvless = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
+    before = set(Path("/tmp").glob("edgekd.*"))  # the device is this machine: its working folders are here
     code, out, err = cli("bench", exported_run, "--target", "raspberry-pi-4", "--remote",
                          f"{ssh_home['user']}@127.0.0.1", "--port", ssh_home["port"], "--identity", ssh_home["key"],
                          "--remote-python", venvless, "--runtime", "onnxruntime", "--processes", "1")
     # the system python has neither numpy nor onnxruntime: refused up front, in one sentence
     assert code == 2 and "cannot import numpy" in err
+    assert set(Path("/tmp").glob("edgekd.*")) == before  # the refused session cleaned up after itself

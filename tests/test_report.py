@@ -67,12 +67,15 @@ def test_narrower_bench_keeps_earlier_rows_and_report_drops_stale_ones(cli, tiny
     second = json.loads(out)["raspberry-pi-4"]
     assert second["kept_rows"] == len(first)
     kept = [r for r in second["rows"] if r["runtime"] == "onnxruntime"]
-    assert kept == [{**r, "kept": True} for r in first]  # carried over unchanged, not re-measured
+    assert [{k: v for k, v in r.items() if k != "earlier"} for r in kept] == [{**r, "kept": True} for r in first]
+    assert all(r["earlier"]["min_seconds"] == 0.01 and r["earlier"]["peak_gflops_fp32"] > 0 for r in kept)
     assert {r["artifact"] for r in second["rows"] if "kept" not in r} == {"openvino-fp32", "openvino-fp16",
                                                                           "openvino-int8"}
     code, out, err = cli("report", root, "--json")
     assert code == 0 and not any("re-exported" in m for m in json.loads(out)["missing"])
-    _export(root, "--format", "onnx", "--no-int8")  # the OpenVINO artifacts are gone; model.onnx is the same
+    for gen in ("gen-1", "gen-2"):  # the OpenVINO artifacts are deleted, so the export cannot keep them
+        shutil.rmtree(root / gen / "openvino")
+    _export(root, "--format", "onnx", "--no-int8")  # model.onnx is rebuilt the same
     code, out, err = cli("report", root, "--json")
     assert code == 0, err
     rows = [r for r in json.loads((root / "report" / "results.json").read_text())["rows"] if r["target"]]
@@ -84,6 +87,7 @@ def test_narrower_bench_keeps_earlier_rows_and_report_drops_stale_ones(cli, tiny
     path.write_text(json.dumps(elsewhere))
     code, out, err = cli("bench", root, "-t", "pi4", "--runtime", "torch", *fast)
     assert code == 0 and json.loads(out)["raspberry-pi-4"]["kept_rows"] == 0
+    assert "dropped 2 row(s) of the earlier raspberry-pi-4 bench, measured with a different machine" in err
 
 
 def test_unstable_when_most_runs_are_slower_than_the_fastest():
@@ -105,12 +109,38 @@ def test_bench_notes_and_intervals_read_plainly():
 
     assert predicted_ms({"p50_ms": 285.4, "low_ms": 114.2, "high_ms": 1684.0}) == "285 [114–1,684]"
     assert predicted_ms({"p50_ms": 0.0816, "low_ms": 0.0331, "high_ms": 0.2}) == "0.0816 [0.0331–0.2]"
+    assert predicted_ms({"p50_ms": 0.0000123, "low_ms": 0.00000456, "high_ms": 0.00009}) == "0.0000123 [0.00000456–0.0000900]"
     row = {"runtime": "openvino", "runtime_on_target": False, "p50_ms": 0.02, "predicted": {"p50_ms": 6.0},
            "unstable": True, "unstable_reason": "median 4.0x the fastest run"}
-    notes = bench_notes(row, {"latency_budget_ms": 5.0})
+    predicting = {"target": {"latency_budget_ms": 5.0}, "prediction_method": "roofline"}
+    notes = bench_notes(row, predicting)
     assert notes == ["unstable: median 4.0x the fastest run", "openvino not on target", "over the 5 ms budget"]
-    assert bench_notes({"p50_ms": 6.0}, {"latency_budget_ms": 10.0}) == []  # measured, within budget
-    assert bench_notes({"p50_ms": 6.0}, {}) == []
+    assert bench_notes({"p50_ms": 60.0}, predicting) == []  # no prediction: its host number is not the target's
+    measured = {"target": {"latency_budget_ms": 10.0}, "prediction_method": None}
+    assert bench_notes({"p50_ms": 6.0}, measured) == []  # measured on the target, within budget
+    assert bench_notes({"p50_ms": 6.0, "verified": False}, measured) == ["failed verification against torch"]
+    assert bench_notes({"p50_ms": 6.0}, {"target": {}, "prediction_method": None}) == []
+
+
+def test_fastest_summary_picks_only_rows_that_could_ship(benched_run, tmp_path):
+    import re
+
+    from edgekd.report.render import build_report
+
+    root = tmp_path / "run"
+    shutil.copytree(benched_run, root)
+    path = root / "bench" / "raspberry-pi-4.json"
+    data = json.loads(path.read_text())
+    rows = sorted((r for r in data["rows"] if "predicted" in r), key=lambda r: r["predicted"]["p50_ms"])
+    assert len(rows) >= 4
+    rows[0]["runtime_on_target"] = False  # the board cannot run it
+    rows[1]["verified"] = False           # it disagreed with torch at export
+    del rows[2]["predicted"]              # no prediction: its host number says nothing about the board
+    rows[2]["p50_ms"] = 1e-6
+    path.write_text(json.dumps(data))
+    summary = " ".join(build_report(root)["summary"])
+    fast = re.search(r"Fastest on raspberry-pi-4 \(verified, in its runtimes\): (\S+) (\S+) at ([\d.]+) ms", summary)
+    assert fast.groups()[:2] == (rows[3]["member"], rows[3]["artifact"]), summary
 
 
 def test_report_keeps_rows_of_older_bench_files_and_drops_rows_of_members_gone(benched_run, tmp_path):
@@ -139,13 +169,13 @@ def test_budget_summary_counts_what_the_row_notes_mark(benched_run, tmp_path):
     data = json.loads(path.read_text())
     rows = [r for r in data["rows"] if "predicted" in r]
     data["target"]["latency_budget_ms"] = statistics.median(r["predicted"]["p50_ms"] for r in rows)
-    del rows[0]["predicted"]  # as when a member's graph could not be read: its host number stands in
+    del rows[0]["predicted"]  # as when a member's graph could not be read: not judged, no board latency
     path.write_text(json.dumps(data))
     summary = " ".join(build_report(root)["summary"])
-    within, judged = map(int, re.search(r"(\d+) of (\d+) artifacts in its runtimes are within", summary).groups())
+    within, judged = map(int, re.search(r"(\d+) of (\d+) artifacts are within", summary).groups())
     table = (root / "report" / "report.md").read_text().split("## raspberry-pi-4")[1].split("##")[0]
     lines = [l for l in table.splitlines() if l.startswith("| gen-")]
-    deployable = [l for l in lines if "not on target" not in l]
+    deployable = [l for l in lines if "not on target" not in l and l.split(" | ")[5] != "-"]
     assert judged == len(deployable) and 0 < within < judged
     assert judged - within == sum("over the" in l for l in deployable)
 
@@ -287,3 +317,17 @@ def test_html_report_renders_in_headless_chromium(benched_run, tmp_path):
     widths = [int(w) for w in title.split(",")]
     assert len(widths) >= 4 and all(w > 100 for w in widths)
     probe.unlink()
+
+
+def test_report_of_an_unfinished_run_says_so_and_keeps_no_stale_plots(cli, benched_run, tmp_path):
+    root = tmp_path / "run"
+    shutil.copytree(benched_run, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    (root / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))  # as after a kill
+    stale = root / "report" / "plots" / "latency_vs_accuracy_jetson-nano.png"  # a target no longer benchmarked
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"old")
+    code, out, err = cli("report", root, "--json")
+    assert code == 0, err
+    assert any("the run is not finished" in m and "--resume" in m for m in json.loads(out)["missing"])
+    assert not stale.exists() and (root / "report" / "plots" / "latency_vs_accuracy_raspberry-pi-4.png").is_file()

@@ -87,6 +87,8 @@ def test_user_profile_from_a_path(tmp_path):
     assert (t.name, t.cores, t.clock_ghz, t.threads, t.simd) == ("my-board", 4, 1.8, 4, ("neon", "dotprod"))
     assert t.reference_latency_ms == {"mobilenet_v2.ncnn.4t": 80.0}
     assert t.path == str(path.resolve()) and not t.probed
+    budget = load_target(str(write(tmp_path, edit('cores = 4', 'cores = 4\nlatency_budget_ms = 20'), stem="b")))
+    assert budget.latency_budget_ms == 20.0  # a requirement, not a fact about the board: it needs no source
 
 
 BAD = [

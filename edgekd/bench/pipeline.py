@@ -23,7 +23,7 @@ from edgekd.bench.local import Job, Settings, measure_all
 from edgekd.bench.remote import Remote, Session
 from edgekd.data import load_splits
 from edgekd.errors import UserError
-from edgekd.runs import Run, atomic_path, read_bench, write_json
+from edgekd.runs import Run, artifact_files, atomic_path, files_sha256, read_bench, write_json
 from edgekd.targets import HOST, Target, busy_warning, load_target, probe_host
 
 SCHEMA = 1
@@ -42,7 +42,7 @@ def bench_run(run_dir: Path, targets: list[str], runtimes: tuple[str, ...] = RUN
         raise UserError("--remote measures one device: give exactly one --target")
     resolved = [load_target(t) for t in targets]
     manifest = run.manifest()
-    jobs = _jobs(run, manifest, runtimes, remote is not None)
+    jobs, changed = _jobs(run, manifest, runtimes, remote is not None)
     inputs = _inputs(run, manifest)
     with np.load(inputs) as cached:
         if batch > len(cached["y"]):
@@ -59,15 +59,15 @@ def bench_run(run_dir: Path, targets: list[str], runtimes: tuple[str, ...] = RUN
         if remote:
             session = Session(remote, inputs, jobs)
             try:
-                measured = measure_all(jobs, settings, inputs, on_event, run=session.run)
+                measured = {**changed, **measure_all(jobs, settings, inputs, on_event, run=session.run)}
             finally:
                 session.close()
         else:
             if threads not in cache:
-                cache[threads] = measure_all(jobs, settings, inputs, on_event)
+                cache[threads] = {**changed, **measure_all(jobs, settings, inputs, on_event)}
             measured = cache[threads]
         report = _report(run, manifest, target, host_target, measured, settings, remote)
-        kept = _earlier_rows(run, manifest, report)
+        kept = _earlier_rows(run, manifest, report, on_event or (lambda e: None))
         report["rows"] = sorted(report["rows"] + kept, key=_row_order)
         report["kept_rows"] = len(kept)
         write_json(run.bench_path(target.name), report)
@@ -75,23 +75,40 @@ def bench_run(run_dir: Path, targets: list[str], runtimes: tuple[str, ...] = RUN
     return results
 
 
-def _jobs(run: Run, manifest: dict, runtimes: tuple[str, ...], remote: bool) -> list[Job]:
+def _jobs(run: Run, manifest: dict, runtimes: tuple[str, ...], remote: bool) -> tuple[list[Job], dict[Job, dict]]:
+    """What to measure, and the artifacts not to: files changed or gone since their export
+    become error rows (they would carry the recorded size, accuracy and hash of something else)."""
     members = manifest["members"]
     gens = run.members("gen")
     if not any(a.get("built") for g in gens for a in members[g].get("artifacts", {}).values()):
         raise UserError(f"{run.root} has no exported artifacts to benchmark; run `edgekd export {run.root}` first")
-    jobs = []
+    jobs, changed = [], {}
     for member in gens:
         if "torch" in runtimes and not remote:  # the eager reference needs edgekd: host only
             jobs.append(Job(member, "torch-fp32", run.root / member / "model.pt", "torch"))
         for name, art in members[member].get("artifacts", {}).items():
             runtime = RUNTIME_OF[name.split("-")[0]]
             if art.get("built") and runtime in runtimes:
-                jobs.append(Job(member, name, run.root / art["file"], runtime))
-    if not jobs:
+                job = Job(member, name, run.root / art["file"], runtime)
+                problem = _changed_since_export(run, art)
+                if problem:
+                    changed[job] = {"error": problem}
+                else:
+                    jobs.append(job)
+    if not jobs and not changed:
         raise UserError(f"no artifact of {run.root} runs on {', '.join(runtimes)}"
                         + (" (torch runs on this host only)" if remote and "torch" in runtimes else ""))
-    return jobs
+    return jobs, changed
+
+
+def _changed_since_export(run: Run, art: dict) -> str | None:
+    files = artifact_files(run.root / art["file"])
+    gone = [f for f in files if not f.is_file()]
+    if gone:
+        return f"{gone[0].relative_to(run.root)} is missing since it was exported; run `edgekd export` again"
+    if art.get("sha256") and files_sha256(files) != art["sha256"]:
+        return "the file changed since it was exported and verified (sha256 differs); run `edgekd export` again"
+    return None
 
 
 ARTIFACT_ORDER = ["torch-fp32", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-fp16", "openvino-int8"]
@@ -104,29 +121,39 @@ def _row_order(row: dict) -> tuple:
             ARTIFACT_ORDER.index(art) if art in ARTIFACT_ORDER else len(ARTIFACT_ORDER))
 
 
-def _provenance(rep: dict) -> tuple:
+def _provenance(rep: dict) -> dict:
     """What two bench results must share for their rows to sit in one table: where and on
     what they were measured, with which library versions, threads and batch."""
     target = rep.get("target") if isinstance(rep.get("target"), dict) else {}
-    profile = target.get("name") if target.get("probed") else target  # host: re-probed each time
     machine = rep.get("host") if isinstance(rep.get("host"), dict) else {}
     settings = rep["settings"]
-    return (rep.get("measured_on"), rep.get("device"), profile, machine.get("cpu"), machine.get("node"),
-            rep.get("versions"), settings.get("threads"), settings.get("batch"))
+    return {"device": (rep.get("measured_on"), rep.get("device")),
+            "target profile": target.get("name") if target.get("probed") else target,  # host: re-probed each time
+            "machine": (machine.get("cpu"), machine.get("node")), "library versions": rep.get("versions"),
+            "thread count": settings.get("threads"), "batch": settings.get("batch")}
 
 
-def _earlier_rows(run: Run, manifest: dict, report: dict) -> list[dict]:
+def _earlier_rows(run: Run, manifest: dict, report: dict, on_event: Callable[[dict], None]) -> list[dict]:
     """Rows of the previous result for this target that this bench did not measure again,
     kept when they were measured alike and still describe the artifact on disk."""
     try:
         old = read_bench(run.bench_path(report["target"]["name"]))
     except UserError:
         return []  # none yet, or damaged: replaced
-    if _provenance(old) != _provenance(report):
-        return []
     measured = {(r["member"], r["artifact"]) for r in report["rows"]}
-    return [{**r, "kept": True} for r in old["rows"] if isinstance(r, dict)
-            and (r.get("member"), r.get("artifact")) not in measured and run.timed_current(r, manifest)]
+    unmeasured = [r for r in old["rows"] if isinstance(r, dict)
+                  and (r.get("member"), r.get("artifact")) not in measured and run.timed_current(r, manifest)]
+    then, now = _provenance(old), _provenance(report)
+    if then != now:
+        if unmeasured:
+            differ = ", ".join(k for k in now if then[k] != now[k])
+            on_event({"kind": "warning", "text": f"dropped {len(unmeasured)} row(s) of the earlier "
+                      f"{report['target']['name']} bench, measured with a different {differ} (they cannot share a table)"})
+        return []
+    # what the kept rows were measured and predicted with, where the file-level record is now this bench's
+    earlier = {"min_seconds": old["settings"].get("min_seconds"),
+               **{k: old.get("host", {}).get(k) for k in ("peak_gflops_fp32", "memory_bandwidth_gbs")}}
+    return [{"earlier": earlier, **r, "kept": True} for r in unmeasured]  # a row kept twice keeps its first record
 
 
 def _inputs(run: Run, manifest: dict) -> Path:
@@ -174,7 +201,7 @@ def _report(run: Run, manifest: dict, target: Target, host_target: Target, measu
         row = {"member": job.member, "artifact": job.artifact, "runtime": job.runtime,
                "precision": job.artifact.split("-")[1], "size_bytes": size,
                "sha256": run.artifact_sha256(job.member, job.artifact, manifest), "measured_at": created,
-               "runtime_on_target": job.runtime in target.runtimes}
+               "runtime_on_target": job.runtime in target.runtimes, "verified": art.get("passed", True)}
         if "error" in m:
             rows.append({**row, "error": m["error"]})
             continue

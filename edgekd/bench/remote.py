@@ -60,16 +60,25 @@ class Session:
         if done.returncode != 0:
             raise UserError(f"cannot reach {remote.destination} over ssh: {_last_line(done.stderr)}")
         self.directory = done.stdout.strip()
+        try:
+            self._upload(inputs, jobs)
+        except UserError:
+            self.close()  # leave nothing behind on the device
+            raise
+
+    def _upload(self, inputs: Path, jobs: list[Job]) -> None:
+        remote = self.remote
         check = remote.ssh(f"{shlex.quote(remote.python)} -c 'import numpy'", timeout=60)
         if check.returncode != 0:
-            self.close()
             raise UserError(f"{remote.python} on {remote.destination} cannot import numpy: {_last_line(check.stderr)}")
         # each artifact goes in its own folder, keeping an OpenVINO .bin beside its .xml
         self.paths: dict[Job, str] = {}
         remote.scp([RUNNER, inputs], self.directory, timeout=120)
         for i, job in enumerate(jobs):
             folder = f"{self.directory}/a{i}"
-            remote.ssh(f"mkdir -p {shlex.quote(folder)}", timeout=30)
+            made = remote.ssh(f"mkdir -p {shlex.quote(folder)}", timeout=30)
+            if made.returncode != 0:
+                raise UserError(f"cannot create {folder} on {remote.destination}: {_last_line(made.stderr)}")
             files = [job.path, job.path.with_suffix(".bin")] if job.path.suffix == ".xml" else [job.path]
             remote.scp(files, folder, timeout=300)
             self.paths[job] = f"{folder}/{job.path.name}"

@@ -7,9 +7,12 @@ the fp32 artifact keeps fp32 weights, and fp16 is its own artifact.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from edgekd.offline import disable_telemetry
+
+_COUNTER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*_\d+")
 
 
 def onnx_to_ir(onnx_path: Path, xml_path: Path, fp16: bool) -> dict:
@@ -26,6 +29,7 @@ def save_ir(model, xml_path: Path, fp16: bool) -> None:
     """Write .xml and .bin under temporary names, then rename both (bin first: the xml names it)."""
     import openvino as ov
 
+    _stable_names(model)
     xml_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_xml = xml_path.with_name(f".{xml_path.stem}.{os.getpid()}.tmp.xml")
     try:
@@ -36,3 +40,21 @@ def save_ir(model, xml_path: Path, fp16: bool) -> None:
     finally:
         tmp_xml.unlink(missing_ok=True)
         tmp_xml.with_suffix(".bin").unlink(missing_ok=True)
+
+
+def _stable_names(model) -> None:
+    """Rename ops that carry OpenVINO's per-process counter ("Reshape_5486", also copied onto the
+    constants folded from them) by their position instead, so the same model writes the same
+    bytes whatever the process converted before: bench rows record the sha256 of what they
+    timed, and a counter-named re-export would make them look stale. Inputs and outputs keep
+    their names."""
+    ops = list(model.get_ordered_ops())
+    taken = {op.get_friendly_name() for op in ops}
+    for i, op in enumerate(ops):
+        if op.get_type_name() in ("Parameter", "Result") or not _COUNTER_NAME.fullmatch(op.get_friendly_name()):
+            continue
+        name = f"{op.get_type_name()}_{i}"
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        op.set_friendly_name(name)

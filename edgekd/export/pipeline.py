@@ -23,7 +23,7 @@ from edgekd.export import quantize
 from edgekd.export.verify import verify
 from edgekd.models import load_model
 from edgekd.recipe import EXPORT_FORMATS as FORMATS
-from edgekd.runs import Run, files_sha256, write_json
+from edgekd.runs import Run, artifact_files, files_sha256, read_json, write_json
 
 
 @dataclass(frozen=True)
@@ -126,16 +126,42 @@ def export_run(run_dir: Path, formats: tuple[str, ...] | None = None, int8: bool
                 continue
             records[name] = {**record, "built": True, "file": str(path.relative_to(run.root)),
                              "bytes": artifact_bytes(path), "weight_bytes": artifact_weight_bytes(path), "sha256": artifact_sha256(path), **info}
+        kept = _earlier_records(run, manifest, member, records)
+        order = [f"{s.fmt}-{s.precision}" for s in _steps(ctx)]
+        records = dict(sorted({**kept, **records}.items(), key=lambda kv: order.index(kv[0])))
         write_json(run.validation_path(member), records)
         run.update_manifest(lambda m: m["members"][member].update(artifacts=_summary(records)))
-        results[member] = records
+        results[member] = {name: {**r, "kept": True} if name in kept else r for name, r in records.items()}
+    # the recipe says how to rebuild everything on disk: this export's settings, widened by what it kept
+    on_disk = {name for records in results.values() for name, r in records.items() if r.get("built")}
+    formats = [f for f in FORMATS if f in formats or any(n.startswith(f + "-") for n in on_disk)]
+    int8_kept = any(n.endswith("-int8") for n in on_disk)
     run.update_manifest(lambda m: m["recipe"].setdefault("export", {}).update(
-        formats=list(formats), int8=int8, calibration=calibration))
+        formats=formats, int8=int8 or int8_kept, calibration=calibration if int8 else saved.get("calibration", calibration)))
     return results
 
 
+def _earlier_records(run: Run, manifest: dict, member: str, rebuilt: dict[str, dict]) -> dict[str, dict]:
+    """Artifacts of an earlier export that this one did not rebuild (a narrower --format or
+    --no-int8): kept while their files are on disk as they were verified. The model they came
+    from never changes once its generation is finished."""
+    try:
+        earlier = read_json(run.validation_path(member))
+    except UserError:
+        earlier = manifest["members"][member].get("artifacts", {})
+    kept = {}
+    for name, r in (earlier.items() if isinstance(earlier, dict) else []):
+        if name in rebuilt or not isinstance(r, dict) or not r.get("built") or "file" not in r:
+            continue
+        files = artifact_files(run.root / r["file"])
+        if all(f.is_file() for f in files) and files_sha256(files) == r.get("sha256"):
+            kept[name] = r
+    return kept
+
+
 def _summary(records: dict[str, dict]) -> dict[str, dict]:
-    keep = ("built", "passed", "file", "bytes", "weight_bytes", "sha256", "accuracy", "agreement", "max_abs_diff", "error")
+    keep = ("built", "passed", "problems", "file", "bytes", "weight_bytes", "sha256", "accuracy", "agreement",
+            "max_abs_diff", "error")
     return {name: {k: r[k] for k in keep if k in r} for name, r in records.items()}
 
 
@@ -144,10 +170,6 @@ def _check_writable(directory: Path) -> None:
 
     if not os.access(directory, os.W_OK):
         raise UserError(f"cannot write exports into {directory}: permission denied")
-
-
-def artifact_files(path: Path) -> list[Path]:
-    return [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
 
 
 def artifact_bytes(path: Path) -> int:

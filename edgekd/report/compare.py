@@ -44,6 +44,10 @@ def compare_runs(run_dirs: list[Path], out: Path, force: bool = False) -> dict:
     diff_rows += [[k] + [str(rec.get(k, "-")) for rec in recipes] for k in differing]
     best = [_best_points(r) for r in runs]
     best_rows = best_table(best)
+    try:
+        (out / "plots").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot write the comparison into {out}: {e.strerror}") from None
     figure = plots.compare_size(runs, out / "plots")[0]
     md = "\n".join([f"# edgekd compare: {', '.join(r.name for r in runs)}", "", "## Recipe differences", "",
                     md_table(diff_rows) if differing else "The recipes are identical.", "", "## Best points", "",

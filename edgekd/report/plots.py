@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-from edgekd.report.results import RunResults, pareto
+from edgekd.report.results import RunResults, deployable, pareto, target_p50
 from edgekd.runs import baseline_of
 
 PRECISION_COLOR = {"fp32": "#1f77b4", "fp16": "#2ca02c", "int8": "#ff7f0e"}
@@ -37,6 +38,22 @@ def _save(fig, directory: Path, name: str) -> list[Path]:
 
 def _short(member: str) -> str:
     return {"teacher": "T"}.get(member, member.replace("gen-", "g").replace("baseline-", "b"))
+
+
+def _plain_log_ticks(axis) -> None:
+    """Log-axis labels as plain numbers (0.02, 1.5, 300) rather than 2x10^-2; the 2s and 5s
+    between decades are labelled too when the axis spans three decades or less."""
+    from matplotlib.ticker import FuncFormatter
+
+    from edgekd.report.render import ms
+
+    def minor(v, _):
+        low, high = sorted(axis.get_view_interval())
+        leading = round(v / 10 ** math.floor(math.log10(v)), 6)
+        return ms(v) if high / max(low, 1e-12) <= 1000 and leading in (2, 5) else ""
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: ms(v)))
+    axis.set_minor_formatter(FuncFormatter(minor))
 
 
 def _front(ax, xs, ys, color="0.3"):
@@ -95,19 +112,22 @@ def latency_vs_accuracy(res: RunResults, target: str, directory: Path) -> list[P
         fmt, precision = r["artifact"].split("-")
         color, marker = PRECISION_COLOR[precision], FORMAT_MARKER[fmt]
         kinds[r["artifact"]] = (color, marker)
-        ax.scatter(r["p50_ms"], 100 * r["accuracy"], marker=marker, color=color, s=45, zorder=3)
+        shippable = r.get("runtime_on_target", True) and r.get("verified", True)
+        alpha = 1.0 if shippable else 0.25  # faded: the board cannot run it, or it failed verification
+        ax.scatter(r["p50_ms"], 100 * r["accuracy"], marker=marker, color=color, s=45, zorder=3, alpha=alpha)
         pred = r.get("predicted")
         if pred:
             ax.errorbar(pred["p50_ms"], 100 * r["accuracy"],
                         xerr=[[pred["p50_ms"] - pred["low_ms"]], [pred["high_ms"] - pred["p50_ms"]]],
-                        fmt=marker, mfc="none", mec=color, ecolor=color, elinewidth=0.6, alpha=0.7, ms=7, zorder=2)
+                        fmt=marker, mfc="none", mec=color, ecolor=color, elinewidth=0.6, alpha=0.7 * alpha, ms=7,
+                        zorder=2)
         if r["artifact"] in ("onnx-fp32", "torch-fp32"):
             for x in (r["p50_ms"], (pred or {}).get("p50_ms")):
                 if x:
                     ax.annotate(_short(r["member"]), (x, 100 * r["accuracy"]), textcoords="offset points",
                                 xytext=(5, 4), fontsize=8)
-    pts = [((r.get("predicted") or {}).get("p50_ms", r["p50_ms"]), 100 * r["accuracy"]) for r in rows]
-    if pts:
+    pts = [(target_p50(r, report), 100 * r["accuracy"]) for r in deployable(report)]
+    if len(pts) > 1:  # the front of what could ship to the target, at its own latency
         _front(ax, [p[0] for p in pts], [p[1] for p in pts])
     budget = report["target"].get("latency_budget_ms")
     if budget:
@@ -118,9 +138,13 @@ def latency_vs_accuracy(res: RunResults, target: str, directory: Path) -> list[P
     if any(r.get("predicted") for r in rows):
         handles += [Line2D([], [], ls="", marker="o", mfc="none", mec="0.3", color="0.3",
                            label=f"hollow: predicted for {target}\n(bar: interval)")]
+    if any(not (r.get("runtime_on_target", True) and r.get("verified", True)) for r in rows):
+        handles += [Line2D([], [], ls="", marker="o", color="0.3", alpha=0.25,
+                           label="faded: runtime not on the target,\nor failed verification")]
     handles += ax.get_legend_handles_labels()[0]
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis)
     ax.set_xlabel(f"p50 latency, batch {report['settings']['batch']} (ms, log scale)")
     ax.set_ylabel("test accuracy in its runtime (%)")
     ax.set_title(f"Latency vs accuracy: {target}")
@@ -164,6 +188,7 @@ def training_curves(res: RunResults, directory: Path) -> list[Path]:
     names = [n for n in res.curves if n.startswith("gen-") or n == "teacher"]
     names.sort(key=lambda n: -1 if n == "teacher" else int(n.split("-")[1]))
     fig, axes = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
+    lows = []  # accuracy after the first quarter of training: the range worth reading
     for i, name in enumerate(names):
         rows = res.curves[name]
         color = RUN_COLORS[i % len(RUN_COLORS)]
@@ -174,11 +199,14 @@ def training_curves(res: RunResults, directory: Path) -> list[Path]:
             axes[0].plot(epochs, [r.get(term, float("nan")) for r in rows], color=color, ls=ls, lw=0.9,
                          label=f"{name} {term}")
         axes[1].plot(epochs, [100 * r["val_acc"] for r in rows], color=color, label=name)
+        lows.append(min(100 * r["val_acc"] for r in rows[len(rows) // 4:]))
     axes[0].set_yscale("log")
     axes[0].set_ylabel("training loss (log scale)")
     axes[0].legend(fontsize=7, ncol=3)
     axes[0].set_title(f"Training curves: {res.name}")
     axes[1].set_ylabel("validation accuracy (%)")
+    if lows:
+        axes[1].set_ylim(max(0.0, min(lows) - 2), 100.5)  # the first epochs' low accuracy would squash the rest
     axes[1].set_xlabel("epoch")
     axes[1].legend(fontsize=8)
     for ax in axes:

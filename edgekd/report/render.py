@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from pathlib import Path
 
 from edgekd.errors import UserError
 from edgekd.report import plots
-from edgekd.report.results import SCHEMA, RunResults, collect
+from edgekd.report.results import SCHEMA, RunResults, collect, deployable, target_p50
 from edgekd.runs import atomic_path, baseline_of, write_json
 
 
@@ -35,6 +36,10 @@ def build_report(run_dir: Path, within_points: float = 1.0, targets: list[str] |
     figures.append(("The chain", plots.chain(res, plot_dir)[0]))
     if res.curves:
         figures.append(("Training curves", plots.training_curves(res, plot_dir)[0]))
+    drawn = {p.stem for _, p in figures}
+    for old in plot_dir.glob("*"):  # plots of targets no longer shown would read as current
+        if old.suffix in (".png", ".svg") and old.stem not in drawn:
+            old.unlink()
     sections = _sections(res, within_points)
     write_json(out / "results.json", {"schema": SCHEMA, "run": res.name, "data": res.manifest["data"],
                                       "summary": sections["summary"], "missing": res.missing, "rows": res.rows()})
@@ -55,7 +60,7 @@ def _sections(res: RunResults, within: float) -> dict:
     gens = [p for p in res.points if p["role"] == "gen"]
     summary = []
     if teacher is not None and gens:
-        ok = [p for p in gens if p["accuracy"] >= teacher - within / 100]
+        ok = [p for p in gens if p["verified"] and p["accuracy"] >= teacher - within / 100]
         if ok:
             best = min(ok, key=lambda p: p["size_bytes"])
             tpoint = next((p for p in res.points if p["role"] == "teacher"), None)
@@ -68,15 +73,17 @@ def _sections(res: RunResults, within: float) -> dict:
         else:
             summary.append(f"No generation is within {within:g} point{'s' * (within != 1)} of the teacher ({100 * teacher:.1f}%).")
     for target, rep in sorted(res.bench.items()):
-        rows = [r for r in rep["rows"] if "error" not in r]
+        rows = deployable(rep)
         if not rows:
+            if any("error" not in r for r in rep["rows"]):
+                summary.append(f"Nothing benchmarked for {target} could ship: no verified artifact in its runtimes "
+                               f"({', '.join(rep['target'].get('runtimes', [])) or 'none listed'}) has a latency there.")
             continue
-        predicted = all(r.get("predicted") for r in rows)
-        key = (lambda r: r["predicted"]["p50_ms"]) if predicted else (lambda r: r["p50_ms"])
-        fast = min(rows, key=key)
-        how = "predicted" if predicted else f"measured on {rep['measured_on']}"
-        summary.append(f"Fastest on {target}: {fast['member']} {fast['artifact']} at {ms(key(fast))} ms p50 ({how}), "
-                       f"{100 * fast['accuracy']:.1f}% accurate." + _budget_line(rep["target"], rows))
+        fast = min(rows, key=lambda r: target_p50(r, rep))
+        how = "predicted" if rep.get("prediction_method") else f"measured on {rep['measured_on']}"
+        summary.append(f"Fastest on {target} (verified, in its runtimes): {fast['member']} {fast['artifact']} at "
+                       f"{ms(target_p50(fast, rep))} ms p50 ({how}), {100 * fast['accuracy']:.1f}% accurate."
+                       + _budget_line(rep["target"], rows, rep))
     gains = [(g, members[g]["test_acc"] - baseline_of(members, g)["test_acc"])
              for g in members if baseline_of(members, g)]
     if gains:
@@ -108,7 +115,7 @@ def _sections(res: RunResults, within: float) -> dict:
               "load+run MB", "fits RAM", "note"]]
         for r in rep["rows"]:
             pred = r.get("predicted")
-            note = "; ".join(bench_notes(r, rep["target"]))
+            note = "; ".join(bench_notes(r, rep))
             t.append([r["member"], r["artifact"], f"{100 * r['accuracy']:.1f}%" if "accuracy" in r else "-",
                       _f(r.get("p50_ms")), _f(r.get("p90_ms")),
                       predicted_ms(pred) if pred else "-",
@@ -142,6 +149,11 @@ def _method(res: RunResults) -> list[str]:
                          "labelled predicted, and never below the target's compute and memory floor. The host "
                          f"probe read {probe['peak_gflops_fp32']:g} GFLOP/s and {probe['memory_bandwidth_gbs']:g} GB/s"
                          + (f" while other processes used {busy:g} CPUs." if busy and busy >= 0.1 else "."))
+        kept = [r for r in rep["rows"] if r.get("kept")]
+        if kept:
+            lines.append(f"{target}: {len(kept)} row(s) marked kept were measured by an earlier bench of the same "
+                         "artifacts on the same machine, threads and batch; each keeps its own processes and runs, "
+                         "and its prediction the host probe of that bench (in its note).")
     return lines
 
 
@@ -158,39 +170,41 @@ def _f(v) -> str:
     return "-" if v is None else f"{v:.3g}"
 
 
-def _budget_line(target: dict, rows: list[dict]) -> str:
+def _budget_line(target: dict, rows: list[dict], rep: dict) -> str:
     """How many deployable artifacts meet the target's latency budget, judged as the notes judge each row."""
     budget = target.get("latency_budget_ms")
-    judged = [target_p50(r) for r in rows if r.get("runtime_on_target", True) and target_p50(r) is not None]
-    if not budget or not judged:
+    if not budget:
         return ""
-    return f" {sum(p <= budget for p in judged)} of {len(judged)} artifacts in its runtimes are within its " \
+    return f" {sum(target_p50(r, rep) <= budget for r in rows)} of {len(rows)} artifacts are within its " \
            f"{ms(budget)} ms budget."
 
 
-def target_p50(r: dict) -> float | None:
-    """The row's latency on its target: predicted where there is a prediction, else measured."""
-    return (r.get("predicted") or {}).get("p50_ms", r.get("p50_ms"))
-
-
-def bench_notes(r: dict, target: dict) -> list[str]:
+def bench_notes(r: dict, rep: dict) -> list[str]:
     notes = [r[k] for k in ("error", "prediction_error") if k in r]
+    if r.get("verified") is False:
+        notes.append("failed verification against torch")
     if r.get("kept"):
-        notes.append(f"kept from an earlier bench ({r.get('measured_at', '?')[:16].replace('T', ' ')})")
+        probe = (r.get("earlier") or {}).get("peak_gflops_fp32")
+        probed = f", host probe {probe:.0f} GFLOP/s" if probe and rep.get("prediction_method") else ""
+        notes.append(f"kept from an earlier bench ({r.get('measured_at', '?')[:16].replace('T', ' ')}{probed})")
     if r.get("unstable"):
         notes.append(f"unstable: {r['unstable_reason']}" if "unstable_reason" in r else "unstable")
     if not r.get("runtime_on_target", True):
         notes.append(f"{r['runtime']} not on target")
-    budget, p50 = target.get("latency_budget_ms"), target_p50(r)
+    budget, p50 = rep["target"].get("latency_budget_ms"), target_p50(r, rep)
     if budget and p50 is not None and p50 > budget:
         notes.append(f"over the {ms(budget)} ms budget")
     return notes
 
 
 def ms(v: float) -> str:
-    """A latency without exponents: three significant digits below 100 ms (0.0816, 1.8, 28.5),
-    whole milliseconds above (285, 1,240)."""
-    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+    """A latency without exponents: three significant digits below 100 ms (0.0816, 1.8, 28.5,
+    0.0000123), whole milliseconds above (285, 1,240)."""
+    if v >= 100:
+        return f"{v:,.0f}"
+    if v >= 1e-4 or v <= 0:
+        return f"{v:.3g}"
+    return f"{v:.{2 - math.floor(math.log10(v))}f}"  # where .3g would switch to an exponent
 
 
 def predicted_ms(pred: dict) -> str:

@@ -62,9 +62,13 @@ def collect(run_dir: Path) -> RunResults:
             fmt, precision = art.split("-")
             points.append({**base, "artifact": art, "format": fmt, "precision": precision, "size_bytes": a["bytes"],
                            "weight_bytes": a.get("weight_bytes"), "accuracy": a["accuracy"], "verified": a.get("passed", False)})
-        if not artifacts and "size_bytes" in entry:  # not exported: the torch weights file stands in
-            points.append({**base, "artifact": "torch-fp32", "format": "torch", "precision": "fp32",
+        if not artifacts and "size_bytes" in entry:  # not exported: the weights file (or a teacher's ONNX) stands in
+            fmt = entry.get("size_format", "torch")
+            points.append({**base, "artifact": f"{fmt}-fp32" if fmt == "torch" else fmt, "format": fmt, "precision": "fp32",
                            "size_bytes": entry["size_bytes"], "accuracy": entry["test_acc"], "verified": True})
+    if manifest.get("status") == "running":
+        missing.append(f"the run is not finished: {len(run.members('gen'))} of {len(manifest.get('students', [])) or '?'} "
+                       f"generations trained (`edgekd distill --resume {run.root}` continues it)")
     if not any(p["role"] == "gen" and p["format"] != "torch" for p in points):
         missing.append("no exported artifacts (run `edgekd export`)")
     bench = {p.stem: read_bench(p) for p in sorted(run.bench_dir.glob("*.json"))} if run.bench_dir.exists() else {}
@@ -100,3 +104,18 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
             front.append(i)
             best = points[i][1]
     return front
+
+
+def deployable(rep: dict) -> list[dict]:
+    """Rows that could ship to the target: measured, verified against torch, in a runtime the
+    target has, with a latency for the target itself."""
+    return [r for r in rep["rows"] if "error" not in r and r.get("verified", True)
+            and r.get("runtime_on_target", True) and target_p50(r, rep) is not None]
+
+
+def target_p50(r: dict, rep: dict) -> float | None:
+    """The row's latency on its target: predicted when the bench predicts (a host measurement
+    is not the target's), measured when the target is this host or the device itself."""
+    if rep.get("prediction_method"):
+        return (r.get("predicted") or {}).get("p50_ms")
+    return r.get("p50_ms")
