@@ -70,6 +70,10 @@ def fmt(value, kind: str = "") -> str:
             if value < 1024 or unit == "GiB":
                 return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
             value /= 1024
+    if kind == "ms":
+        from edgekd.report.render import ms
+
+        return ms(value)
     if isinstance(value, float):
         return f"{value:.3g}"
     return f"{value:,}" if isinstance(value, int) else str(value)

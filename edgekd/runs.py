@@ -198,7 +198,7 @@ def _shown(path: Path) -> Path:
     """An absolute path as the user would type it: relative when under the working directory."""
     try:
         shown = path.relative_to(Path.cwd())
-    except ValueError:
+    except (ValueError, OSError):  # elsewhere, or the working directory was deleted
         return path
     return shown if shown.parts else path  # the working directory itself keeps its name
 

@@ -322,6 +322,11 @@ def test_bench_reports_damaged_artifacts_per_row(cli, damaged):
     assert rows["gen-2", "onnx-fp32"]["predicted"]["p50_ms"] > 0
     with np.load(run / "bench" / "inputs.npz") as cached:
         assert len(cached["x"]) == len(cached["y"]) > 0
+    code, out, err = cli("bench", run, "-t", "pi4", "--runtime", "torch", "--processes", "1", "--min-seconds", "0.01",
+                         "--json")
+    assert code == 0, err  # a narrower bench keeps the good rows, never the failures
+    again = json.loads(out)["raspberry-pi-4"]
+    assert again["kept_rows"] == 2 and not any("error" in r for r in again["rows"])
 
 
 def test_students_set_the_chain_length_next_to_a_recipe_file(cli, tmp_path):

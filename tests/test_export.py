@@ -163,6 +163,8 @@ def test_openvino_alone_builds_its_onnx_intermediate(tiny_run, tmp_path, cli):
     assert code == 0, err
     names = {r["artifact"] for r in json.loads(out) if r["member"] == "gen-1"}
     assert {"openvino-fp32", "openvino-fp16"} <= names
+    export = json.loads((root / "manifest.json").read_text())["recipe"]["export"]
+    assert export["formats"] == ["openvino"] and not export["int8"]  # the ONNX intermediate widens nothing
 
 
 def test_ir_bytes_do_not_depend_on_what_the_process_converted_before(exported_run, tmp_path):

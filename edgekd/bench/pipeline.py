@@ -56,7 +56,9 @@ def bench_run(run_dir: Path, targets: list[str], runtimes: tuple[str, ...] = RUN
     for target in resolved:
         threads = target.threads if remote else min(target.threads, host.cores())
         settings = Settings(threads=threads, batch=batch, processes=processes, min_seconds=min_seconds)
-        if remote:
+        if remote and not jobs:  # every artifact changed since export: nothing to upload
+            measured = dict(changed)
+        elif remote:
             session = Session(remote, inputs, jobs)
             try:
                 measured = {**changed, **measure_all(jobs, settings, inputs, on_event, run=session.run)}
@@ -141,7 +143,7 @@ def _earlier_rows(run: Run, manifest: dict, report: dict, on_event: Callable[[di
     except UserError:
         return []  # none yet, or damaged: replaced
     measured = {(r["member"], r["artifact"]) for r in report["rows"]}
-    unmeasured = [r for r in old["rows"] if isinstance(r, dict)
+    unmeasured = [r for r in old["rows"] if isinstance(r, dict) and "error" not in r  # a failure is retried, not kept
                   and (r.get("member"), r.get("artifact")) not in measured and run.timed_current(r, manifest)]
     then, now = _provenance(old), _provenance(report)
     if then != now:
@@ -152,7 +154,7 @@ def _earlier_rows(run: Run, manifest: dict, report: dict, on_event: Callable[[di
         return []
     # what the kept rows were measured and predicted with, where the file-level record is now this bench's
     earlier = {"min_seconds": old["settings"].get("min_seconds"),
-               **{k: old.get("host", {}).get(k) for k in ("peak_gflops_fp32", "memory_bandwidth_gbs")}}
+               **{k: (old.get("host") or {}).get(k) for k in ("peak_gflops_fp32", "memory_bandwidth_gbs")}}
     return [{"earlier": earlier, **r, "kept": True} for r in unmeasured]  # a row kept twice keeps its first record
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from edgekd.bench.local import RUNNER, Job, Settings, parse_runner_output, runner_command
 from edgekd.errors import UserError
+from edgekd.runs import artifact_files
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,8 @@ class Session:
         self.directory = done.stdout.strip()
         try:
             self._upload(inputs, jobs)
-        except UserError:
-            self.close()  # leave nothing behind on the device
+        except BaseException:  # a refusal or Ctrl-C: leave nothing behind on the device
+            self.close()
             raise
 
     def _upload(self, inputs: Path, jobs: list[Job]) -> None:
@@ -79,8 +80,7 @@ class Session:
             made = remote.ssh(f"mkdir -p {shlex.quote(folder)}", timeout=30)
             if made.returncode != 0:
                 raise UserError(f"cannot create {folder} on {remote.destination}: {_last_line(made.stderr)}")
-            files = [job.path, job.path.with_suffix(".bin")] if job.path.suffix == ".xml" else [job.path]
-            remote.scp(files, folder, timeout=300)
+            remote.scp(artifact_files(job.path), folder, timeout=300)
             self.paths[job] = f"{folder}/{job.path.name}"
         self.inputs = f"{self.directory}/{inputs.name}"
 

@@ -382,8 +382,9 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
     seconds = time.perf_counter() - started
     peers = list(student.peers) if mutual else [student]
     x_val, y_val = torch.from_numpy(s.x_val), torch.from_numpy(s.y_val)
-    peer_val = [evaluate(p, x_val, y_val)[0] for p in peers] if mutual else [result["val_acc"]]
-    chosen = max(range(len(peers)), key=lambda i: peer_val[i])  # the best on validation is the one exported
+    scores = [evaluate(p, x_val, y_val) for p in peers] if mutual else [(result["val_acc"], 0.0)]
+    chosen = max(range(len(peers)), key=lambda i: (scores[i][0], -scores[i][1]))  # as trainer.evaluate ranks peers
+    peer_val = [acc for acc, _ in scores]
     student = peers[chosen]
     save_model(student, spec, directory / "model.pt")
     write_jsonl(directory / "metrics.jsonl", result["history"])

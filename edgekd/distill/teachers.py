@@ -165,7 +165,8 @@ def _onnx_params(path: Path) -> int | None:
     except Exception:
         return None
     integer = {onnx.TensorProto.INT64, onnx.TensorProto.INT32}
-    return sum(int(np.prod(t.dims)) for t in graph.initializer if t.data_type not in integer)
+    count = sum(int(np.prod(t.dims)) for t in graph.initializer if t.data_type not in integer)
+    return count or None  # weights held in Constant nodes: unknown rather than zero
 
 
 def copy_into(teacher: Teacher, directory: Path) -> Path:

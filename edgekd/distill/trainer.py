@@ -73,7 +73,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     """(accuracy, mean cross-entropy) in eval mode. A cohort of peers (dml) scores as its best
     peer, the one the chain exports, so its curve and best epoch are that peer's."""
     if isinstance(getattr(model, "peers", None), nn.ModuleList):
-        return max((evaluate(p, x, y, batch_size) for p in model.peers), key=lambda r: (r[0], -r[1]))
+        return max((evaluate(p, x, y, batch_size) for p in model.peers), key=lambda r: (r[0], -r[1]))  # chain: same key
     was = model.training
     model.eval()
     logits = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
@@ -133,7 +133,7 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
                         teacher_logits = data.teacher(x)
             terms = use(Batch(student(x), teacher_logits, data.y[idx]))
             if not torch.isfinite(terms["loss"]):
-                raise UserError(f"training diverged at epoch {epoch + 1} (loss {terms['loss'].item()}); "
+                raise UserError(f"training diverged at epoch {len(state['history']) + 1} (loss {terms['loss'].item()}); "
                                 "lower train.lr or check the data")
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()

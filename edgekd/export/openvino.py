@@ -49,12 +49,13 @@ def _stable_names(model) -> None:
     timed, and a counter-named re-export would make them look stale. Inputs and outputs keep
     their names."""
     ops = list(model.get_ordered_ops())
-    taken = {op.get_friendly_name() for op in ops}
+    renamed = [op.get_type_name() not in ("Parameter", "Result") and bool(_COUNTER_NAME.fullmatch(op.get_friendly_name()))
+               for op in ops]
+    taken = {op.get_friendly_name() for op, r in zip(ops, renamed) if not r}  # names that stay
     for i, op in enumerate(ops):
-        if op.get_type_name() in ("Parameter", "Result") or not _COUNTER_NAME.fullmatch(op.get_friendly_name()):
-            continue
-        name = f"{op.get_type_name()}_{i}"
-        while name in taken:
-            name += "_"
-        taken.add(name)
-        op.set_friendly_name(name)
+        if renamed[i]:
+            name = f"{op.get_type_name()}_{i}"
+            while name in taken:
+                name += "_"
+            taken.add(name)
+            op.set_friendly_name(name)

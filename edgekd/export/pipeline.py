@@ -132,18 +132,18 @@ def export_run(run_dir: Path, formats: tuple[str, ...] | None = None, int8: bool
         write_json(run.validation_path(member), records)
         run.update_manifest(lambda m: m["members"][member].update(artifacts=_summary(records)))
         results[member] = {name: {**r, "kept": True} if name in kept else r for name, r in records.items()}
-    # the recipe says how to rebuild everything on disk: this export's settings, widened by what it kept
-    on_disk = {name for records in results.values() for name, r in records.items() if r.get("built")}
-    formats = [f for f in FORMATS if f in formats or any(n.startswith(f + "-") for n in on_disk)]
-    int8_kept = any(n.endswith("-int8") for n in on_disk)
+    # the recipe says how to rebuild everything listed: this export's settings, widened by what it kept
+    kept = {name for records in results.values() for name, r in records.items() if r.get("kept")}
+    formats = [f for f in FORMATS if f in formats or any(n.startswith(f + "-") for n in kept)]
+    int8_kept = any(n.endswith("-int8") for n in kept)
     run.update_manifest(lambda m: m["recipe"].setdefault("export", {}).update(
         formats=formats, int8=int8 or int8_kept, calibration=calibration if int8 else saved.get("calibration", calibration)))
     return results
 
 
 def _earlier_records(run: Run, manifest: dict, member: str, rebuilt: dict[str, dict]) -> dict[str, dict]:
-    """Artifacts of an earlier export that this one did not rebuild (a narrower --format or
-    --no-int8): kept while their files are on disk as they were verified. The model they came
+    """Verified artifacts of an earlier export that this one did not rebuild (a narrower
+    --format or --no-int8): kept while their files are on disk as they were verified. The model they came
     from never changes once its generation is finished."""
     try:
         earlier = read_json(run.validation_path(member))
@@ -151,8 +151,8 @@ def _earlier_records(run: Run, manifest: dict, member: str, rebuilt: dict[str, d
         earlier = manifest["members"][member].get("artifacts", {})
     kept = {}
     for name, r in (earlier.items() if isinstance(earlier, dict) else []):
-        if name in rebuilt or not isinstance(r, dict) or not r.get("built") or "file" not in r:
-            continue
+        if name in rebuilt or not isinstance(r, dict) or not r.get("passed") or "file" not in r:
+            continue  # a failed artifact is not carried over: a later export may rebuild it
         files = artifact_files(run.root / r["file"])
         if all(f.is_file() for f in files) and files_sha256(files) == r.get("sha256"):
             kept[name] = r

@@ -70,7 +70,7 @@ def size_vs_accuracy(res: RunResults, directory: Path) -> list[Path]:
     for p in gens:
         key = (p["format"], p["precision"])
         ax.scatter(p["size_bytes"] / 1024, 100 * p["accuracy"], marker=FORMAT_MARKER[p["format"]],
-                   color=PRECISION_COLOR[p["precision"]], s=45, zorder=3,
+                   color=PRECISION_COLOR[p["precision"]], s=45, zorder=3, alpha=1.0 if p["verified"] else 0.25,
                    label=None if key in seen else f"{p['format']} {p['precision']}")
         seen.add(key)
         if p["artifact"] in ("onnx-fp32", "torch-fp32"):
@@ -85,10 +85,14 @@ def size_vs_accuracy(res: RunResults, directory: Path) -> list[Path]:
                         textcoords="offset points", xytext=(5, -10), fontsize=8, color="0.45")
     for p in (p for p in res.points if p["role"] == "teacher"):
         ax.scatter(p["size_bytes"] / 1024, 100 * p["accuracy"], marker="*", color="black", s=140,
-                   label="teacher (fp32)", zorder=4)
-    if gens:
-        _front(ax, [p["size_bytes"] / 1024 for p in gens], [100 * p["accuracy"] for p in gens])
+                   label="teacher", zorder=4)
+    shippable = [p for p in gens if p["verified"]]  # faded points failed verification: not on the front
+    if len(shippable) < len(gens):
+        ax.scatter([], [], marker="o", color="0.3", alpha=0.25, label="faded: failed verification")
+    if shippable:
+        _front(ax, [p["size_bytes"] / 1024 for p in shippable], [100 * p["accuracy"] for p in shippable])
     ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis)
     ax.set_xlabel("size on disk (KiB, log scale)")
     ax.set_ylabel("test accuracy in its runtime (%)")
     ax.set_title(f"Size vs accuracy: {res.name}")
@@ -231,6 +235,7 @@ def compare_size(runs: list[RunResults], directory: Path) -> list[Path]:
             ax.annotate(_short(p["member"]), (p["size_bytes"] / 1024, 100 * p["accuracy"]), textcoords="offset points",
                         xytext=(4, 4), fontsize=7, color=color)
     ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis)
     ax.set_xlabel("fp32 size on disk (KiB, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Runs compared: size vs accuracy")

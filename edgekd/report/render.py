@@ -71,7 +71,8 @@ def _sections(res: RunResults, within: float) -> dict:
                            f"{best['member']} {best['artifact']}, {best['size_bytes'] / 1024:.1f} KiB, "
                            f"{100 * best['accuracy']:.1f}%{ratio}.")
         else:
-            summary.append(f"No generation is within {within:g} point{'s' * (within != 1)} of the teacher ({100 * teacher:.1f}%).")
+            summary.append(f"No verified artifact of a generation is within {within:g} point{'s' * (within != 1)} of "
+                           f"the teacher ({100 * teacher:.1f}%).")
     for target, rep in sorted(res.bench.items()):
         rows = deployable(rep)
         if not rows:
@@ -117,7 +118,7 @@ def _sections(res: RunResults, within: float) -> dict:
             pred = r.get("predicted")
             note = "; ".join(bench_notes(r, rep))
             t.append([r["member"], r["artifact"], f"{100 * r['accuracy']:.1f}%" if "accuracy" in r else "-",
-                      _f(r.get("p50_ms")), _f(r.get("p90_ms")),
+                      _ms(r.get("p50_ms")), _ms(r.get("p90_ms")),
                       predicted_ms(pred) if pred else "-",
                       _f(r.get("peak_rss_delta_mb")), {True: "yes", False: "NO"}.get(r.get("fits_ram"), "-"), note])
         bench_tables[target] = t
@@ -168,6 +169,10 @@ def _n(v) -> str:
 
 def _f(v) -> str:
     return "-" if v is None else f"{v:.3g}"
+
+
+def _ms(v) -> str:
+    return "-" if v is None else ms(v)
 
 
 def _budget_line(target: dict, rows: list[dict], rep: dict) -> str:

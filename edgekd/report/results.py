@@ -84,8 +84,13 @@ def collect(run_dir: Path) -> RunResults:
 
 
 def _drop_stale(run: Run, manifest: dict, rep: dict) -> int:
-    """Keep only rows that timed the artifact as it is now; returns how many were dropped."""
+    """Keep only rows that timed the artifact as it is now, each with the manifest's word on
+    whether that artifact passed verification (older bench files do not record it); returns
+    how many were dropped."""
     fresh = [r for r in rep["rows"] if run.timed_current(r, manifest)]
+    for r in fresh:
+        art = manifest["members"][r["member"]].get("artifacts", {}).get(r["artifact"], {})
+        r["verified"] = r["artifact"] == "torch-fp32" or bool(art.get("passed"))
     dropped = len(rep["rows"]) - len(fresh)
     rep["rows"] = fresh
     return dropped
