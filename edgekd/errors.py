@@ -16,4 +16,8 @@ def reason(e: BaseException, limit: int = 160) -> str:
     "Exception from src/...:132:" line, so take the first line that says something."""
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     text = next((line for line in lines if not line.endswith(":")), lines[0] if lines else "")
-    return (text or f"{type(e).__name__}, no message")[:limit]
+    text = text or f"{type(e).__name__}, no message"
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]  # end on a whole word, and say that more was left out
+    return f"{cut.rstrip(',;:')}…"

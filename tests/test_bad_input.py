@@ -42,13 +42,15 @@ def bad(tmp_path):
         "empty": _npz(tmp_path / "empty.npz", x=np.zeros((0, 10), np.float32), y=np.zeros(0)),
         "nolabels": _npz(tmp_path / "nolabels.npz", x=x),
         "mismatch": _npz(tmp_path / "mismatch.npz", x=x, y=y[:50]),
-        "good3": _npz(tmp_path / "good3.npz", x=x, y=y),
+        "nhwc": _npz(tmp_path / "nhwc.npz", x=np.zeros((60, 12, 12, 3), np.float32), y=y),
+        "grey2d": _npz(tmp_path / "grey2d.npz", x=np.zeros((60, 12, 12), np.float32), y=y),
     }
 
 
 @pytest.mark.parametrize("case,words", [
     ("nan", ["NaN"]), ("inf", ["infinite"]), ("empty", ["no samples"]),
-    ("nolabels", ["'y'"]), ("mismatch", ["labels"])])
+    ("nolabels", ["'y'"]), ("mismatch", ["labels"]),
+    ("nhwc", ["channels last", "x.transpose(0, 3, 1, 2)"]), ("grey2d", ["(N, 1, H, W)", "x[:, None]"])])
 def test_bad_data(cli, bad, case, words, tmp_path):
     _assert_refused(cli("distill", "--data", bad[case], *TINY, "--transfer", "0", "--out", tmp_path / "r"), *words)
     assert not (tmp_path / "r").exists()
@@ -66,14 +68,22 @@ def test_missing_teacher(cli):
     _assert_refused(cli("distill", "--teacher", "missing.pt"), "does not exist")
 
 
-def test_teacher_with_wrong_class_count(cli, bad, tiny_run, tmp_path):
-    _assert_refused(cli("distill", "--data", bad["good3"], "--teacher", tiny_run, "--transfer", "0",
-                        "--out", tmp_path / "r"), "classes")
+def test_teacher_with_wrong_class_count(cli, tiny_run, tmp_path):
+    x = np.random.default_rng(0).normal(size=(60, 40)).astype(np.float32)  # the teacher's input shape, 3 classes
+    data = _npz(tmp_path / "three.npz", x=x, y=np.arange(60) % 3)
+    _assert_refused(cli("distill", "--data", data, "--teacher", tiny_run, "--transfer", "0",
+                        "--out", tmp_path / "r"), "predicts 10 classes but the data has 3")
 
 
 def test_teacher_with_wrong_input_shape(cli, tiny_run, tmp_path):
     _assert_refused(cli("distill", "--data", "digits", "--teacher", tiny_run, "--transfer", "0",
-                        "--out", tmp_path / "r"), "does not accept inputs")
+                        "--out", tmp_path / "r"), "trained on inputs of shape (40,)", "(1, 8, 8)")
+    # a 1-D signal of another length: the CNN's global pooling would run it, on meaningless features
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "short.npz", x=rng.normal(size=(300, 20)).astype(np.float32), y=np.arange(300) % 10)
+    _assert_refused(cli("distill", "--data", f"npz:{tmp_path / 'short.npz'}", "--teacher", tiny_run, "--transfer", "0",
+                        "--out", tmp_path / "r"), "trained on inputs of shape (40,), the data's are (20,)")
+    assert not (tmp_path / "r").exists()
 
 
 def test_corrupt_checkpoint(cli, tmp_path):
@@ -337,3 +347,25 @@ def test_students_set_the_chain_length_next_to_a_recipe_file(cli, tmp_path):
     (tmp_path / "three.toml").write_text("[chain]\ngenerations = 3\n")
     _assert_refused(cli("distill", "--config", tmp_path / "three.toml", "--students", "cnn:4,cnn:2",
                         "--out", tmp_path / "r"), "lists 2 architectures for 3 generations")
+
+
+def test_export_and_bench_refuse_data_changed_since_training(cli, tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "d.npz"
+    np.savez(data, x=rng.normal(size=(300, 16)).astype(np.float32), y=np.arange(300) % 3)
+    code, out, err = cli("distill", "--data", f"npz:{data}", "--chain", "1", "--set", "teacher.width=8",
+                         "--set", "teacher.epochs=1", "--set", "train.epochs=1", "--no-baseline", "--no-export",
+                         "--out", tmp_path / "run", "-q")
+    assert code == 0, err
+    np.savez(data, x=rng.normal(size=(300, 16)).astype(np.float32), y=np.arange(300) % 4)  # rewritten since
+    before = _files(tmp_path / "run")
+    _assert_refused(cli("export", tmp_path / "run"), "has changed since", "trained")
+    assert _files(tmp_path / "run") == before
+
+
+def test_long_library_messages_are_cut_at_a_word():
+    from edgekd.errors import reason
+
+    text = reason(ValueError("Weights only load failed. " + "In PyTorch 2.6 we changed the default " * 10), 60)
+    assert text == "Weights only load failed. In PyTorch 2.6 we changed the…"
+    assert reason(ValueError("short"), 60) == "short"

@@ -219,4 +219,5 @@ def test_other_data_needs_no_transfer_flag(cli, tmp_path):
     code, out, err = cli("distill", "--data", "digits", "--chain", "1", "--teacher-epochs", "2", "--epochs", "1",
                          "--set", "teacher.width=8", "--no-baseline", "--no-export", "--out", tmp_path / "d", "--json")
     assert code == 0, err
-    assert json.loads((tmp_path / "d" / "manifest.json").read_text())["data"]["transfer"] == 0
+    data = json.loads((tmp_path / "d" / "manifest.json").read_text())["data"]
+    assert data["transfer"] == 0 and data["augmentation"] == "none"  # nothing augments without --augment

@@ -63,6 +63,19 @@ def test_image_folder(tmp_path):
     assert s.input_shape == (3, 10, 12) and s.classes == 2
 
 
+def test_image_folder_shape_does_not_depend_on_which_file_sorts_first(tmp_path):
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(6):  # mostly 8x8 grey; 16-bit, so 8-bit conversion would clip it
+            Image.fromarray(rng.integers(0, 65535, (8, 8), dtype=np.uint16)).save(tmp_path / cls / f"{i}.png")
+    Image.fromarray(rng.integers(0, 255, (5, 7, 3), dtype=np.uint8)).save(tmp_path / "a" / "+first.png")  # one odd file
+    s = load_splits(f"folder:{tmp_path}")
+    assert s.input_shape == (3, 8, 8)  # the common size; RGB because one image has colour
+    x = np.concatenate([s.x_train, s.x_val, s.x_test])
+    assert 0 <= x.min() and x.max() <= 1 and 0.3 < x.mean() < 0.7  # 16-bit values kept their range, not clipped at 1
+
+
 @pytest.mark.parametrize("family", families())
 @pytest.mark.parametrize("shape", [(40,), (1, 8, 8)])
 def test_every_family_returns_logits_and_round_trips(family, shape, tmp_path):
@@ -146,3 +159,15 @@ def test_paths_in_a_recipe_file_are_relative_to_the_file(tmp_path, monkeypatch):
     (project / "recipe.toml").write_text('[data]\nspec = "digits"\ntransfer = "0"\n')
     assert (load_toml(Path("project/recipe.toml")).data.spec, load_toml(Path("project/recipe.toml")).data.transfer) \
         == ("digits", "0")
+
+
+def test_input_statistics_of_huge_but_finite_values():
+    """float32 data near 1e20 is valid, but its square overflows float32: the standardization
+    the models carry must still be finite."""
+    from edgekd.data import Splits
+    from edgekd.distill.chain import _input_stats
+
+    x = (np.random.default_rng(0).normal(size=(64, 8)) * 1e20).astype(np.float32)
+    y = np.arange(64) % 2
+    mean, std = _input_stats(Splits("big", x, y, x, y, x, y, classes=2))
+    assert np.isfinite(mean) and np.isfinite(std) and 0.5e20 < std < 2e20

@@ -102,6 +102,8 @@ def test_unstable_when_most_runs_are_slower_than_the_fastest():
     assert preempted["unstable"] and "fastest run" in preempted["unstable_reason"]
     spread = aggregate([{**run, "p50_ms": 1.0, "min_ms": 0.9}, {**run, "p50_ms": 1.6, "min_ms": 0.9}])
     assert spread["unstable"] and "between processes" in spread["unstable_reason"]
+    tail = aggregate([{**run, "p50_ms": 0.3, "min_ms": 0.28, "p90_ms": 72.0}])  # a tenth of the runs preempted
+    assert tail["unstable"] and tail["unstable_reason"] == "p90 240x the median"
 
 
 def test_bench_notes_and_intervals_read_plainly():

@@ -19,6 +19,9 @@ UNSTABLE_SPREAD = 0.25   # (max - min) / median of the per-process p50s
 # A median this many times the fastest run means most runs were preempted: catches a busy
 # machine even with --processes 1 (undisturbed runs here stay under 1.7x).
 UNSTABLE_JITTER = 3.0
+# A p90 this many times the median means one run in ten or more was preempted (quiet rows
+# here stay under 1.8x): the median may hold while the tail a user would feel does not.
+UNSTABLE_TAIL = 5.0
 
 
 @dataclass(frozen=True)
@@ -91,8 +94,10 @@ def aggregate(results: list[dict]) -> dict:
     spread = (max(p50s) - min(p50s)) / statistics.median(p50s) if len(p50s) > 1 else 0.0
     fastest = min(r["min_ms"] for r in good)
     jitter = statistics.median(p50s) / fastest if fastest > 0 else 1.0
+    tail = med("p90_ms") / med("p50_ms") if med("p50_ms") > 0 else 1.0
     reasons = ([f"p50 varied {100 * spread:.0f}% between processes"] if spread > UNSTABLE_SPREAD else []) + \
-              ([f"median {jitter:.1f}x the fastest run"] if jitter > UNSTABLE_JITTER else [])
+              ([f"median {jitter:.1f}x the fastest run"] if jitter > UNSTABLE_JITTER else []) + \
+              ([f"p90 {tail:.0f}x the median"] if tail > UNSTABLE_TAIL else [])
     return {
         "p50_ms": med("p50_ms"), "p90_ms": med("p90_ms"), "p99_ms": med("p99_ms"), "mean_ms": med("mean_ms"),
         "min_ms": min(r["min_ms"] for r in good), "first_ms": med("first_ms"), "load_ms": med("load_ms"),

@@ -21,7 +21,7 @@ from edgekd.bench import predict
 from edgekd.bench.graph import graph_costs, weight_bytes
 from edgekd.bench.local import Job, Settings, measure_all
 from edgekd.bench.remote import Remote, Session
-from edgekd.data import load_splits
+from edgekd.data import load_run_splits
 from edgekd.errors import UserError
 from edgekd.runs import Run, artifact_files, atomic_path, files_sha256, read_bench, write_json
 from edgekd.targets import HOST, Target, busy_warning, load_target, probe_host
@@ -168,8 +168,7 @@ def _inputs(run: Run, manifest: dict) -> Path:
                     return path
         except Exception:  # a damaged cache (truncated, not an npz, pickled) is rebuilt below
             pass
-    recipe = manifest["recipe"]["data"]
-    splits = load_splits(recipe["spec"], recipe["val_fraction"], recipe["seed"])
+    splits = load_run_splits(manifest, run.root)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, x=splits.x_test, y=splits.y_test)

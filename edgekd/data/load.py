@@ -29,6 +29,17 @@ def resolve(spec: str) -> str:
     return spec
 
 
+def load_run_splits(manifest: dict, where: object) -> Splits:
+    """The data a run was trained on, refused when the file has changed since: its artifacts
+    would be checked and measured against other inputs and labels."""
+    d = manifest["recipe"]["data"]
+    splits = load_splits(d["spec"], d["val_fraction"], d["seed"])
+    if splits.fingerprint() != manifest["data"]["fingerprint"]:
+        raise UserError(f"{d['spec']} has changed since {where} was trained (its train/val/test splits differ); "
+                        "export and bench need the data the run was trained on")
+    return splits
+
+
 def load_splits(spec: str, val_fraction: float = 0.1, seed: int = 0) -> Splits:
     if spec in builtin.BUILTIN:
         return builtin.BUILTIN[spec](val_fraction, seed)

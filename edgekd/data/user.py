@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv as csvlib
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,9 @@ def npz(path: Path, val_fraction: float, seed: int) -> Splits:
     if "x" not in arrays or "y" not in arrays:
         raise UserError(f"{path} must hold arrays 'x' and 'y' (found: {', '.join(arrays) or 'none'})")
     x, y = check_arrays(f"{path}:x/y", arrays["x"], arrays["y"])
+    if x.ndim == 4 and x.shape[3] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):  # read as C=H, H=W, W=channels
+        raise UserError(f"{path}: x has shape {x.shape}, channels last; edgekd takes images as (N, C, H, W): "
+                        "save x.transpose(0, 3, 1, 2)")
     parts = {}
     for split in ("val", "test"):
         if f"y_{split}" in arrays and f"x_{split}" not in arrays:
@@ -106,7 +110,8 @@ def _is_number(text: str) -> bool:
 
 
 def folder(path: Path, val_fraction: float, seed: int) -> Splits:
-    """One sub-folder per class; images resized to the first image's size, RGB or grey."""
+    """One sub-folder per class. Images are resized to the most common size among them, and
+    read as RGB when any of them is in colour, else grey; 16-bit grey keeps its full range."""
     from PIL import Image, UnidentifiedImageError
 
     _exists(path, "image folder")
@@ -116,25 +121,49 @@ def folder(path: Path, val_fraction: float, seed: int) -> Splits:
     classes = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         raise UserError(f"{path} must hold one sub-folder per class (found {len(classes)})")
-    xs, ys, size, mode = [], [], None, None
+    files, ys = [], []
     for label, cls in enumerate(classes):
-        files = [f for f in sorted(cls.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")]
-        if not files:
+        found = [f for f in sorted(cls.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")]
+        if not found:
             raise UserError(f"class folder {cls} holds no images; add some or remove the folder")
-        for file in files:
-            try:
-                with Image.open(file) as im:
-                    mode = mode or ("L" if im.mode in ("L", "1", "I;16") else "RGB")
-                    size = size or im.size
-                    xs.append(np.asarray(im.convert(mode).resize(size), dtype=np.float32) / 255.0)
-            except (UnidentifiedImageError, OSError) as e:
-                raise UserError(f"{file} is not a readable image ({e})") from None
-            ys.append(label)
+        files += found
+        ys += [label] * len(found)
+    headers = []  # (mode, size) of every image: the choice must not depend on which file sorts first
+    for file in files:
+        try:
+            with Image.open(file) as im:
+                headers.append((im.mode, im.size))
+        except (UnidentifiedImageError, OSError) as e:
+            raise UserError(f"{file} is not a readable image ({e})") from None
+    mode = "L" if all(m in GREY_MODES for m, _ in headers) else "RGB"
+    sizes = Counter(s for _, s in headers)
+    size = max(sizes, key=lambda s: (sizes[s], s[0] * s[1]))  # the most common; on a tie the larger
+    xs = []
+    for file in files:
+        try:
+            with Image.open(file) as im:
+                xs.append(_pixels(im, mode, size))
+        except (UnidentifiedImageError, OSError) as e:
+            raise UserError(f"{file} is not a readable image ({e})") from None
     x = np.stack(xs)
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # (N, C, H, W)
     x, y = check_arrays(str(path), x, np.array(ys))
     return _finish(f"folder:{path}", x, y, len(classes), {}, val_fraction, seed,
                    class_names=tuple(p.name for p in classes), augmentation="flip+crop")
+
+
+GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+
+
+def _pixels(im, mode: str, size: tuple[int, int]) -> np.ndarray:
+    """An image as floats in [0, 1], (H, W) grey or (H, W, 3) RGB, at `size`."""
+    from PIL import Image
+
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit grey: convert("L") would clip at 255
+        peak = 1.0 if im.mode == "F" else 65535.0
+        grey = np.asarray(Image.fromarray(np.asarray(im, dtype=np.float32) / peak, mode="F").resize(size))
+        return np.repeat(grey[..., None], 3, axis=-1) if mode == "RGB" else grey
+    return np.asarray(im.convert(mode).resize(size), dtype=np.float32) / 255.0
 
 
 def _finish(name: str, x, y, classes: int, parts: dict, val_fraction: float, seed: int, class_names=None,

@@ -94,7 +94,8 @@ def _distill(recipe: Recipe, out: Path | None, run: Run | None, on_event: Events
         run = Run.create(root, {
             "name": root.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "recipe": recipe.to_dict(), "versions": host.versions(), "host": host.describe(),
-            "torch_threads": torch.get_num_threads(), "data": splits.describe(), "members": {},
+            "torch_threads": torch.get_num_threads(), "members": {},
+            "data": {**splits.describe(), "augmentation": splits.augmentation if recipe.data.augment else "none"},
             "students": [a.to_dict() for a in archs],
             "status": "running"})
         link_latest(run.root)
@@ -211,8 +212,9 @@ def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
 
 
 def _input_stats(splits: Splits) -> tuple[float, float]:
-    std = float(splits.x_train.std())
-    return float(splits.x_train.mean()), std if std > 0 else 1.0
+    x = splits.x_train.astype(np.float64)  # float32 squares overflow for values beyond ~1e19
+    std = float(x.std())
+    return float(x.mean()), std if std > 0 else 1.0
 
 
 # --- the students ---------------------------------------------------------------------

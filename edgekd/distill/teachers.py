@@ -84,6 +84,10 @@ class Teacher:
 
 def check_against(teacher: Teacher, x_sample: np.ndarray, classes: int) -> None:
     """Refuse a teacher that cannot take the data's inputs or predicts another class count."""
+    shape = tuple(x_sample.shape[1:])
+    if teacher.spec is not None and tuple(teacher.spec.input_shape) != shape:  # global pooling takes any length
+        raise UserError(f"teacher {teacher.source} was trained on inputs of shape {tuple(teacher.spec.input_shape)}, "
+                        f"the data's are {shape}")
     try:
         out = teacher.logits(x_sample[:4])
     except Exception as e:  # any runtime's shape error: say it in one sentence

@@ -15,7 +15,7 @@ import torch
 
 from edgekd import host
 from edgekd.bench.graph import weight_bytes
-from edgekd.data import load_splits
+from edgekd.data import load_run_splits
 from edgekd.errors import UserError, reason
 from edgekd.export import onnx as onnx_export
 from edgekd.export import openvino as ov_export
@@ -23,7 +23,11 @@ from edgekd.export import quantize
 from edgekd.export.verify import verify
 from edgekd.models import load_model
 from edgekd.recipe import EXPORT_FORMATS as FORMATS
+from edgekd.recipe import ExportRecipe
 from edgekd.runs import Run, artifact_files, files_sha256, read_json, write_json
+
+
+DEFAULT_CALIBRATION = ExportRecipe.calibration
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ def export_run(run_dir: Path, formats: tuple[str, ...] | None = None, int8: bool
     saved = run.manifest()["recipe"].get("export", {})
     formats = tuple(formats or saved.get("formats", FORMATS))
     int8 = saved.get("int8", True) if int8 is None else int8
-    calibration = calibration or saved.get("calibration", 512)
+    calibration = calibration or saved.get("calibration", DEFAULT_CALIBRATION)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise UserError(f"unknown export format {unknown[0]!r}; valid formats: {', '.join(FORMATS)}")
@@ -82,11 +86,12 @@ def export_run(run_dir: Path, formats: tuple[str, ...] | None = None, int8: bool
     plan += [(m, {("onnx", "fp32")}) for m in extras]
     manifest = run.manifest()
     recipe = manifest["recipe"]
-    splits = load_splits(recipe["data"]["spec"], recipe["data"]["val_fraction"], recipe["data"]["seed"])
+    splits = load_run_splits(manifest, run.root)
     x_check = splits.x_val[:256]
     if int8 and calibration > len(splits.x_train):
-        on_event({"kind": "warning", "text": f"calibration {calibration}: the training set has {len(splits.x_train)} "
-                                             "rows; int8 is calibrated on all of them"})
+        if calibration != DEFAULT_CALIBRATION:  # the default means "up to": only a number someone chose is news
+            on_event({"kind": "warning", "text": f"calibration {calibration}: the training set has "
+                                                 f"{len(splits.x_train)} rows; int8 is calibrated on all of them"})
         calibration = len(splits.x_train)
     loaded = {}
     for member, _ in plan:  # every model read before anything is written: a bad one changes nothing

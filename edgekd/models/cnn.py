@@ -22,7 +22,8 @@ class ConvNet(nn.Module):
         elif len(spec.input_shape) == 3:
             conv, norm, channels, stem_kernel = nn.Conv2d, nn.BatchNorm2d, spec.input_shape[0], 3
         else:
-            raise UserError(f"cnn takes inputs of shape (L,) or (C, H, W), not {spec.input_shape}")
+            hint = "; grey images go in as (N, 1, H, W): x[:, None]" if len(spec.input_shape) == 2 else ""
+            raise UserError(f"cnn takes inputs of shape (L,) or (C, H, W), not {tuple(spec.input_shape)}{hint}")
         self.unsqueeze = len(spec.input_shape) == 1
         self.standardize = Standardize(spec.mean, spec.std)
         w = spec.width

@@ -98,7 +98,7 @@ def size_vs_accuracy(res: RunResults, directory: Path) -> list[Path]:
     ax.set_title(f"Size vs accuracy: {res.name}")
     ax.grid(True, which="both", alpha=0.3)
     if res.points:
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="best")
     else:  # an interrupted run before its first member finished
         ax.text(0.5, 0.5, "no finished model yet", transform=ax.transAxes, ha="center", color="0.4")
     return _save(fig, directory, "size_vs_accuracy")
@@ -119,6 +119,9 @@ def latency_vs_accuracy(res: RunResults, target: str, directory: Path) -> list[P
         shippable = r.get("runtime_on_target", True) and r.get("verified", True)
         alpha = 1.0 if shippable else 0.25  # faded: the board cannot run it, or it failed verification
         ax.scatter(r["p50_ms"], 100 * r["accuracy"], marker=marker, color=color, s=45, zorder=3, alpha=alpha)
+        if r.get("unstable"):  # a noisy measurement, and the prediction scaled from it
+            ax.scatter(r["p50_ms"], 100 * r["accuracy"], marker="o", facecolors="none", edgecolors="red", s=160,
+                       linewidths=1.2, zorder=4)
         pred = r.get("predicted")
         if pred:
             ax.errorbar(pred["p50_ms"], 100 * r["accuracy"],
@@ -142,6 +145,8 @@ def latency_vs_accuracy(res: RunResults, target: str, directory: Path) -> list[P
     if any(r.get("predicted") for r in rows):
         handles += [Line2D([], [], ls="", marker="o", mfc="none", mec="0.3", color="0.3",
                            label=f"hollow: predicted for {target}\n(bar: interval)")]
+    if any(r.get("unstable") for r in rows):
+        handles += [Line2D([], [], ls="", marker="o", mfc="none", mec="red", ms=11, label="red ring: unstable measurement")]
     if any(not (r.get("runtime_on_target", True) and r.get("verified", True)) for r in rows):
         handles += [Line2D([], [], ls="", marker="o", color="0.3", alpha=0.25,
                            label="faded: runtime not on the target,\nor failed verification")]
