@@ -60,6 +60,7 @@ def test_valid_data_gives_the_same_arrays_as_before(kind, tmp_path):
 
 @pytest.mark.parametrize("header,rows,words", [
     ("label", [str(i % 2) for i in range(40)], ["has no feature columns"]),
+    ("a;b;label", [f"{i};{i};{i % 2}" for i in range(40)], ["no feature columns", "comma-separated"]),
     ("a,b,label", _rows(5) + ["1,2"] + _rows(30), ["line 7 has 2 columns, the header has 3"]),
     ("a,b,label", _rows(5) + ["1,2,0,9"] + _rows(30), ["line 7 has 4 columns, the header has 3"]),
     ("a,b,label", _rows(8) + ["1,abc,0"] + _rows(30), ["line 10, column b: 'abc' is not numeric"]),
@@ -88,8 +89,10 @@ def test_csv_without_header_keeps_its_first_row(tmp_path):
     pandas = load_splits(_csv(tmp_path / "pandas.csv", "0,1,2", rows))  # DataFrame.to_csv(index=False) header
     assert len(bare.y_train) + len(bare.y_val) + len(bare.y_test) == 41
     assert bare.classes == 3 and bare.fingerprint() == named.fingerprint() == pandas.fingerprint()
-    with pytest.raises(UserError, match="no header row"):
+    with pytest.raises(UserError, match="no header row: name its label column by number, 1 to 3"):
         load_splits(f"csv:{tmp_path / 'bare.csv'}::label")
+    moved = load_splits(_csv(tmp_path / "moved.csv", None, [",".join(r.split(",")[-1:] + r.split(",")[:-1]) for r in rows]) + "::1")
+    assert moved.fingerprint() == bare.fingerprint()  # the same table, label first, named by number
 
 
 # --- npz -------------------------------------------------------------------------------------------------------

@@ -70,9 +70,9 @@ def csv(spec: str, val_fraction: float, seed: int) -> Splits:
     cells = [v for v in first if v.strip()]
     headerless = bool(cells) and all(map(_is_number, cells)) and first != [str(i) for i in range(len(first))]
     if headerless:
-        if column:
-            raise UserError(f"{path} has no header row, so it has no column {column!r}")
         header, body = [str(i + 1) for i in range(len(first))], rows  # columns named 1..n
+        if column and column not in header:
+            raise UserError(f"{path} has no header row: name its label column by number, 1 to {len(header)}")
     else:
         header, body = first, rows[1:]
     if not body:
@@ -81,7 +81,8 @@ def csv(spec: str, val_fraction: float, seed: int) -> Splits:
     if label not in header:
         raise UserError(f"{path}: no column {label!r} (columns: {', '.join(header)})")
     if len(header) < 2:
-        raise UserError(f"{path} has no feature columns")
+        hint = "; edgekd reads comma-separated values" if any(";" in v or "\t" in v for v in first) else ""
+        raise UserError(f"{path} has no feature columns (one column found{hint})")
     li = header.index(label)
     table = []
     for line, row in body:
@@ -97,8 +98,9 @@ def csv(spec: str, val_fraction: float, seed: int) -> Splits:
             raise UserError(what + (" (labels must be the class indices 0..K-1)" if j == li else "")) from None
     table = np.array(table, dtype=np.float64)
     x = np.delete(table, li, axis=1)
-    x, y = check_arrays(str(path), x, table[:, li])
-    return _finish(f"csv:{spec}", x, y, check_labels(str(path), y), {}, val_fraction, seed)
+    where = f"{path} (label column {label!r})"
+    x, y = check_arrays(where, x, table[:, li])
+    return _finish(f"csv:{spec}", x, y, check_labels(where, y), {}, val_fraction, seed)
 
 
 def _is_number(text: str) -> bool:

@@ -202,14 +202,22 @@ def training_curves(res: RunResults, directory: Path) -> list[Path]:
         rows = res.curves[name]
         color = RUN_COLORS[i % len(RUN_COLORS)]
         epochs = [r["epoch"] for r in rows]
-        axes[0].plot(epochs, [r["loss"] for r in rows], color=color, label=f"{name} total")
+        dot = "o" if len(rows) < 3 else None  # a one- or two-epoch curve is otherwise invisible
+        axes[0].plot(epochs, [r["loss"] for r in rows], color=color, marker=dot, label=f"{name} total")
         terms = [k for k in rows[0] if k not in ("epoch", "phase", "loss", "val_acc", "val_loss", "lr", "seconds", "epochs")]
         for term, ls in zip(terms, (":", "-.", (0, (1, 3)))):
             axes[0].plot(epochs, [r.get(term, float("nan")) for r in rows], color=color, ls=ls, lw=0.9,
                          label=f"{name} {term}")
-        axes[1].plot(epochs, [100 * r["val_acc"] for r in rows], color=color, label=name)
+        axes[1].plot(epochs, [100 * r["val_acc"] for r in rows], color=color, marker=dot, label=name)
+        tune = next((r["epoch"] for r in rows if r.get("phase") == "finetune"), None)
+        if tune is not None:  # hard-label fine-tuning starts here
+            for ax in axes:
+                ax.axvline(tune - 0.5, color=color, ls=":", lw=1)
+            axes[1].annotate("fine-tune", (tune - 0.5, 0.02), xycoords=("data", "axes fraction"), color=color,
+                             fontsize=7, rotation=90, ha="right", va="bottom")
         lows.append(min(100 * r["val_acc"] for r in rows[len(rows) // 4:]))
     axes[0].set_yscale("log")
+    _plain_log_ticks(axes[0].yaxis)
     axes[0].set_ylabel("training loss (log scale)")
     axes[0].legend(fontsize=7, ncol=3)
     axes[0].set_title(f"Training curves: {res.name}")
