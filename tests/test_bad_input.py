@@ -233,6 +233,7 @@ def test_target_name_cannot_escape_the_run(cli, exported_run, tmp_path):
     (["--threads", "-1"], ["--threads) must not be negative"]),
     (["--ensemble", "mean-probs"], ["--ensemble is for an ensemble"]),
     (["--set", "teacher.primary=true"], ["teacher.primary) is for an ensemble"]),  # as a TOML would set it
+    (["--set", "bench.targets=raspberry-pi-9", "--export"], ["unknown target 'raspberry-pi-9'"]),
     (["--student", "transformer"], ["unknown model family 'transformer'"]),
     (["--depth", "-1"], ["student.depth"]),
     (["--method", "fitnet", "--hint-layer", "nope"], ["no module 'nope'"]),
