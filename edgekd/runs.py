@@ -125,6 +125,23 @@ class Run:
         art = manifest["members"][member].get("artifacts", {}).get(artifact, {})
         return art.get("sha256") if art.get("built") else None
 
+    def artifact_verified(self, member: str, artifact: str, manifest: dict[str, Any]) -> bool:
+        """The eager model is the reference; an exported artifact counts once it passed its checks."""
+        if artifact == "torch-fp32":
+            return True
+        return bool(manifest["members"][member].get("artifacts", {}).get(artifact, {}).get("passed"))
+
+    def artifact_change(self, record: dict[str, Any]) -> str | None:
+        """How an exported artifact's files differ from what its record says was verified:
+        missing, or other bytes (when the record has a hash); None when they are as exported."""
+        files = artifact_files(self.root / record["file"])
+        gone = [f for f in files if not f.is_file()]
+        if gone:
+            return f"{gone[0].relative_to(self.root)} is missing since it was exported"
+        if record.get("sha256") and files_sha256(files) != record["sha256"]:
+            return "the file changed since it was exported and verified (sha256 differs)"
+        return None
+
     def timed_current(self, row: dict[str, Any], manifest: dict[str, Any]) -> bool:
         """Whether a bench row timed the artifact as it is now. Rows written before rows
         carried a hash only need the artifact to still be built."""

@@ -23,7 +23,7 @@ from edgekd.bench.local import Job, Settings, measure_all
 from edgekd.bench.remote import Remote, Session
 from edgekd.data import load_run_splits
 from edgekd.errors import UserError
-from edgekd.runs import Run, artifact_files, atomic_path, files_sha256, read_bench, write_json
+from edgekd.runs import Run, atomic_path, read_bench, write_json
 from edgekd.targets import HOST, Target, busy_warning, load_target, probe_host
 
 SCHEMA = 1
@@ -92,25 +92,15 @@ def _jobs(run: Run, manifest: dict, runtimes: tuple[str, ...], remote: bool) -> 
             runtime = RUNTIME_OF[name.split("-")[0]]
             if art.get("built") and runtime in runtimes:
                 job = Job(member, name, run.root / art["file"], runtime)
-                problem = _changed_since_export(run, art)
+                problem = run.artifact_change(art)
                 if problem:
-                    changed[job] = {"error": problem}
+                    changed[job] = {"error": f"{problem}; run `edgekd export` again"}
                 else:
                     jobs.append(job)
     if not jobs and not changed:
         raise UserError(f"no artifact of {run.root} runs on {', '.join(runtimes)}"
                         + (" (torch runs on this host only)" if remote and "torch" in runtimes else ""))
     return jobs, changed
-
-
-def _changed_since_export(run: Run, art: dict) -> str | None:
-    files = artifact_files(run.root / art["file"])
-    gone = [f for f in files if not f.is_file()]
-    if gone:
-        return f"{gone[0].relative_to(run.root)} is missing since it was exported; run `edgekd export` again"
-    if art.get("sha256") and files_sha256(files) != art["sha256"]:
-        return "the file changed since it was exported and verified (sha256 differs); run `edgekd export` again"
-    return None
 
 
 ARTIFACT_ORDER = ["torch-fp32", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-fp16", "openvino-int8"]
@@ -202,7 +192,8 @@ def _report(run: Run, manifest: dict, target: Target, host_target: Target, measu
         row = {"member": job.member, "artifact": job.artifact, "runtime": job.runtime,
                "precision": job.artifact.split("-")[1], "size_bytes": size,
                "sha256": run.artifact_sha256(job.member, job.artifact, manifest), "measured_at": created,
-               "runtime_on_target": job.runtime in target.runtimes, "verified": art.get("passed", True)}
+               "runtime_on_target": job.runtime in target.runtimes,
+               "verified": run.artifact_verified(job.member, job.artifact, manifest)}
         if "error" in m:
             rows.append({**row, "error": m["error"]})
             continue

@@ -138,9 +138,9 @@ def export_run(run_dir: Path, formats: tuple[str, ...] | None = None, int8: bool
         run.update_manifest(lambda m: m["members"][member].update(artifacts=_summary(records)))
         results[member] = {name: {**r, "kept": True} if name in kept else r for name, r in records.items()}
     # the recipe says how to rebuild everything listed: this export's settings, widened by what it kept
-    kept = {name for records in results.values() for name, r in records.items() if r.get("kept")}
-    formats = [f for f in FORMATS if f in formats or any(n.startswith(f + "-") for n in kept)]
-    int8_kept = any(n.endswith("-int8") for n in kept)
+    kept_names = {name for records in results.values() for name, r in records.items() if r.get("kept")}
+    formats = [f for f in FORMATS if f in formats or any(n.startswith(f + "-") for n in kept_names)]
+    int8_kept = any(n.endswith("-int8") for n in kept_names)
     run.update_manifest(lambda m: m["recipe"].setdefault("export", {}).update(
         formats=formats, int8=int8 or int8_kept, calibration=calibration if int8 else saved.get("calibration", calibration)))
     return results
@@ -158,8 +158,7 @@ def _earlier_records(run: Run, manifest: dict, member: str, rebuilt: dict[str, d
     for name, r in (earlier.items() if isinstance(earlier, dict) else []):
         if name in rebuilt or not isinstance(r, dict) or not r.get("passed") or "file" not in r:
             continue  # a failed artifact is not carried over: a later export may rebuild it
-        files = artifact_files(run.root / r["file"])
-        if all(f.is_file() for f in files) and files_sha256(files) == r.get("sha256"):
+        if r.get("sha256") and run.artifact_change(r) is None:
             kept[name] = r
     return kept
 

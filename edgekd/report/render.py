@@ -84,7 +84,7 @@ def _sections(res: RunResults, within: float) -> dict:
         how = "predicted" if rep.get("prediction_method") else f"measured on {rep['measured_on']}"
         summary.append(f"Fastest on {target} (verified, in its runtimes): {fast['member']} {fast['artifact']} at "
                        f"{ms(target_p50(fast, rep))} ms p50 ({how}), {100 * fast['accuracy']:.1f}% accurate."
-                       + _budget_line(rep["target"], rows, rep))
+                       + _budget_line(rows, rep))
     gains = [(g, members[g]["test_acc"] - baseline_of(members, g)["test_acc"])
              for g in members if baseline_of(members, g)]
     if gains:
@@ -175,9 +175,9 @@ def _ms(v) -> str:
     return "-" if v is None else ms(v)
 
 
-def _budget_line(target: dict, rows: list[dict], rep: dict) -> str:
+def _budget_line(rows: list[dict], rep: dict) -> str:
     """How many deployable artifacts meet the target's latency budget, judged as the notes judge each row."""
-    budget = target.get("latency_budget_ms")
+    budget = rep["target"].get("latency_budget_ms")
     if not budget:
         return ""
     return f" {sum(target_p50(r, rep) <= budget for r in rows)} of {len(rows)} artifacts are within its " \

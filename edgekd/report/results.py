@@ -89,8 +89,7 @@ def _drop_stale(run: Run, manifest: dict, rep: dict) -> int:
     how many were dropped."""
     fresh = [r for r in rep["rows"] if run.timed_current(r, manifest)]
     for r in fresh:
-        art = manifest["members"][r["member"]].get("artifacts", {}).get(r["artifact"], {})
-        r["verified"] = r["artifact"] == "torch-fp32" or bool(art.get("passed"))
+        r["verified"] = run.artifact_verified(r["member"], r["artifact"], manifest)
     dropped = len(rep["rows"]) - len(fresh)
     rep["rows"] = fresh
     return dropped
