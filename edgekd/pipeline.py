@@ -6,15 +6,13 @@ from pathlib import Path
 from typing import Callable
 
 from edgekd.distill.chain import distill
-from edgekd.recipe import Recipe, check_targets
+from edgekd.recipe import Recipe
 from edgekd.runs import Run
 
 
 def run_pipeline(recipe: Recipe | None, out: Path | None = None, resume: Path | None = None,
                  on_event: Callable[[dict], None] | None = None, threads: int | None = None) -> Run:
     on_event = on_event or (lambda e: None)
-    if recipe is not None and resume is None and recipe.export.enabled and recipe.bench.enabled:
-        check_targets(recipe)  # before the training, not after it
     run = distill(recipe, out=out, resume=resume, on_event=on_event, threads=threads)
     saved = run.manifest()["recipe"]
     export, bench = saved["export"], saved["bench"]

@@ -257,12 +257,3 @@ def validate(recipe: Recipe) -> Recipe:
             raise UserError(message)
     return recipe
 
-
-def check_targets(recipe: Recipe) -> None:
-    """Every bench target resolves: a typo would otherwise surface only after all the training.
-    (Not for --resume: a run keeps its recipe, even if a profile file has moved since.)"""
-    from edgekd.targets import HOST, load_target
-
-    for target in recipe.bench.targets:
-        if target != HOST:
-            load_target(target)

@@ -361,6 +361,7 @@ def test_export_and_bench_refuse_data_changed_since_training(cli, tmp_path):
     np.savez(data, x=rng.normal(size=(300, 16)).astype(np.float32), y=np.arange(300) % 4)  # rewritten since
     before = _files(tmp_path / "run")
     _assert_refused(cli("export", tmp_path / "run"), "has changed since", "trained")
+    _assert_refused(cli("distill", "--resume", tmp_path / "run"), "has changed since", "trained")
     assert _files(tmp_path / "run") == before
 
 

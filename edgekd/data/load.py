@@ -36,7 +36,7 @@ def load_run_splits(manifest: dict, where: object) -> Splits:
     splits = load_splits(d["spec"], d["val_fraction"], d["seed"])
     if splits.fingerprint() != manifest["data"]["fingerprint"]:
         raise UserError(f"{d['spec']} has changed since {where} was trained (its train/val/test splits differ); "
-                        "export and bench need the data the run was trained on")
+                        "the run needs the data it was trained on")
     return splits
 
 

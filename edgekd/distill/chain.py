@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from edgekd import host
-from edgekd.data import Splits, load_splits, load_transfer
+from edgekd.data import Splits, load_run_splits, load_splits, load_transfer
 from edgekd.data.load import resolve as resolve_data
 from edgekd.distill import methods as method_registry
 from edgekd.distill.methods.dml import Cohort
@@ -79,9 +79,9 @@ def _distill(recipe: Recipe, out: Path | None, run: Run | None, on_event: Events
                             "drop --transfer")
         transfer = "0"
     on_event({"kind": "stage", "member": "data", "status": "start"})
-    splits = load_transfer(load_splits(recipe.data.spec, recipe.data.val_fraction, recipe.data.seed), transfer)
-    if resume and saved["data"]["fingerprint"] != splits.fingerprint():
-        raise UserError(f"the data of {run.root} has changed since the run started; start a new run")
+    labelled = load_run_splits(saved, run.root) if resume else \
+        load_splits(recipe.data.spec, recipe.data.val_fraction, recipe.data.seed)
+    splits = load_transfer(labelled, transfer)
     # Everything checkable is checked before the run directory exists: a bad teacher or student
     # must neither cost the teacher's training nor leave a half-made run that blocks a retry.
     teacher = _open_teacher(recipe, splits, plan, run.teacher_dir if resume else None)
