@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edgekd import host
 from edgekd.report.render import predicted_ms
-from edgekd.runs import baseline_of
+from edgekd.runs import CONTROLS, controls_of
 
 PLOTS = Path(__file__).parent / "default-run"
 
@@ -31,7 +31,7 @@ def main() -> None:
         phases = {}
         t = time.perf_counter()
         run = distill(recipe, out=Path(d) / "default")
-        phases["train (data, teacher, generations, baselines)"] = time.perf_counter() - t
+        phases["train (data, teacher, generations, scratch controls)"] = time.perf_counter() - t
         t = time.perf_counter()
         export_run(run.root, recipe.export.formats, recipe.export.int8, recipe.export.calibration)
         phases["export + verify"] = time.perf_counter() - t
@@ -59,16 +59,18 @@ def main() -> None:
                 print(f"| &nbsp;&nbsp;{member} | {s:.1f} |")
             print(f"| &nbsp;&nbsp;data, soft targets, evaluation, files | {seconds - sum(trained.values()):.1f} |")
     print(f"| **total** | **{sum(phases.values()):.1f}** |\n")
-    print("| member | arch | params | x smaller | taught by | test acc | scratch acc | gain (pts) | train s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| member | arch | params | x smaller | taught by | test acc | scratch, same steps | gain (pts) "
+          f"| scratch, {recipe.train.epochs} epochs | gain (pts) | train s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     teacher = members["teacher"]
     for name in ["teacher"] + [f"gen-{k}" for k in range(1, recipe.chain.generations + 1)]:
-        g = members[name]
-        b = baseline_of(members, name)
-        scratch = f"{100 * b['test_acc']:.1f}%" if b else "-"
-        gain = f"{100 * (g['test_acc'] - b['test_acc']):+.1f}" if b else "-"
+        g, controls = members[name], controls_of(members, name)
+        columns = ""
+        for kind in CONTROLS:
+            b = controls.get(kind)
+            columns += f"| {100 * b['test_acc']:.1f}% | {100 * (g['test_acc'] - b['test_acc']):+.1f} " if b else "| - | - "
         print(f"| {name} | {g['label']} | {g['params']:,} | {teacher['params'] / g['params']:.1f} "
-              f"| {g.get('teacher') or '-'} | {100 * g['test_acc']:.1f}% | {scratch} | {gain} | {g['train_seconds']:.1f} |")
+              f"| {g.get('teacher') or '-'} | {100 * g['test_acc']:.1f}% {columns}| {g['train_seconds']:.1f} |")
     print("\n| member | artifact | size (bytes) | weights (bytes) | accuracy in its runtime | agreement with torch | max abs diff | verified |")
     print("|---|---|---|---|---|---|---|---|")
     for name in [f"gen-{k}" for k in range(1, recipe.chain.generations + 1)]:

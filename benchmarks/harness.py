@@ -55,7 +55,7 @@ def small_run(directory: Path) -> Path:
 
     recipe = from_dict({"chain": {"generations": 1, "baseline": False}, "teacher": {"epochs": 5},
                         "train": {"epochs": 2}, "data": {"transfer": "1000"}, "bench": {"enabled": False}})
-    return run_pipeline(recipe, out=directory / "run").root
+    return run_pipeline(recipe, out=directory / "run")[0].root
 
 
 def main() -> None:

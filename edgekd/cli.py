@@ -16,7 +16,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 CHAIN_COLUMNS = [("member", "member", ""), ("arch", "arch", ""), ("params", "params", "int"),
                  ("size_bytes", "model file", "bytes"), ("teacher", "taught by", ""), ("test_acc", "acc", "pct"),
-                 ("agreement", "agree w/ teacher", "pct"), ("baseline_acc", "scratch", "pct"), ("delta", "gain", "delta")]
+                 ("agreement", "agree w/ teacher", "pct")]
 
 ARTIFACT_COLUMNS = [("member", "member", ""), ("artifact", "artifact", ""), ("bytes", "size", "bytes"),
                     ("weight_bytes", "weights", "bytes"),
@@ -53,7 +53,7 @@ def distill(
     patience: Annotated[Optional[int], Opt(help="Early stopping patience in epochs (0: off)")] = None,
     augment: Annotated[Optional[bool], Opt("--augment/--no-augment", help="Augment inputs; the teacher then runs online")] = None,
     direct: Annotated[Optional[bool], Opt("--direct/--assistant", help="Teach every generation from the original teacher")] = None,
-    baseline: Annotated[Optional[bool], Opt("--baseline/--no-baseline", help="Also train each student from scratch")] = None,
+    baseline: Annotated[Optional[bool], Opt("--baseline/--no-baseline", help="Also train each student from scratch: for the same optimizer steps and for the recipe's epochs")] = None,
     export: Annotated[Optional[bool], Opt("--export/--no-export", help="Export every generation when done")] = None,
     threads: Annotated[Optional[int], Opt(help="Torch threads for training (default: one per core; fewer on a busy machine)")] = None,
     seed: Annotated[Optional[int], Opt(help="Seed for initialisation and batch order (the held-out splits stay fixed: --set data.seed=N redraws them)")] = None,
@@ -112,7 +112,7 @@ def distill(
             raise UserError("--peers is for --method dml (online distillation between peers)")
     with ChainProgress(quiet or as_json) as progress:
         try:
-            run = run_pipeline(recipe, out=out, resume=resume, on_event=progress, threads=threads)
+            run, measured = run_pipeline(recipe, out=out, resume=resume, on_event=progress, threads=threads)
         except KeyboardInterrupt:
             if progress.run_root:
                 print(f"edgekd: interrupted; continue with: edgekd distill --resume {progress.run_root}", file=sys.stderr)
@@ -124,13 +124,14 @@ def distill(
     elif not quiet:
         from edgekd.console import out as console, table
 
-        console.print(table(f"run {run.root}", rows, CHAIN_COLUMNS))
+        console.print(table(f"run {run.root}", rows, CHAIN_COLUMNS + _control_columns(rows, run.manifest()["recipe"])))
         if artifacts:
             console.print(table("exported artifacts (accuracy measured in each runtime)", artifacts, ARTIFACT_COLUMNS))
         for bench_file in sorted(run.bench_dir.glob("*.json")):
             console.print(f"bench: {bench_file}  (edgekd bench {run.root} --target {bench_file.stem} for the table)")
         console.print(f"report: {run.report_dir / 'report.html'}")
     _exit_on_failed(artifacts)
+    _exit_on_failed_bench(measured)
 
 
 @app.command()
@@ -151,16 +152,28 @@ def export(
 
     results = export_run(run, tuple(format_) if format_ else None, int8, calibration, on_event=_print_warnings)
     rows = artifact_rows(Run.open(run))
+    for row in rows:  # kept: an earlier export's verified artifact, unchanged on disk, not rebuilt now
+        row["kept"] = bool(results.get(row["member"], {}).get(row["artifact"], {}).get("kept"))
     if as_json:
         print(json.dumps(rows, indent=2))
     elif not quiet:
         from edgekd.console import out as console, table
 
         console.print(table(f"exported artifacts of {run}", rows, ARTIFACT_COLUMNS))
-        kept = sum(bool(r.get("kept")) for records in results.values() for r in records.values())
+        kept = sum(row["kept"] for row in rows)
         if kept:
             console.print(f"kept from the earlier export (not rebuilt this time, unchanged on disk): {kept} artifact(s)")
     _exit_on_failed(rows)
+
+
+def _control_columns(rows: list[dict], recipe: dict) -> list[tuple[str, str, str]]:
+    """The scratch controls' columns: one pair when a single run stood for both (no transfer set)."""
+    if all(r.get("scratch_acc") == r.get("baseline_acc") for r in rows):
+        return [("baseline_acc", "scratch", "pct"), ("delta", "gain", "delta")]
+    from edgekd.report.results import control_name
+
+    return [("baseline_acc", "scratch, same steps", "pct"), ("delta", "gain", "delta"),
+            ("scratch_acc", f"scratch, {control_name(recipe, 'epochs')}", "pct"), ("scratch_delta", "gain", "delta")]
 
 
 def _print_warnings(event: dict) -> None:
@@ -264,6 +277,11 @@ def bench(
         print(json.dumps(results, indent=2))
     elif not quiet:
         _print_bench(results)
+    _exit_on_failed_bench(results)
+
+
+def _exit_on_failed_bench(results: dict[str, dict]) -> None:
+    """Exit 1 when a row measured now failed; the rows that worked are already written."""
     failed = sum("error" in r for report in results.values() for r in report["rows"] if not r.get("kept"))
     if failed:
         print(f"edgekd: {failed} bench row{'s' * (failed != 1)} failed; the note column says why", file=sys.stderr)

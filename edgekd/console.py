@@ -71,7 +71,7 @@ def fmt(value, kind: str = "") -> str:
                 return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
             value /= 1024
     if kind == "ms":
-        from edgekd.report.render import ms
+        from edgekd.report.results import ms
 
         return ms(value)
     if isinstance(value, float):

@@ -11,8 +11,10 @@ from edgekd.runs import Run
 
 
 def run_pipeline(recipe: Recipe | None, out: Path | None = None, resume: Path | None = None,
-                 on_event: Callable[[dict], None] | None = None, threads: int | None = None) -> Run:
+                 on_event: Callable[[dict], None] | None = None, threads: int | None = None) -> tuple[Run, dict]:
+    """The run, and what its bench measured now ({target: bench result}; {} without a bench)."""
     on_event = on_event or (lambda e: None)
+    measured = {}
     run = distill(recipe, out=out, resume=resume, on_event=on_event, threads=threads)
     saved = run.manifest()["recipe"]
     export, bench = saved["export"], saved["bench"]
@@ -28,10 +30,10 @@ def run_pipeline(recipe: Recipe | None, out: Path | None = None, resume: Path | 
             from edgekd.bench.pipeline import bench_run
 
             on_event({"kind": "message", "text": f"benchmarking for {', '.join(bench['targets'])}"})
-            bench_run(run.root, list(bench["targets"]), processes=bench["processes"],
-                      min_seconds=bench["min_seconds"], on_event=on_event)
+            measured = bench_run(run.root, list(bench["targets"]), processes=bench["processes"],
+                                 min_seconds=bench["min_seconds"], on_event=on_event)
     from edgekd.report.render import build_report
 
     build_report(run.root)
     run.update_manifest(lambda m: m.update(status="done"))
-    return run
+    return run, measured

@@ -24,6 +24,7 @@ class DataRecipe:
     transfer: str = "auto"         # unlabeled inputs the teacher labels: auto (24000 generated for mnist1d, else none) | N | npz:PATH | 0
     val_fraction: float = 0.1
     augment: bool = False          # transforms that keep the data's labels (edgekd.data.augment); the teacher then runs online
+    standardize: str = "auto"      # inputs: global (one mean and std) | feature (per column of (N, F) data) | auto (feature for csv)
     seed: int = 0                  # draws the held-out splits; --seed sets train.seed only, so runs stay comparable
 
 
@@ -51,7 +52,7 @@ class StudentRecipe:
 @dataclass(frozen=True)
 class TrainRecipe:
     epochs: int = 30               # distillation epochs per generation (over train + transfer set)
-    baseline_epochs: int = 0       # scratch baselines; 0 = as many optimizer steps as the distilled student
+    baseline_epochs: int = 0       # the short scratch control's epochs on the labelled rows; 0 = epochs
     batch_size: int = 128
     lr: float = 1e-2               # AdamW peak, warm-up then cosine; 3e-3 left gen-3 ~1 pt lower (benchmarks seeds)
     weight_decay: float = 1e-4
@@ -77,7 +78,7 @@ class DistillRecipe:
 class ChainRecipe:
     generations: int = 3
     direct: bool = False           # every generation taught by the original teacher, not its predecessor
-    baseline: bool = True          # train each generation's architecture from scratch too
+    baseline: bool = True          # train each generation's architecture from scratch too (both controls)
 
 
 EXPORT_FORMATS = ("onnx", "openvino")
@@ -153,9 +154,9 @@ def _coerce(value: Any, kind: type, where: str) -> Any:
     if kind is bool:
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
-        if not isinstance(value, bool):
-            raise UserError(f"{where} must be true or false, not {value!r}")
-        return value
+        if value in (0, 1):  # TOML `direct = 0` reads as --set chain.direct=0 does
+            return bool(value)
+        raise UserError(f"{where} must be true or false, not {value!r}")
     if kind is str:
         return str(value)
     try:
@@ -222,8 +223,17 @@ def apply_sets(recipe: Recipe, assignments: list[str]) -> Recipe:
         section, dot, key = name.strip().partition(".")
         if not eq or not dot:
             raise UserError(f"--set {item!r}: expected section.key=value, e.g. train.epochs=5")
-        recipe = from_dict({section: {key: value}}, recipe, where="--set")
+        recipe = from_dict({section: {key: _set_value(value.strip())}}, recipe, where="--set")
     return recipe
+
+
+def _set_value(text: str) -> Any:
+    """A --set value as a TOML file would read it (`["a", "b"]`, `"x y"`, `1e-3`), or else
+    the bare text (`npz:data.npz`, `cnn:16,cnn:8`)."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
 
 
 def validate(recipe: Recipe) -> Recipe:
@@ -245,6 +255,7 @@ def validate(recipe: Recipe) -> Recipe:
          f"export.formats must be drawn from {', '.join(EXPORT_FORMATS)}, not {', '.join(recipe.export.formats)}"),
         (0 < recipe.bench.min_seconds < math.inf, "bench.min_seconds must be a positive number"),
         (0.0 < recipe.data.val_fraction < 0.5, "data.val_fraction must be in (0, 0.5): validation picks the best epoch"),
+        (recipe.data.standardize in ("auto", "global", "feature"), "data.standardize must be auto, global or feature"),
         (min(recipe.train.finetune_epochs, recipe.train.baseline_epochs, recipe.train.patience,
              recipe.train.threads) >= 0, "train.finetune_epochs, baseline_epochs, patience and threads must not be negative"),
         (recipe.export.calibration >= 1, "export.calibration must be at least 1"),

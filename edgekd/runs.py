@@ -4,7 +4,9 @@
       manifest.json          the index: recipe, versions, host, data, teacher, generations, status
       teacher/model.pt       eval.json
       gen-<k>/model.pt       checkpoint.pt (resume), metrics.jsonl, eval.json, export/...
-      baseline-<k>/...       the same architecture trained without a teacher
+      baseline-<k>/...       the same architecture on labels alone, as many optimizer steps as gen-<k>
+      scratch-<k>/...        ... and for the recipe's epochs on the labelled rows (fewer steps when a
+                             transfer set lengthens gen-<k>'s epochs; not trained when it does not)
       bench/<target>.json
       report/
 
@@ -240,10 +242,22 @@ def files_sha256(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-def baseline_of(members: dict[str, Any], name: str) -> dict[str, Any] | None:
-    """The scratch baseline that controls for generation `name` (the same index), if it was trained."""
+CONTROLS = ("steps", "epochs")  # what a scratch control holds equal to its generation: optimizer steps, epochs
+
+
+def controls_of(members: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
+    """The scratch controls of generation `name` that were trained, by CONTROLS kind. One run
+    can be both (no transfer set: the same steps are the same epochs); runs made before
+    controls were recorded have baseline-<k> as their same-steps control."""
     role, _, index = name.partition("-")
-    return members.get(f"baseline-{index}") if role == "gen" else None
+    if role != "gen":
+        return {}
+    found = {}
+    for member in (f"baseline-{index}", f"scratch-{index}"):
+        if member in members:
+            for kind in members[member].get("controls", ["steps"]):
+                found[kind] = members[member]
+    return found
 
 
 def default_run_dir(base: Path = Path("runs")) -> Path:

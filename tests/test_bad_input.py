@@ -127,6 +127,23 @@ def test_unknown_recipe_key_in_set(cli):
     _assert_refused(cli("distill", "--set", "chain.lenght=3"), "unknown key chain.lenght")
 
 
+def test_set_reads_values_as_a_recipe_file_does(tmp_path):
+    from edgekd.errors import UserError
+    from edgekd.recipe import apply_sets, load_toml
+
+    path = tmp_path / "r.toml"
+    path.write_text('[chain]\ndirect = 0\n[bench]\ntargets = ["raspberry-pi-4", "x86-laptop"]\n')
+    from_file = load_toml(path)
+    from_set = apply_sets(from_file, ['chain.direct=1', 'bench.targets=["raspberry-pi-4", "x86-laptop"]',
+                                      'data.spec=npz:my data.npz', 'student.students=cnn:16,cnn:8', 'train.lr=3e-3'])
+    assert from_file.chain.direct is False and from_set.chain.direct is True
+    assert from_file.bench.targets == from_set.bench.targets == ("raspberry-pi-4", "x86-laptop")
+    assert from_set.data.spec == "npz:my data.npz" and from_set.student.students == ("cnn:16", "cnn:8")
+    assert from_set.train.lr == 3e-3
+    with pytest.raises(UserError, match="chain.direct must be true or false"):
+        apply_sets(from_file, ["chain.direct=2"])
+
+
 def test_wrong_type_in_recipe(cli, tmp_path):
     path = tmp_path / "r.toml"
     path.write_text('[train]\nepochs = "many"\n')

@@ -57,9 +57,35 @@ def test_chain_lineage_and_table(tiny_run):
         assert (tiny_run / name / "model.pt").is_file()
         assert (tiny_run / name / "eval.json").is_file()
         assert 0.0 <= members[name]["test_acc"] <= 1.0
+    # 300 transfer rows leave gen-1 at 2 epochs' worth of steps: one scratch run is both controls
+    assert members["baseline-1"]["controls"] == ["steps", "epochs"] and "scratch-1" not in members
     rows = [json.loads(line) for line in (tiny_run / "gen-1" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2] and {"loss", "ce", "kd", "val_acc"} <= set(rows[0])
     assert m["data"]["fingerprint"] and m["recipe"]["chain"]["generations"] == 2
+
+
+def test_two_scratch_controls_when_the_transfer_set_lengthens_epochs(cli, tmp_path):
+    # 3,600 transfer rows double gen-1's epoch: the same-steps control trains 2 epochs on the
+    # labelled rows, the same-epochs control 1; both start from gen-1's initial weights
+    code, out, err = cli("distill", "--chain", "1", "--teacher-epochs", "1", "--epochs", "1", "--transfer", "3600",
+                         "--set", "teacher.width=8", "--no-export", "--out", tmp_path / "r", "--json")
+    assert code == 0, err
+    members = json.loads((tmp_path / "r" / "manifest.json").read_text())["members"]
+    steps, short, gen = members["baseline-1"], members["scratch-1"], members["gen-1"]
+    assert (steps["controls"], steps["epochs"]) == (["steps"], 2)
+    assert (short["controls"], short["epochs"]) == (["epochs"], 1)
+    assert steps["teacher"] is None and short["teacher"] is None and short["arch"] == gen["arch"]
+    row = json.loads(out)["generations"][1]
+    assert row["baseline_acc"] == steps["test_acc"] and row["delta"] == gen["test_acc"] - steps["test_acc"]
+    assert row["scratch_acc"] == short["test_acc"] and row["scratch_delta"] == gen["test_acc"] - short["test_acc"]
+    code, out, err = cli("report", tmp_path / "r")
+    assert code == 0, err
+    md = (tmp_path / "r" / "report" / "report.md").read_text()
+    assert "| scratch, same steps | gain (pts) | scratch, 1 epoch | gain (pts) |" in md
+    assert "scratch-1" not in md  # a control for the table, not a model to ship
+    code, out, err = cli("export", tmp_path / "r", "--format", "onnx", "--no-int8")
+    assert code == 0, err
+    assert (tmp_path / "r" / "baseline-1" / "export").is_dir() and not (tmp_path / "r" / "scratch-1" / "export").exists()
 
 
 def test_direct_order_teaches_every_generation_from_the_teacher(cli, tmp_path):

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import numpy as np
@@ -169,5 +170,40 @@ def test_input_statistics_of_huge_but_finite_values():
 
     x = (np.random.default_rng(0).normal(size=(64, 8)) * 1e20).astype(np.float32)
     y = np.arange(64) % 2
-    mean, std = _input_stats(Splits("big", x, y, x, y, x, y, classes=2))
+    mean, std = _input_stats(Splits("big", x, y, x, y, x, y, classes=2), "auto")
     assert np.isfinite(mean) and np.isfinite(std) and 0.5e20 < std < 2e20
+    mean, std = _input_stats(Splits("big", x, y, x, y, x, y, classes=2), "feature")  # per column, as for csv
+    assert np.isfinite(mean).all() and len(std) == 8 and all(0.5e20 < s < 2e20 for s in std)
+
+
+def test_table_columns_on_different_scales_are_standardized_one_by_one(cli, tmp_path):
+    # the label lives in a column of scale 1e-3 next to a noise column of scale 1e4: one global
+    # std would shrink the signal to ~1e-7 and leave the teacher guessing
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 800)
+    signal = (2.0 * y - 1 + 0.3 * rng.standard_normal(800)) * 1e-3
+    table = np.column_stack([signal, 1e4 * rng.standard_normal(800), rng.standard_normal(800), np.full(800, 5.0), y])
+    path = tmp_path / "t.csv"
+    np.savetxt(path, table, delimiter=",", header="small,huge,plain,constant,label", comments="")
+    accuracy = {}
+    for how in ("auto", "global"):
+        code, out, err = cli("distill", "--data", f"csv:{path}", "--chain", "1", "--teacher-epochs", "5", "--epochs", "2",
+                             "--set", "teacher.arch=mlp", "--set", "teacher.width=16", "--set", f"data.standardize={how}",
+                             "--no-baseline", "--set", "export.formats=onnx", "--set", "export.int8=false",
+                             "--set", "bench.enabled=false",
+                             "--out", tmp_path / how, "--json")
+        assert code == 0, err
+        manifest = json.loads((tmp_path / how / "manifest.json").read_text())
+        accuracy[how] = manifest["members"]["teacher"]["test_acc"]
+    assert accuracy["auto"] >= 0.95 and accuracy["global"] < 0.8, accuracy
+    spec = json.loads((tmp_path / "auto" / "manifest.json").read_text())["students"][0]
+    assert len(spec["mean"]) == len(spec["std"]) == 4 and spec["std"][3] == 1.0  # constant column: not divided by 0
+    assert json.loads(out)["artifacts"][0]["passed"]  # the per-column graph exports to ONNX and verifies
+    model, loaded = load_model(tmp_path / "auto" / "gen-1" / "model.pt")
+    assert loaded.std == tuple(spec["std"])
+
+
+def test_feature_standardization_needs_a_table(cli, tmp_path):
+    code, out, err = cli("distill", "--data", "digits", "--set", "data.standardize=feature", "--no-export")
+    assert code == 2 and "standardizes the columns of (N, F) inputs" in err and "Traceback" not in err
+    assert not Path("runs").exists()

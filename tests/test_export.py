@@ -219,6 +219,10 @@ def test_a_narrower_export_keeps_the_earlier_artifacts_still_on_disk(exported_ru
     assert json.loads((root / "gen-1" / "export" / "validation.json").read_text()).keys() == before.keys()
     # a plain `edgekd export` rebuilds everything on disk: the recipe is widened by what was kept
     assert saved["recipe"]["export"]["formats"] == ["onnx", "openvino"] and saved["recipe"]["export"]["int8"]
+    code, out, err = cli("export", root, "--format", "onnx", "--no-int8", "--json")
+    assert code == 0, err
+    kept = {(r["member"], r["artifact"]): r["kept"] for r in json.loads(out)}
+    assert not kept["gen-1", "onnx-fp32"] and kept["gen-1", "openvino-fp32"] and kept["gen-2", "onnx-int8"]
 
 
 def test_a_failed_verification_says_which_check_and_its_limit(exported_run, tmp_path, cli):

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 
-def _noise(x: torch.Tensor, gen: torch.Generator, scale: float) -> torch.Tensor:
+def _noise(x: torch.Tensor, gen: torch.Generator, scale: float | torch.Tensor) -> torch.Tensor:
     return x + 0.05 * scale * torch.randn(x.shape, generator=gen)
 
 
@@ -51,7 +51,7 @@ AUGMENTATIONS: dict[str, tuple[int | None, Callable]] = {
 }
 
 
-def augment(x: torch.Tensor, gen: torch.Generator, scale: float, kind: str = "noise") -> torch.Tensor:
+def augment(x: torch.Tensor, gen: torch.Generator, scale: float | torch.Tensor, kind: str = "noise") -> torch.Tensor:
     rank, transform = AUGMENTATIONS[kind]
     if rank is not None and x.ndim != rank:  # the data promised another shape: stay on the safe side
         transform = _noise

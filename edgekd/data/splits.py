@@ -23,6 +23,7 @@ class Splits:
     x_transfer: np.ndarray | None = None   # unlabeled inputs only the teacher labels
     class_names: tuple[str, ...] | None = None  # folder:PATH: class k is sub-folder class_names[k]
     augmentation: str = "noise"    # the label-keeping transforms for these inputs (edgekd.data.augment)
+    tabular: bool = False          # columns of a table, each on its own scale: standardized one by one
 
     @property
     def input_shape(self) -> tuple[int, ...]:

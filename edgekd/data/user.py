@@ -100,7 +100,7 @@ def csv(spec: str, val_fraction: float, seed: int) -> Splits:
     x = np.delete(table, li, axis=1)
     where = f"{path} (label column {label!r})"
     x, y = check_arrays(where, x, table[:, li])
-    return _finish(f"csv:{spec}", x, y, check_labels(where, y), {}, val_fraction, seed)
+    return _finish(f"csv:{spec}", x, y, check_labels(where, y), {}, val_fraction, seed, tabular=True)
 
 
 def _is_number(text: str) -> bool:
@@ -169,7 +169,7 @@ def _pixels(im, mode: str, size: tuple[int, int]) -> np.ndarray:
 
 
 def _finish(name: str, x, y, classes: int, parts: dict, val_fraction: float, seed: int, class_names=None,
-            augmentation: str = "noise") -> Splits:
+            augmentation: str = "noise", tabular: bool = False) -> Splits:
     """Hold out what the user did not give: test first, then val (this order fixes the arrays)."""
     n = len(x)
     if "test" not in parts:
@@ -182,4 +182,4 @@ def _finish(name: str, x, y, classes: int, parts: dict, val_fraction: float, see
     if len(x_val) == 0 or len(x_test) == 0:
         raise UserError(f"{name}: too few samples ({n}) to hold out validation and test sets")
     return Splits(name, x, y, x_val, y_val, x_test, y_test, classes=classes, class_names=class_names,
-                  augmentation=augmentation)
+                  augmentation=augmentation, tabular=tabular)

@@ -28,7 +28,7 @@ from edgekd.distill.trainer import Schedule, TrainData, evaluate, train
 from edgekd.errors import UserError
 from edgekd.models import ArchSpec, build, count_macs, count_params, load_model, save_model
 from edgekd.recipe import Recipe, from_dict, validate
-from edgekd.runs import Run, baseline_of, default_run_dir, link_latest, read_json, write_json, write_jsonl
+from edgekd.runs import Run, controls_of, default_run_dir, link_latest, read_json, write_json, write_jsonl
 
 Events = Callable[[dict], None]
 
@@ -108,8 +108,8 @@ def _distill(recipe: Recipe, out: Path | None, run: Run | None, on_event: Events
     for k, spec in enumerate(archs, start=1):
         taught_by = None if plan.mutual else teacher if recipe.chain.direct else previous
         previous = _train_member(ctx, f"gen-{k}", spec, taught_by, mutual=plan.mutual)
-        if recipe.chain.baseline:  # the same optimizer steps as the generation it controls for
-            _train_member(ctx, f"baseline-{k}", spec, None, epochs=_baseline_epochs(recipe, splits, not plan.mutual))
+        if recipe.chain.baseline:
+            _train_controls(ctx, k, spec, transfer_used=not plan.mutual)
     run.update_manifest(lambda m: m.update(status="trained"))
     return run
 
@@ -122,7 +122,8 @@ def _open_teacher(recipe: Recipe, splits: Splits, plan: Objective, run_teacher_d
     if plan.mutual:  # peers teach each other: the teacher recipe only sizes generation 1
         return Teacher("none", "-", spec=ArchSpec(t.arch, t.width, t.depth, splits.input_shape, splits.classes))
     if not t.spec:
-        spec = ArchSpec(t.arch, t.width, t.depth, splits.input_shape, splits.classes, *_input_stats(splits))
+        spec = ArchSpec(t.arch, t.width, t.depth, splits.input_shape, splits.classes,
+                        *_input_stats(splits, recipe.data.standardize))
         return Teacher("edgekd", "teacher", spec=spec)  # built (so checked) by _check_pairs
     specs = (t.spec, *t.ensemble)
     members = []
@@ -211,10 +212,29 @@ def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
     ctx.run.update_manifest(lambda m: m["members"].update(teacher=entry))
 
 
-def _input_stats(splits: Splits) -> tuple[float, float]:
+Stat = float | tuple[float, ...]
+
+
+def _input_stats(splits: Splits, how: str) -> tuple[Stat, Stat]:
+    """Mean and std that standardize the inputs inside every model: one pair for the whole
+    input, or (data.standardize "feature", "auto" for tables) one per column, since a table's
+    columns may differ in scale by orders of magnitude and one std would flatten the small ones."""
     x = splits.x_train.astype(np.float64)  # float32 squares overflow for values beyond ~1e19
+    if how == "feature" or (how == "auto" and splits.tabular):
+        if x.ndim != 2:
+            raise UserError(f"data.standardize = \"feature\" standardizes the columns of (N, F) inputs; "
+                            f"these are {tuple(splits.input_shape)} per sample: use global")
+        std = x.std(0)
+        std[std == 0] = 1.0  # a constant column carries nothing; leave it centred, not divided by zero
+        return tuple(x.mean(0).tolist()), tuple(std.tolist())
     std = float(x.std())
     return float(x.mean()), std if std > 0 else 1.0
+
+
+def _augment_scale(s: Splits, recipe: Recipe) -> float | torch.Tensor:
+    """Input noise is scaled by the data's std: per column when standardized per column."""
+    std = _input_stats(s, recipe.data.standardize)[1]
+    return torch.tensor(std, dtype=torch.float32) if isinstance(std, tuple) else std
 
 
 # --- the students ---------------------------------------------------------------------
@@ -223,7 +243,7 @@ def plan_students(recipe: Recipe, teacher: Teacher, splits: Splits, same_archite
     """Generation k's architecture: an explicit list, or generation 1 shrunk by `shrink` per step
     (self-distillation keeps the teacher's architecture throughout). `strict` off (resume) lets
     a run recorded before a refusal existed plan as it did then."""
-    mean, std = _input_stats(splits)
+    mean, std = _input_stats(splits, recipe.data.standardize)
     n = recipe.chain.generations
     s = recipe.student
     if same_architecture:
@@ -255,7 +275,7 @@ def plan_students(recipe: Recipe, teacher: Teacher, splits: Splits, same_archite
                      splits.classes, mean, std) for k in range(1, n + 1)]
 
 
-def _parse_student(text: str, splits: Splits, mean: float, std: float, depth: int) -> ArchSpec:
+def _parse_student(text: str, splits: Splits, mean: Stat, std: Stat, depth: int) -> ArchSpec:
     """"cnn:16" (that width, the default depth) or "mlp:32x2" (width x depth)."""
     family, _, size = text.partition(":")
     width, _, own_depth = size.partition("x")
@@ -334,7 +354,7 @@ def load_plugin(path: Path) -> list[str]:
 
 
 def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | None,
-                  epochs: int | None = None, mutual: bool = False) -> Teacher:
+                  epochs: int | None = None, mutual: bool = False, controls: list[str] | None = None) -> Teacher:
     """Train (or resume, or skip when finished) one member; returns it as a teacher for the next."""
     run, recipe, s = ctx.run, ctx.recipe, ctx.splits
     directory = run.root / name
@@ -352,7 +372,7 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
         x = np.concatenate([x, s.x_transfer])
         y = np.concatenate([y, np.full(len(s.x_transfer), -1, dtype=np.int64)])
     data = TrainData(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(s.x_val), torch.from_numpy(s.y_val),
-                     augment_scale=_input_stats(s)[1] if recipe.data.augment else None, augmentation=s.augmentation)
+                     augment_scale=_augment_scale(s, recipe) if recipe.data.augment else None, augmentation=s.augmentation)
     objective = build_objective(recipe) if distilled else Objective()
     t = recipe.train
     epochs = t.epochs if epochs is None else epochs
@@ -401,6 +421,8 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
              "best_epoch": result["best_epoch"], "epochs": len(result["history"]), "train_seconds": seconds}
     if mutual:
         entry.update(peer_val_acc=peer_val, exported_peer=chosen, peer_test_acc=peer_test)
+    if controls:
+        entry["controls"] = controls  # what this scratch run holds equal to its generation (runs.CONTROLS)
     if teacher is not None:
         with torch.inference_mode():
             mine = student(torch.from_numpy(s.x_test)).argmax(1)
@@ -411,17 +433,26 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
     return Teacher("edgekd", name, module=student, spec=spec)
 
 
-def _baseline_epochs(recipe: Recipe, s: Splits, transfer_used: bool) -> int:
-    """The same number of optimizer steps as the distilled student (the same compute budget)."""
-    if recipe.train.baseline_epochs:
-        return recipe.train.baseline_epochs
+def _train_controls(ctx: Context, k: int, spec: ArchSpec, transfer_used: bool) -> None:
+    """Generation k's architecture trained from scratch on labels alone, twice when a transfer
+    set makes the two differ: for as many optimizer steps as gen-k (the same compute: what
+    distillation bought beyond training longer) and for the recipe's epochs over the labelled
+    rows (the usual control of a KD paper, with fewer steps)."""
+    recipe, s = ctx.recipe, ctx.splits
     transfer = len(s.x_transfer) if transfer_used and s.x_transfer is not None else 0
-    return max(1, round(recipe.train.epochs * (len(s.x_train) + transfer) / len(s.x_train)))
+    steps = max(1, round(recipe.train.epochs * (len(s.x_train) + transfer) / len(s.x_train)))
+    short = recipe.train.baseline_epochs or recipe.train.epochs
+    if steps == short:
+        _train_member(ctx, f"baseline-{k}", spec, None, epochs=steps, controls=["steps", "epochs"])
+        return
+    _train_member(ctx, f"baseline-{k}", spec, None, epochs=steps, controls=["steps"])
+    _train_member(ctx, f"scratch-{k}", spec, None, epochs=short, controls=["epochs"])
 
 
 # --- the table ------------------------------------------------------------------------
 def summary_rows(run: Run) -> list[dict]:
-    """One row per generation: arch, size, teacher, accuracy, agreement, baseline, delta."""
+    """One row per generation: arch, size, teacher, accuracy, agreement, and each scratch control's
+    accuracy and the gain over it (baseline_acc, delta: the same steps; scratch_*: the recipe's epochs)."""
     members = run.manifest()["members"]
     rows = []
     if "teacher" in members:
@@ -431,10 +462,13 @@ def summary_rows(run: Run) -> list[dict]:
     k = 1
     while f"gen-{k}" in members:
         g = members[f"gen-{k}"]
-        b = baseline_of(members, f"gen-{k}")
-        rows.append({"member": f"gen-{k}", "arch": g["label"], "params": g["params"], "macs": g["macs"],
-                     "size_bytes": g["size_bytes"], "teacher": g["teacher"], "test_acc": g["test_acc"],
-                     "agreement": g.get("agreement"), "baseline_acc": b["test_acc"] if b else None,
-                     "delta": g["test_acc"] - b["test_acc"] if b else None})
+        c = controls_of(members, f"gen-{k}")
+        row = {"member": f"gen-{k}", "arch": g["label"], "params": g["params"], "macs": g["macs"],
+               "size_bytes": g["size_bytes"], "teacher": g["teacher"], "test_acc": g["test_acc"],
+               "agreement": g.get("agreement")}
+        for kind, acc, delta in (("steps", "baseline_acc", "delta"), ("epochs", "scratch_acc", "scratch_delta")):
+            b = c.get(kind)
+            row.update({acc: b["test_acc"] if b else None, delta: g["test_acc"] - b["test_acc"] if b else None})
+        rows.append(row)
         k += 1
     return rows

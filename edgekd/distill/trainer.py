@@ -42,7 +42,7 @@ class TrainData:
     y_val: torch.Tensor
     soft: torch.Tensor | None = None       # (N, C) cached teacher logits, when inputs never change
     teacher: Callable[[torch.Tensor], torch.Tensor] | None = None  # online teacher (augmentation)
-    augment_scale: float | None = None     # None: no augmentation
+    augment_scale: float | torch.Tensor | None = None  # None: no augmentation; a tensor: per column
     augmentation: str = "noise"            # which transforms (edgekd.data.augment.AUGMENTATIONS)
 
 

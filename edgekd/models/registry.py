@@ -36,12 +36,15 @@ class ArchSpec:
     depth: int
     input_shape: tuple[int, ...]
     classes: int
-    mean: float = 0.0   # input standardization baked into the model, so exported
-    std: float = 1.0    # artifacts take raw inputs, exactly as the data provides them
+    # input standardization baked into the model, so exported artifacts take raw inputs,
+    # exactly as the data provides them; one value, or one per feature of (N, F) tables
+    mean: float | tuple[float, ...] = 0.0
+    std: float | tuple[float, ...] = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["input_shape"] = list(self.input_shape)
+        d.update({k: list(v) for k, v in (("mean", self.mean), ("std", self.std)) if isinstance(v, tuple)})
         return d
 
     @classmethod
@@ -49,7 +52,7 @@ class ArchSpec:
         try:
             return cls(family=str(d["family"]), width=int(d["width"]), depth=int(d["depth"]),
                        input_shape=tuple(int(s) for s in d["input_shape"]), classes=int(d["classes"]),
-                       mean=float(d.get("mean", 0.0)), std=float(d.get("std", 1.0)))
+                       mean=_stat(d.get("mean", 0.0)), std=_stat(d.get("std", 1.0)))
         except KeyError as e:
             raise UserError(f"invalid architecture spec: it has no {e.args[0]!r}") from None
         except (TypeError, ValueError) as e:
@@ -57,6 +60,10 @@ class ArchSpec:
 
     def label(self) -> str:
         return f"{self.family}:{self.width}x{self.depth}"
+
+
+def _stat(value: Any) -> float | tuple[float, ...]:
+    return tuple(float(v) for v in value) if isinstance(value, list) else float(value)
 
 
 def build(spec: ArchSpec) -> nn.Module:
@@ -70,10 +77,10 @@ def build(spec: ArchSpec) -> nn.Module:
 class Standardize(nn.Module):
     """(x - mean) / std with fixed buffers: part of the exported graph."""
 
-    def __init__(self, mean: float, std: float):
+    def __init__(self, mean: float | tuple[float, ...], std: float | tuple[float, ...]):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(float(mean)))
-        self.register_buffer("inv_std", torch.tensor(1.0 / float(std)))
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("inv_std", (1.0 / torch.tensor(std, dtype=torch.float64)).float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) * self.inv_std

@@ -9,7 +9,7 @@ from edgekd.errors import UserError
 from edgekd.report import plots
 from edgekd.report.render import html_table, md_table, write_text, CSS
 from edgekd.report.results import collect
-from edgekd.runs import baseline_of
+from edgekd.runs import controls_of
 
 
 def flat(d: dict, prefix: str = "") -> dict[str, object]:
@@ -70,22 +70,26 @@ def _best_points(r) -> dict:
     gens = sorted((g for g in m if g.startswith("gen-")), key=lambda g: int(g.split("-")[1]))
     point = lambda g: {"member": g, "arch": m[g].get("label"), "params": m[g].get("params"), "test_acc": m[g]["test_acc"]}
     out = {"run": r.name, "path": str(r.run.root), "teacher_acc": m["teacher"]["test_acc"] if "teacher" in m else None,
-           "best": None, "smallest": None, "gain_pts": None}
+           "best": None, "smallest": None, "gain_pts": None, "gain_pts_epochs": None}
     if gens:
-        base = baseline_of(m, gens[-1])
+        controls = controls_of(m, gens[-1])
+        gain = lambda kind: round(100 * (m[gens[-1]]["test_acc"] - controls[kind]["test_acc"]), 2) \
+            if kind in controls else None
         out.update(best=point(max(gens, key=lambda g: m[g]["test_acc"])), smallest=point(gens[-1]),
-                   gain_pts=round(100 * (m[gens[-1]]["test_acc"] - base["test_acc"]), 2) if base else None)
+                   gain_pts=gain("steps"), gain_pts_epochs=gain("epochs"))
     return out
 
 
 def best_table(best: list[dict]) -> list[list[str]]:
     """compare's "best points" table for people: a header row, then one row per run."""
     pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"
-    rows = [["run", "teacher acc", "best generation", "smallest generation (fp32)", "KD gain at smallest (pts)"]]
+    pts = lambda v: "-" if v is None else f"{v:+.1f}"
+    rows = [["run", "teacher acc", "best generation", "smallest generation (fp32)",
+             "KD gain at smallest (pts) over scratch: same steps", "... recipe's epochs"]]
     for b in best:
         top, small = b["best"], b["smallest"]
         rows.append([b["run"], pct(b["teacher_acc"]),
                      f"{top['member']} {top['arch']} {pct(top['test_acc'])}" if top else "-",
                      f"{small['member']} {small['params']:,} params {pct(small['test_acc'])}" if small else "-",
-                     "-" if b["gain_pts"] is None else f"{b['gain_pts']:+.1f}"])
+                     pts(b["gain_pts"]), pts(b.get("gain_pts_epochs"))])
     return rows

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from pathlib import Path
 
 from edgekd.errors import UserError
 from edgekd.report import plots
-from edgekd.report.results import SCHEMA, RunResults, collect, deployable, target_p50
-from edgekd.runs import atomic_path, baseline_of, write_json
+from edgekd.report.results import SCHEMA, RunResults, collect, control_name, deployable, ms, target_p50
+from edgekd.runs import CONTROLS, atomic_path, controls_of, write_json
 
 
 def build_report(run_dir: Path, within_points: float = 1.0, targets: list[str] | None = None) -> dict:
@@ -85,25 +84,26 @@ def _sections(res: RunResults, within: float) -> dict:
         summary.append(f"Fastest on {target} (verified, in its runtimes): {fast['member']} {fast['artifact']} at "
                        f"{ms(target_p50(fast, rep))} ms p50 ({how}), {100 * fast['accuracy']:.1f}% accurate."
                        + _budget_line(rows, rep))
-    gains = [(g, members[g]["test_acc"] - baseline_of(members, g)["test_acc"])
-             for g in members if baseline_of(members, g)]
-    if gains:
-        epochs = res.manifest["recipe"]["train"].get("baseline_epochs", 0)
-        steps = f"{epochs} epochs on the labelled rows" if epochs else "same optimizer steps"
-        summary.append(f"Distillation over training from scratch (same architecture, {steps}): "
-                       + ", ".join(f"{g} {100 * d:+.1f} points" for g, d in sorted(gains)) + ".")
+    gens = sorted((g for g in members if g.startswith("gen-")), key=_order)
+    controls = {g: controls_of(members, g) for g in gens}
+    if any(controls.values()):
+        summary.append("Distillation over training the same architecture from scratch on the labelled rows, "
+                       + "; ".join(f"for {_control_text(res, kind)}: " + ", ".join(
+                           f"{g} {100 * (members[g]['test_acc'] - c[kind]['test_acc']):+.1f} points"
+                           for g, c in controls.items() if kind in c)
+                           for kind in _shown_controls(controls)) + ".")
     summary += [f"Missing: {m}." for m in res.missing]
 
-    chain_rows = [["member", "arch", "params", "MACs", "taught by", "test acc (torch)", "scratch acc", "gain (pts)"]]
-    for name in sorted(members, key=_order):
-        m = members[name]
-        if m.get("role") == "baseline":
-            continue
-        b = baseline_of(members, name)
+    shown = _shown_controls(controls)
+    chain_rows = [["member", "arch", "params", "MACs", "taught by", "test acc (torch)"]
+                  + [h for kind in shown for h in (f"scratch, {control_name(res.manifest['recipe'], kind)}", "gain (pts)")]]
+    for name in ["teacher"] * ("teacher" in members) + gens:
+        m, c = members[name], controls.get(name, {})
         chain_rows.append([name, m.get("label", m.get("kind", "")), _n(m.get("params")), _n(m.get("macs")),
-                           m.get("teacher") or "-", f"{100 * m['test_acc']:.1f}%",
-                           f"{100 * b['test_acc']:.1f}%" if b else "-",
-                           f"{100 * (m['test_acc'] - b['test_acc']):+.1f}" if b else "-"])
+                           m.get("teacher") or "-", f"{100 * m['test_acc']:.1f}%"]
+                          + [v for kind in shown for v in (
+                              (f"{100 * c[kind]['test_acc']:.1f}%", f"{100 * (m['test_acc'] - c[kind]['test_acc']):+.1f}")
+                              if kind in c else ("-", "-"))])
     artifact_rows = [["member", "artifact", "size", "weights", "accuracy", "verified"]]
     for p in sorted(res.points, key=lambda p: (_order(p["member"]), p["artifact"])):
         weights = p.get("weight_bytes")
@@ -138,6 +138,12 @@ def _method(res: RunResults) -> list[str]:
              "so an int8 file can be larger than its fp32 source.",
              "load+run MB is the resident memory loading and running the model added to a process that had already "
              "imported its runtime; fits RAM compares that whole process's peak with half of the target's RAM."]
+    if any(k.startswith("baseline-") for k in m["members"]):
+        lines.append("Scratch controls are each generation's architecture trained on the labelled rows alone, from the "
+                     "generation's initial weights: \"same steps\" for as many optimizer steps as the distilled student "
+                     "(the same compute, so a gain is not bought by training longer), \"N epochs\" for the recipe's "
+                     "epochs (fewer steps when a transfer set lengthens the student's epochs: the usual control of "
+                     "a KD paper, and a weaker one). Without a transfer set the two are one run.")
     for target, rep in sorted(res.bench.items()):
         s = rep["settings"]
         where = f"on the device {rep['device']}" if rep["device"] else f"on this host ({rep['host']['cpu']})"
@@ -156,6 +162,18 @@ def _method(res: RunResults) -> list[str]:
                          "artifacts on the same machine, threads and batch; each keeps its own processes and runs, "
                          "and its prediction the host probe of that bench (in its note).")
     return lines
+
+
+def _shown_controls(controls: dict[str, dict]) -> list[str]:
+    """The control kinds worth a column: both, unless one run stood for both everywhere."""
+    kinds = [k for k in CONTROLS if any(k in c for c in controls.values())]
+    if all(c.get("steps") is c.get("epochs") for c in controls.values()):
+        return kinds[:1]
+    return kinds
+
+
+def _control_text(res: RunResults, kind: str) -> str:
+    return "the same optimizer steps" if kind == "steps" else control_name(res.manifest["recipe"], kind)
 
 
 def _order(name: str):
@@ -200,16 +218,6 @@ def bench_notes(r: dict, rep: dict) -> list[str]:
     if budget and p50 is not None and p50 > budget:
         notes.append(f"over the {ms(budget)} ms budget")
     return notes
-
-
-def ms(v: float) -> str:
-    """A latency without exponents: three significant digits below 100 ms (0.0816, 1.8, 28.5,
-    0.0000123), whole milliseconds above (285, 1,240)."""
-    if v >= 100:
-        return f"{v:,.0f}"
-    if v >= 1e-4 or v <= 0:
-        return f"{v:.3g}"
-    return f"{v:.{2 - math.floor(math.log10(v))}f}"  # where .3g would switch to an exponent
 
 
 def predicted_ms(pred: dict) -> str:

@@ -3,6 +3,7 @@ results.json are drawn from."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,8 @@ def collect(run_dir: Path) -> RunResults:
     points, missing = [], []
     for name, entry in members.items():
         role = entry.get("role", name.split("-")[0])
+        if role == "scratch":  # a shorter control for the chain table, not a model to ship or plot
+            continue
         base = {"member": name, "role": role, "index": entry.get("index", 0), "params": entry.get("params"),
                 "macs": entry.get("macs"), "arch": entry.get("label"), "torch_acc": entry["test_acc"]}
         artifacts = {k: a for k, a in entry.get("artifacts", {}).items() if a.get("built")}
@@ -123,3 +126,21 @@ def target_p50(r: dict, rep: dict) -> float | None:
     if rep.get("prediction_method"):
         return (r.get("predicted") or {}).get("p50_ms")
     return r.get("p50_ms")
+
+
+def control_name(recipe: dict, kind: str) -> str:
+    """What a scratch control of a run with this (manifest) recipe held equal: "same steps", "30 epochs"."""
+    if kind == "steps":
+        return "same steps"
+    epochs = recipe["train"].get("baseline_epochs") or recipe["train"]["epochs"]
+    return f"{epochs} epoch{'s' * (epochs != 1)}"
+
+
+def ms(v: float) -> str:
+    """A latency without exponents: three significant digits below 100 ms (0.0816, 1.8, 28.5,
+    0.0000123), whole milliseconds above (285, 1,240)."""
+    if v >= 100:
+        return f"{v:,.0f}"
+    if v >= 1e-4 or v <= 0:
+        return f"{v:.3g}"
+    return f"{v:.{2 - math.floor(math.log10(v))}f}"  # where .3g would switch to an exponent
