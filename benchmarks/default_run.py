@@ -14,6 +14,7 @@ from pathlib import Path
 
 from edgekd import host
 from edgekd.report.render import predicted_ms
+from edgekd.report.results import control_name
 from edgekd.runs import CONTROLS, controls_of
 
 PLOTS = Path(__file__).parent / "default-run"
@@ -59,12 +60,12 @@ def main() -> None:
                 print(f"| &nbsp;&nbsp;{member} | {s:.1f} |")
             print(f"| &nbsp;&nbsp;data, soft targets, evaluation, files | {seconds - sum(trained.values()):.1f} |")
     print(f"| **total** | **{sum(phases.values()):.1f}** |\n")
-    print("| member | arch | params | x smaller | taught by | test acc | scratch, same steps | gain (pts) "
-          f"| scratch, {recipe.train.epochs} epochs | gain (pts) | train s |")
+    print("| member | arch | params | x smaller | taught by | test acc | "
+          + " | ".join(f"scratch, {control_name(m['recipe'], kind)} | gain (pts)" for kind in CONTROLS) + " | train s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     teacher = members["teacher"]
     for name in ["teacher"] + [f"gen-{k}" for k in range(1, recipe.chain.generations + 1)]:
-        g, controls = members[name], controls_of(members, name)
+        g, controls = members[name], controls_of(m, name)
         columns = ""
         for kind in CONTROLS:
             b = controls.get(kind)

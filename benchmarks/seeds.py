@@ -20,6 +20,7 @@ from pathlib import Path
 from edgekd import host
 from edgekd.distill.chain import distill
 from edgekd.recipe import Recipe, from_dict
+from edgekd.report.results import control_name
 from edgekd.runs import CONTROLS, controls_of
 
 SEEDS = (0, 1, 2)
@@ -34,17 +35,18 @@ def main() -> None:
     recipe = Recipe()
     with tempfile.TemporaryDirectory() as d:
         for seed in SEEDS:
-            members = distill(from_dict({"train": {"seed": seed}}), out=Path(d) / f"s{seed}").manifest()["members"]
-            for name, m in members.items():
+            manifest = distill(from_dict({"train": {"seed": seed}}), out=Path(d) / f"s{seed}").manifest()
+            for name, m in manifest["members"].items():
                 if name != "teacher" and not name.startswith("gen-"):
                     continue
-                controls = controls_of(members, name)
+                controls = controls_of(manifest, name)
                 rows.setdefault(f"{name} {m['label']}", []).append(
                     (m["test_acc"], *(controls[kind]["test_acc"] if kind in controls else None for kind in CONTROLS)))
     print(f"# the default recipe over seeds {SEEDS}  (host: {host.cpu_model()}; `train.seed` changes initialisation "
           f"and batch order, the data and its splits stay fixed; lr {recipe.train.lr:g})\n")
-    print("| member | test acc per seed | mean | scratch, same steps | mean gain | "
-          f"scratch, same epochs ({recipe.train.epochs}) | mean gain |\n|---|---|---|---|---|---|---|")
+    print("| member | test acc per seed | mean | "
+          + " | ".join(f"scratch, {control_name(recipe.to_dict(), kind)} | mean gain" for kind in CONTROLS)
+          + " |\n|---|---|---|---|---|---|---|")
     for name, seeds in rows.items():
         accs = [a for a, _, _ in seeds]
         line = f"| {name} | {_pcts(accs)} | {100 * statistics.mean(accs):.1f}% "

@@ -124,7 +124,7 @@ def distill(
     elif not quiet:
         from edgekd.console import out as console, table
 
-        console.print(table(f"run {run.root}", rows, CHAIN_COLUMNS + _control_columns(rows, run.manifest()["recipe"])))
+        console.print(table(f"run {run.root}", rows, CHAIN_COLUMNS + _control_columns(run.manifest())))
         if artifacts:
             console.print(table("exported artifacts (accuracy measured in each runtime)", artifacts, ARTIFACT_COLUMNS))
         for bench_file in sorted(run.bench_dir.glob("*.json")):
@@ -166,14 +166,20 @@ def export(
     _exit_on_failed(rows)
 
 
-def _control_columns(rows: list[dict], recipe: dict) -> list[tuple[str, str, str]]:
-    """The scratch controls' columns: one pair when a single run stood for both (no transfer set)."""
-    if all(r.get("scratch_acc") == r.get("baseline_acc") for r in rows):
-        return [("baseline_acc", "scratch", "pct"), ("delta", "gain", "delta")]
-    from edgekd.report.results import control_name
+def _control_columns(manifest: dict) -> list[tuple[str, str, str]]:
+    """The scratch controls' columns: one pair when one run stood for both in every generation."""
+    from edgekd.report.results import control_name, shown_controls
+    from edgekd.runs import controls_of
 
-    return [("baseline_acc", "scratch, same steps", "pct"), ("delta", "gain", "delta"),
-            ("scratch_acc", f"scratch, {control_name(recipe, 'epochs')}", "pct"), ("scratch_delta", "gain", "delta")]
+    gens = [g for g in manifest["members"] if g.startswith("gen-")]
+    columns = {"steps": ("baseline_acc", "delta"), "epochs": ("scratch_acc", "scratch_delta")}
+    controls = [controls_of(manifest, g) for g in gens]
+    shown = shown_controls(controls)
+    if all(c.get("steps") is c.get("epochs") for c in controls):  # one run each (or none): no qualifier
+        acc, delta = columns[shown[0] if shown else "steps"]
+        return [(acc, "scratch", "pct"), (delta, "gain", "delta")]
+    return [c for kind in shown for c in ((columns[kind][0], f"scratch, {control_name(manifest['recipe'], kind)}", "pct"),
+                                          (columns[kind][1], "gain", "delta"))]
 
 
 def _print_warnings(event: dict) -> None:

@@ -52,7 +52,7 @@ class StudentRecipe:
 @dataclass(frozen=True)
 class TrainRecipe:
     epochs: int = 30               # distillation epochs per generation (over train + transfer set)
-    baseline_epochs: int = 0       # the short scratch control's epochs on the labelled rows; 0 = epochs
+    baseline_epochs: int = 0       # the epoch-matched scratch control's epochs on the labelled rows; 0 = epochs
     batch_size: int = 128
     lr: float = 1e-2               # AdamW peak, warm-up then cosine; 3e-3 left gen-3 ~1 pt lower (benchmarks seeds)
     weight_decay: float = 1e-4
@@ -154,7 +154,7 @@ def _coerce(value: Any, kind: type, where: str) -> Any:
     if kind is bool:
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
-        if value in (0, 1):  # TOML `direct = 0` reads as --set chain.direct=0 does
+        if isinstance(value, int) and value in (0, 1):  # TOML `direct = 0` reads as --set chain.direct=0 does
             return bool(value)
         raise UserError(f"{where} must be true or false, not {value!r}")
     if kind is str:
@@ -228,12 +228,16 @@ def apply_sets(recipe: Recipe, assignments: list[str]) -> Recipe:
 
 
 def _set_value(text: str) -> Any:
-    """A --set value as a TOML file would read it (`["a", "b"]`, `"x y"`, `1e-3`), or else
-    the bare text (`npz:data.npz`, `cnn:16,cnn:8`)."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
+    """A --set value: a TOML array or quoted string as a recipe file reads it (`["a", "b"]`,
+    `"x y"`), anything else as the bare text, which each key converts (`3e-3`, `0`, `cnn:16,cnn:8`)."""
+    if text[:1] in ("[", '"', "'"):
+        try:
+            parsed = tomllib.loads(f"v = {text}")
+        except tomllib.TOMLDecodeError:
+            return text
+        if list(parsed) == ["v"]:  # not `"a"\nb = 1`, which TOML would read as two keys
+            return parsed["v"]
+    return text
 
 
 def validate(recipe: Recipe) -> Recipe:

@@ -6,7 +6,7 @@
       gen-<k>/model.pt       checkpoint.pt (resume), metrics.jsonl, eval.json, export/...
       baseline-<k>/...       the same architecture on labels alone, as many optimizer steps as gen-<k>
       scratch-<k>/...        ... and for the recipe's epochs on the labelled rows (fewer steps when a
-                             transfer set lengthens gen-<k>'s epochs; not trained when it does not)
+                             transfer set lengthens gen-<k>'s epochs; not trained when both are one run)
       bench/<target>.json
       report/
 
@@ -245,17 +245,19 @@ def files_sha256(paths: list[Path]) -> str:
 CONTROLS = ("steps", "epochs")  # what a scratch control holds equal to its generation: optimizer steps, epochs
 
 
-def controls_of(members: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
-    """The scratch controls of generation `name` that were trained, by CONTROLS kind. One run
-    can be both (no transfer set: the same steps are the same epochs); runs made before
-    controls were recorded have baseline-<k> as their same-steps control."""
+def controls_of(manifest: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
+    """The scratch controls of generation `name` that were trained, by CONTROLS kind; one
+    run can be both, when the same steps are the same epochs. Runs made before controls were
+    recorded had one baseline-<k>: of the same steps, or of train.baseline_epochs when set."""
     role, _, index = name.partition("-")
     if role != "gen":
         return {}
+    members = manifest["members"]
+    before = ["epochs"] if manifest.get("recipe", {}).get("train", {}).get("baseline_epochs") else ["steps"]
     found = {}
     for member in (f"baseline-{index}", f"scratch-{index}"):
         if member in members:
-            for kind in members[member].get("controls", ["steps"]):
+            for kind in members[member].get("controls", before):
                 found[kind] = members[member]
     return found
 

@@ -140,8 +140,12 @@ def test_set_reads_values_as_a_recipe_file_does(tmp_path):
     assert from_file.bench.targets == from_set.bench.targets == ("raspberry-pi-4", "x86-laptop")
     assert from_set.data.spec == "npz:my data.npz" and from_set.student.students == ("cnn:16", "cnn:8")
     assert from_set.train.lr == 3e-3
-    with pytest.raises(UserError, match="chain.direct must be true or false"):
-        apply_sets(from_file, ["chain.direct=2"])
+    numbers = apply_sets(from_file, ["distill.layers=0", "data.transfer=1e3", 'teacher.spec="a b.pt"'])
+    assert numbers.distill.layers == ("0",) and numbers.data.transfer == "1e3" and numbers.teacher.spec == "a b.pt"
+    assert apply_sets(from_file, ['data.spec="a"\nb = 1']).data.spec == '"a"\nb = 1'  # one value, not two keys
+    for bad in ("chain.direct=2", "chain.direct=1.0"):
+        with pytest.raises(UserError, match="chain.direct must be true or false"):
+            apply_sets(from_file, [bad])
 
 
 def test_wrong_type_in_recipe(cli, tmp_path):

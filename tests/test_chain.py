@@ -78,6 +78,10 @@ def test_two_scratch_controls_when_the_transfer_set_lengthens_epochs(cli, tmp_pa
     row = json.loads(out)["generations"][1]
     assert row["baseline_acc"] == steps["test_acc"] and row["delta"] == gen["test_acc"] - steps["test_acc"]
     assert row["scratch_acc"] == short["test_acc"] and row["scratch_delta"] == gen["test_acc"] - short["test_acc"]
+    from edgekd.cli import _control_columns
+
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert [h for _, h, _ in _control_columns(manifest)] == ["scratch, same steps", "gain", "scratch, 1 epoch", "gain"]
     code, out, err = cli("report", tmp_path / "r")
     assert code == 0, err
     md = (tmp_path / "r" / "report" / "report.md").read_text()
@@ -86,6 +90,28 @@ def test_two_scratch_controls_when_the_transfer_set_lengthens_epochs(cli, tmp_pa
     code, out, err = cli("export", tmp_path / "r", "--format", "onnx", "--no-int8")
     assert code == 0, err
     assert (tmp_path / "r" / "baseline-1" / "export").is_dir() and not (tmp_path / "r" / "scratch-1" / "export").exists()
+
+    # a run from before two controls, made with train.baseline_epochs = 1: its one baseline was
+    # that epoch-matched control; resuming it trains no duplicate, and the table says so
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    manifest["recipe"]["train"]["baseline_epochs"] = 1
+    del manifest["members"]["scratch-1"], manifest["members"]["baseline-1"]["controls"]
+    (tmp_path / "r" / "manifest.json").write_text(json.dumps(manifest))
+    shutil.rmtree(tmp_path / "r" / "scratch-1")
+    code, out, err = cli("distill", "--resume", tmp_path / "r", "--json")
+    assert code == 0, err
+    assert not (tmp_path / "r" / "scratch-1").exists()
+    row = json.loads(out)["generations"][1]
+    assert row["baseline_acc"] is None and row["scratch_acc"] == steps["test_acc"]
+    assert [h for _, h, _ in _control_columns(json.loads((tmp_path / "r" / "manifest.json").read_text()))] == \
+        ["scratch, 1 epoch", "gain"]
+
+
+def test_one_scratch_run_is_both_controls_in_the_table(tiny_run):
+    from edgekd.cli import _control_columns
+
+    manifest = json.loads((tiny_run / "manifest.json").read_text())
+    assert _control_columns(manifest) == [("baseline_acc", "scratch", "pct"), ("delta", "gain", "delta")]
 
 
 def test_direct_order_teaches_every_generation_from_the_teacher(cli, tmp_path):
@@ -145,8 +171,10 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
 def test_ctrl_c_says_how_to_resume(tmp_path):
     args = [sys.executable, "-m", "edgekd", "distill", "--chain", "1", "--teacher-epochs", "50", "--transfer", "0",
             "--set", "teacher.width=16", "--no-export", "--out", str(tmp_path / "r")]
+    # a background job inherits SIGINT ignored, and Python then installs no Ctrl-C handler
     proc = subprocess.Popen(args, cwd=tmp_path, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not (tmp_path / "r" / "teacher" / "checkpoint.pt").exists():
         time.sleep(0.05)

@@ -186,19 +186,21 @@ def test_table_columns_on_different_scales_are_standardized_one_by_one(cli, tmp_
     path = tmp_path / "t.csv"
     np.savetxt(path, table, delimiter=",", header="small,huge,plain,constant,label", comments="")
     accuracy = {}
-    for how in ("auto", "global"):
+    for how, extra in (("global", ["--no-export"]), ("auto", ["--augment", "--set", "bench.enabled=false"])):
         code, out, err = cli("distill", "--data", f"csv:{path}", "--chain", "1", "--teacher-epochs", "5", "--epochs", "2",
                              "--set", "teacher.arch=mlp", "--set", "teacher.width=16", "--set", f"data.standardize={how}",
-                             "--no-baseline", "--set", "export.formats=onnx", "--set", "export.int8=false",
-                             "--set", "bench.enabled=false",
-                             "--out", tmp_path / how, "--json")
+                             "--no-baseline", *extra, "--out", tmp_path / how, "--json")
         assert code == 0, err
         manifest = json.loads((tmp_path / how / "manifest.json").read_text())
         accuracy[how] = manifest["members"]["teacher"]["test_acc"]
     assert accuracy["auto"] >= 0.95 and accuracy["global"] < 0.8, accuracy
-    spec = json.loads((tmp_path / "auto" / "manifest.json").read_text())["students"][0]
+    spec = manifest["students"][0]
     assert len(spec["mean"]) == len(spec["std"]) == 4 and spec["std"][3] == 1.0  # constant column: not divided by 0
-    assert json.loads(out)["artifacts"][0]["passed"]  # the per-column graph exports to ONNX and verifies
+    assert manifest["data"]["augmentation"] == "noise"  # scaled per column too
+    # every artifact verifies, int8 included: quantization starts after the standardization,
+    # whose columns one uint8 scale could not hold
+    assert {a["artifact"]: a["passed"] for a in json.loads(out)["artifacts"]} == dict.fromkeys(
+        ["onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-fp16", "openvino-int8"], True)
     model, loaded = load_model(tmp_path / "auto" / "gen-1" / "model.pt")
     assert loaded.std == tuple(spec["std"])
 
@@ -207,3 +209,24 @@ def test_feature_standardization_needs_a_table(cli, tmp_path):
     code, out, err = cli("distill", "--data", "digits", "--set", "data.standardize=feature", "--no-export")
     assert code == 2 and "standardizes the columns of (N, F) inputs" in err and "Traceback" not in err
     assert not Path("runs").exists()
+
+
+def test_resuming_a_run_from_before_per_column_standardization_keeps_one_mean(cli, tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((300, 3)) * [1.0, 100.0, 0.01]
+    path = tmp_path / "t.csv"
+    np.savetxt(path, np.column_stack([x, (x[:, 0] > 0).astype(int)]), delimiter=",", header="a,b,c,label", comments="")
+    args = ["--data", f"csv:{path}", "--chain", "1", "--teacher-epochs", "1", "--epochs", "1", "--set", "teacher.width=8",
+            "--no-baseline", "--no-export", "--out", tmp_path / "r"]
+    code, out, err = cli("distill", *args, "--set", "data.standardize=global")
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    del manifest["recipe"]["data"]["standardize"]          # as written before the key existed,
+    manifest["members"], manifest["status"] = {}, "running"  # interrupted before the teacher finished
+    (tmp_path / "r" / "manifest.json").write_text(json.dumps(manifest))
+    for name in ("teacher/eval.json", "teacher/model.pt", "gen-1/eval.json"):
+        (tmp_path / "r" / name).unlink()
+    code, out, err = cli("distill", "--resume", tmp_path / "r")
+    assert code == 0, err
+    for member in ("teacher", "gen-1"):
+        assert isinstance(load_model(tmp_path / "r" / member / "model.pt")[1].std, float)  # as the run began

@@ -47,7 +47,9 @@ def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path 
     recipe's train.threads (a resumed run may land on a busier machine)."""
     run = Run.open(resume) if resume is not None else None
     if run is not None:
-        recipe = validate(from_dict(run.manifest()["recipe"], where=f"{run.manifest_path} recipe"))
+        saved = run.manifest()["recipe"]
+        saved.setdefault("data", {}).setdefault("standardize", "global")  # runs from before the key: as they were
+        recipe = validate(from_dict(saved, where=f"{run.manifest_path} recipe"))
     else:
         recipe = validate(recipe or Recipe())
     default_threads = torch.get_num_threads()
@@ -434,11 +436,14 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
 
 
 def _train_controls(ctx: Context, k: int, spec: ArchSpec, transfer_used: bool) -> None:
-    """Generation k's architecture trained from scratch on labels alone, twice when a transfer
-    set makes the two differ: for as many optimizer steps as gen-k (the same compute: what
-    distillation bought beyond training longer) and for the recipe's epochs over the labelled
-    rows (the usual control of a KD paper, with fewer steps)."""
+    """Generation k's architecture trained from scratch on labels alone: for as many optimizer
+    steps as gen-k (the same compute: what distillation bought beyond training longer) and
+    for the recipe's epochs over the labelled rows (the usual control of a KD paper, fewer
+    steps when a transfer set lengthens gen-k's epochs). One run when the two coincide."""
     recipe, s = ctx.recipe, ctx.splits
+    earlier = ctx.run.manifest()["members"].get(f"baseline-{k}", {})
+    if earlier and "controls" not in earlier:  # a run from before two controls: keep the one it had
+        return
     transfer = len(s.x_transfer) if transfer_used and s.x_transfer is not None else 0
     steps = max(1, round(recipe.train.epochs * (len(s.x_train) + transfer) / len(s.x_train)))
     short = recipe.train.baseline_epochs or recipe.train.epochs
@@ -453,7 +458,8 @@ def _train_controls(ctx: Context, k: int, spec: ArchSpec, transfer_used: bool) -
 def summary_rows(run: Run) -> list[dict]:
     """One row per generation: arch, size, teacher, accuracy, agreement, and each scratch control's
     accuracy and the gain over it (baseline_acc, delta: the same steps; scratch_*: the recipe's epochs)."""
-    members = run.manifest()["members"]
+    manifest = run.manifest()
+    members = manifest["members"]
     rows = []
     if "teacher" in members:
         t = members["teacher"]
@@ -462,7 +468,7 @@ def summary_rows(run: Run) -> list[dict]:
     k = 1
     while f"gen-{k}" in members:
         g = members[f"gen-{k}"]
-        c = controls_of(members, f"gen-{k}")
+        c = controls_of(manifest, f"gen-{k}")
         row = {"member": f"gen-{k}", "arch": g["label"], "params": g["params"], "macs": g["macs"],
                "size_bytes": g["size_bytes"], "teacher": g["teacher"], "test_acc": g["test_acc"],
                "agreement": g.get("agreement")}

@@ -72,7 +72,7 @@ def _best_points(r) -> dict:
     out = {"run": r.name, "path": str(r.run.root), "teacher_acc": m["teacher"]["test_acc"] if "teacher" in m else None,
            "best": None, "smallest": None, "gain_pts": None, "gain_pts_epochs": None}
     if gens:
-        controls = controls_of(m, gens[-1])
+        controls = controls_of(r.manifest, gens[-1])
         gain = lambda kind: round(100 * (m[gens[-1]]["test_acc"] - controls[kind]["test_acc"]), 2) \
             if kind in controls else None
         out.update(best=point(max(gens, key=lambda g: m[g]["test_acc"])), smallest=point(gens[-1]),

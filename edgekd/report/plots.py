@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from edgekd.report.results import RunResults, control_name, deployable, ms, pareto, target_p50
-from edgekd.runs import CONTROLS, controls_of
+from edgekd.report.results import RunResults, control_name, deployable, ms, pareto, shown_controls, target_p50
+from edgekd.runs import controls_of
 
 PRECISION_COLOR = {"fp32": "#1f77b4", "fp16": "#2ca02c", "int8": "#ff7f0e"}
 FORMAT_MARKER = {"onnx": "o", "openvino": "s", "torch": "^"}
@@ -169,13 +169,12 @@ def chain(res: RunResults, directory: Path) -> list[Path]:
     if "teacher" in members:
         ax.axhline(100 * members["teacher"]["test_acc"], color="black", lw=1, ls=":", label="teacher")
     ax.plot(xs[1:], [100 * members[g]["test_acc"] for g in gens], "o-", label="distilled (KD)", color="#1f77b4")
-    controls = [controls_of(members, g) for g in gens]
-    steps, epochs = ([c.get(kind) for c in controls] for kind in CONTROLS)
-    if gens and all(steps):
-        ax.plot(xs[1:], [100 * b["test_acc"] for b in steps], "x--", color="0.45", label="scratch, same steps")
-    if gens and all(epochs) and epochs != steps:
-        ax.plot(xs[1:], [100 * b["test_acc"] for b in epochs], "+:", color="0.6", ms=9,
-                label=f"scratch, {control_name(res.manifest['recipe'], 'epochs')}")
+    controls = [controls_of(res.manifest, g) for g in gens]
+    for kind, style in zip(shown_controls(controls), (dict(marker="x", ls="--", color="0.45"),
+                                                      dict(marker="+", ls=":", color="0.6", ms=9))):
+        if gens and all(kind in c for c in controls):
+            ax.plot(xs[1:], [100 * c[kind]["test_acc"] for c in controls], **style,
+                    label=f"scratch, {control_name(res.manifest['recipe'], kind)}")
     ax.set_ylabel("test accuracy (%)")
     ax.set_xticks(xs, labels, fontsize=8)
     ax.set_title(f"The chain: {res.name} ({'direct' if res.manifest['recipe']['chain']['direct'] else 'teacher-assistant'} order)")

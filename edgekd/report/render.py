@@ -8,8 +8,9 @@ from pathlib import Path
 
 from edgekd.errors import UserError
 from edgekd.report import plots
-from edgekd.report.results import SCHEMA, RunResults, collect, control_name, deployable, ms, target_p50
-from edgekd.runs import CONTROLS, atomic_path, controls_of, write_json
+from edgekd.report.results import (SCHEMA, RunResults, collect, control_name, deployable, ms, shown_controls,
+                                   target_p50)
+from edgekd.runs import atomic_path, controls_of, write_json
 
 
 def build_report(run_dir: Path, within_points: float = 1.0, targets: list[str] | None = None) -> dict:
@@ -85,16 +86,16 @@ def _sections(res: RunResults, within: float) -> dict:
                        f"{ms(target_p50(fast, rep))} ms p50 ({how}), {100 * fast['accuracy']:.1f}% accurate."
                        + _budget_line(rows, rep))
     gens = sorted((g for g in members if g.startswith("gen-")), key=_order)
-    controls = {g: controls_of(members, g) for g in gens}
+    controls = {g: controls_of(res.manifest, g) for g in gens}
     if any(controls.values()):
         summary.append("Distillation over training the same architecture from scratch on the labelled rows, "
                        + "; ".join(f"for {_control_text(res, kind)}: " + ", ".join(
                            f"{g} {100 * (members[g]['test_acc'] - c[kind]['test_acc']):+.1f} points"
                            for g, c in controls.items() if kind in c)
-                           for kind in _shown_controls(controls)) + ".")
+                           for kind in shown_controls(list(controls.values()))) + ".")
     summary += [f"Missing: {m}." for m in res.missing]
 
-    shown = _shown_controls(controls)
+    shown = shown_controls(list(controls.values()))
     chain_rows = [["member", "arch", "params", "MACs", "taught by", "test acc (torch)"]
                   + [h for kind in shown for h in (f"scratch, {control_name(res.manifest['recipe'], kind)}", "gain (pts)")]]
     for name in ["teacher"] * ("teacher" in members) + gens:
@@ -143,7 +144,7 @@ def _method(res: RunResults) -> list[str]:
                      "generation's initial weights: \"same steps\" for as many optimizer steps as the distilled student "
                      "(the same compute, so a gain is not bought by training longer), \"N epochs\" for the recipe's "
                      "epochs (fewer steps when a transfer set lengthens the student's epochs: the usual control of "
-                     "a KD paper, and a weaker one). Without a transfer set the two are one run.")
+                     "a KD paper, and a weaker one). When the two come to the same epochs they are one run.")
     for target, rep in sorted(res.bench.items()):
         s = rep["settings"]
         where = f"on the device {rep['device']}" if rep["device"] else f"on this host ({rep['host']['cpu']})"
@@ -162,14 +163,6 @@ def _method(res: RunResults) -> list[str]:
                          "artifacts on the same machine, threads and batch; each keeps its own processes and runs, "
                          "and its prediction the host probe of that bench (in its note).")
     return lines
-
-
-def _shown_controls(controls: dict[str, dict]) -> list[str]:
-    """The control kinds worth a column: both, unless one run stood for both everywhere."""
-    kinds = [k for k in CONTROLS if any(k in c for c in controls.values())]
-    if all(c.get("steps") is c.get("epochs") for c in controls.values()):
-        return kinds[:1]
-    return kinds
 
 
 def _control_text(res: RunResults, kind: str) -> str:

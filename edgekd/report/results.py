@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgekd.runs import Run, read_bench, read_jsonl
+from edgekd.runs import CONTROLS, Run, read_bench, read_jsonl
 
 SCHEMA = 1
 
@@ -126,6 +126,15 @@ def target_p50(r: dict, rep: dict) -> float | None:
     if rep.get("prediction_method"):
         return (r.get("predicted") or {}).get("p50_ms")
     return r.get("p50_ms")
+
+
+def shown_controls(controls: list[dict[str, dict]]) -> list[str]:
+    """The control kinds worth a column, from each generation's controls_of: both, unless
+    one run stood for both in every generation."""
+    kinds = [k for k in CONTROLS if any(k in c for c in controls)]
+    if all(c.get("steps") is c.get("epochs") for c in controls):
+        return kinds[:1]
+    return kinds
 
 
 def control_name(recipe: dict, kind: str) -> str:
