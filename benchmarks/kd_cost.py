@@ -93,7 +93,7 @@ def main() -> None:
         print(f"| {name} | {v:.2f} |")
     cached = med["kd cached"] / med["plain"]
     online = med["kd online + augment"] / (med["plain + augment"] + med["teacher forward"])
-    print(f"\n| ratio | measured | target |\n|---|---|---|")
+    print("\n| ratio | measured | target |\n|---|---|---|")
     print(f"| KD (cached soft targets) / plain | {cached:.2f}x | <= 1.10x {'met' if cached <= 1.10 else 'NOT met'} |")
     print(f"| KD (online teacher) / (plain + teacher forward) | {online:.2f}x | <= 1.10x "
           f"{'met' if online <= 1.10 else 'NOT met'} |")

@@ -2,7 +2,6 @@
 
 import hashlib
 from pathlib import Path
-import pickle
 
 import numpy as np
 import pytest

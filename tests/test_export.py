@@ -6,11 +6,9 @@ import sys
 import textwrap
 
 import numpy as np
-import pytest
 import torch
 
 from edgekd.export.onnx import initializer_count
-from edgekd.export.pipeline import export_run
 from edgekd.models import count_params, load_model, register
 from edgekd.runs import Run
 
