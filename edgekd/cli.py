@@ -168,11 +168,11 @@ def export(
 
 def _control_columns(manifest: dict) -> list[tuple[str, str, str]]:
     """The scratch controls' columns: one pair when one run stood for both in every generation."""
+    from edgekd.distill.chain import CONTROL_FIELDS as columns
     from edgekd.report.results import control_name, shown_controls
     from edgekd.runs import controls_of
 
     gens = [g for g in manifest["members"] if g.startswith("gen-")]
-    columns = {"steps": ("baseline_acc", "delta"), "epochs": ("scratch_acc", "scratch_delta")}
     controls = [controls_of(manifest, g) for g in gens]
     shown = shown_controls(controls)
     if all(c.get("steps") is c.get("epochs") for c in controls):  # one run each (or none): no qualifier

@@ -271,4 +271,3 @@ def validate(recipe: Recipe) -> Recipe:
         if not ok:
             raise UserError(message)
     return recipe
-

@@ -27,6 +27,7 @@ from edgekd.distill.teachers import Teacher, check_against, copy_into, load_teac
 from edgekd.distill.trainer import Schedule, TrainData, evaluate, train
 from edgekd.errors import UserError
 from edgekd.models import ArchSpec, build, count_macs, count_params, load_model, save_model
+from edgekd.models.registry import Stat
 from edgekd.recipe import Recipe, from_dict, validate
 from edgekd.runs import Run, controls_of, default_run_dir, link_latest, read_json, write_json, write_jsonl
 
@@ -214,9 +215,6 @@ def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
     ctx.run.update_manifest(lambda m: m["members"].update(teacher=entry))
 
 
-Stat = float | tuple[float, ...]
-
-
 def _input_stats(splits: Splits, how: str) -> tuple[Stat, Stat]:
     """Mean and std that standardize the inputs inside every model: one pair for the whole
     input, or (data.standardize "feature", "auto" for tables) one per column, since a table's
@@ -233,10 +231,9 @@ def _input_stats(splits: Splits, how: str) -> tuple[Stat, Stat]:
     return float(x.mean()), std if std > 0 else 1.0
 
 
-def _augment_scale(s: Splits, recipe: Recipe) -> float | torch.Tensor:
-    """Input noise is scaled by the data's std: per column when standardized per column."""
-    std = _input_stats(s, recipe.data.standardize)[1]
-    return torch.tensor(std, dtype=torch.float32) if isinstance(std, tuple) else std
+def _augment_scale(spec: ArchSpec) -> float | torch.Tensor:
+    """Input noise is scaled by the std the model standardizes with: per column when it does."""
+    return torch.tensor(spec.std, dtype=torch.float32) if isinstance(spec.std, tuple) else spec.std
 
 
 # --- the students ---------------------------------------------------------------------
@@ -374,7 +371,7 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
         x = np.concatenate([x, s.x_transfer])
         y = np.concatenate([y, np.full(len(s.x_transfer), -1, dtype=np.int64)])
     data = TrainData(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(s.x_val), torch.from_numpy(s.y_val),
-                     augment_scale=_augment_scale(s, recipe) if recipe.data.augment else None, augmentation=s.augmentation)
+                     augment_scale=_augment_scale(spec) if recipe.data.augment else None, augmentation=s.augmentation)
     objective = build_objective(recipe) if distilled else Objective()
     t = recipe.train
     epochs = t.epochs if epochs is None else epochs
@@ -455,6 +452,9 @@ def _train_controls(ctx: Context, k: int, spec: ArchSpec, transfer_used: bool) -
 
 
 # --- the table ------------------------------------------------------------------------
+CONTROL_FIELDS = {"steps": ("baseline_acc", "delta"), "epochs": ("scratch_acc", "scratch_delta")}  # row keys per control
+
+
 def summary_rows(run: Run) -> list[dict]:
     """One row per generation: arch, size, teacher, accuracy, agreement, and each scratch control's
     accuracy and the gain over it (baseline_acc, delta: the same steps; scratch_*: the recipe's epochs)."""
@@ -472,7 +472,7 @@ def summary_rows(run: Run) -> list[dict]:
         row = {"member": f"gen-{k}", "arch": g["label"], "params": g["params"], "macs": g["macs"],
                "size_bytes": g["size_bytes"], "teacher": g["teacher"], "test_acc": g["test_acc"],
                "agreement": g.get("agreement")}
-        for kind, acc, delta in (("steps", "baseline_acc", "delta"), ("epochs", "scratch_acc", "scratch_delta")):
+        for kind, (acc, delta) in CONTROL_FIELDS.items():
             b = c.get(kind)
             row.update({acc: b["test_acc"] if b else None, delta: g["test_acc"] - b["test_acc"] if b else None})
         rows.append(row)

@@ -27,6 +27,9 @@ def families() -> list[str]:
     return sorted(_FAMILIES)
 
 
+Stat = float | tuple[float, ...]  # an input statistic: one value, or one per column of (N, F) inputs
+
+
 @dataclass(frozen=True)
 class ArchSpec:
     """Everything needed to rebuild a model; saved as JSON beside its weights."""
@@ -38,8 +41,8 @@ class ArchSpec:
     classes: int
     # input standardization baked into the model, so exported artifacts take raw inputs,
     # exactly as the data provides them; one value, or one per feature of (N, F) tables
-    mean: float | tuple[float, ...] = 0.0
-    std: float | tuple[float, ...] = 1.0
+    mean: Stat = 0.0
+    std: Stat = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -62,7 +65,7 @@ class ArchSpec:
         return f"{self.family}:{self.width}x{self.depth}"
 
 
-def _stat(value: Any) -> float | tuple[float, ...]:
+def _stat(value: Any) -> Stat:
     return tuple(float(v) for v in value) if isinstance(value, list) else float(value)
 
 
@@ -77,7 +80,7 @@ def build(spec: ArchSpec) -> nn.Module:
 class Standardize(nn.Module):
     """(x - mean) / std with fixed buffers: part of the exported graph."""
 
-    def __init__(self, mean: float | tuple[float, ...], std: float | tuple[float, ...]):
+    def __init__(self, mean: Stat, std: Stat):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("inv_std", (1.0 / torch.tensor(std, dtype=torch.float64)).float())
