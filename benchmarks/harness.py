@@ -20,12 +20,12 @@ import numpy as np
 
 from edgekd import host
 from edgekd.bench.local import Job, Settings, measure_all
-from edgekd.bench.runner import open_model
+from edgekd.runtimes import RUNTIMES
 
 
 def bare_loop(path: Path, runtime: str, x: np.ndarray, threads: int, seconds: float = 2.0) -> float:
     """The runtime's own Python call in a tight loop, in this process: no harness at all."""
-    predict, _ = open_model(str(path), runtime, threads)
+    predict, _ = RUNTIMES[runtime].module.open_model(str(path), threads)
     for _ in range(20):
         predict(x)
     times, began = [], time.perf_counter()

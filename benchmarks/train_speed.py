@@ -29,12 +29,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from edgekd import host
-from edgekd.bench.runner import open_model
 from edgekd.data.builtin import TRANSFER_SEED, mnist1d_arrays
 from edgekd.distill import trainer
 from edgekd.distill.chain import build_objective
 from edgekd.distill.trainer import TrainData
-from edgekd.export.onnx import export_onnx
+from edgekd.runtimes import RUNTIMES, ExportContext
+from edgekd.runtimes.onnx import export_fp32
 from edgekd.models import ArchSpec, build
 from edgekd.recipe import Recipe
 
@@ -95,7 +95,7 @@ def main() -> None:
         return run
 
     tmp = Path(tempfile.mkdtemp(prefix="edgekd-speed-"))
-    export_onnx(build(spec(8)).eval(), (40,), tmp / "gen.onnx")
+    export_fp32(ExportContext(build(spec(8)).eval(), (40,), None, None, tmp / "gen.onnx"))
     x1 = x[:1].numpy()
 
     def calls(compile_each: bool):
@@ -103,7 +103,7 @@ def main() -> None:
             predict = None
             for _ in range(CALLS):
                 if compile_each or predict is None:
-                    predict, _ = open_model(str(tmp / "gen.onnx"), "openvino", threads)
+                    predict, _ = RUNTIMES["openvino"].module.open_model(str(tmp / "gen.onnx"), threads)
                 predict(x1)
         return run
 

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from edgekd import runtimes
 from edgekd.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -137,15 +138,15 @@ def distill(
 @app.command()
 def export(
     run: Annotated[Path, typer.Argument(help="Run directory")],
-    format_: Annotated[Optional[list[str]], Opt("--format", help="onnx, openvino (repeatable; default both)")] = None,
+    format_: Annotated[Optional[list[str]], Opt("--format", help=f"{', '.join(runtimes.EXPORT_FORMATS)} (repeatable; default: as the run's recipe, else {', '.join(runtimes.DEFAULT_FORMATS)})")] = None,
     int8: Annotated[Optional[bool], Opt("--int8/--no-int8", help="Also build int8 artifacts; default: as the run's recipe")] = None,
     calibration: Annotated[Optional[int], Opt(help="Calibration samples for int8; default: as the run's recipe", min=1)] = None,
     quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
     as_json: Annotated[bool, Opt("--json", help="Print the artifact table as JSON")] = False,
 ) -> None:
-    """(Re-)export every generation of a run to ONNX and OpenVINO IR, each verified against torch.
+    """(Re-)export every generation of a run (ONNX, OpenVINO IR, ncnn), each verified against torch.
 
-    Example: edgekd export runs/latest --format onnx --int8 --calibration 512
+    Example: edgekd export runs/latest --format onnx --format ncnn --int8 --calibration 512
     """
     from edgekd.export.pipeline import export_run
     from edgekd.runs import Run
@@ -250,7 +251,7 @@ BENCH_COLUMNS = [("member", "member", ""), ("artifact", "artifact", ""), ("size_
 def bench(
     run: Annotated[Path, typer.Argument(help="Run directory")],
     target: Annotated[list[str], Opt("--target", "-t", help="Profile name, alias, 'host' or a .toml (repeatable)")],
-    runtime: Annotated[Optional[list[str]], Opt("--runtime", help="onnxruntime, openvino, torch (repeatable)")] = None,
+    runtime: Annotated[Optional[list[str]], Opt("--runtime", help=f"{', '.join(runtimes.RUNTIMES)} (repeatable; default all)")] = None,
     batch: Annotated[int, Opt(help="Batch size", min=1)] = 1,
     processes: Annotated[int, Opt(help="Fresh processes per artifact, interleaved", min=1)] = 3,
     min_seconds: Annotated[float, Opt(help="Minimum measuring time per process", min=0.0)] = 0.5,

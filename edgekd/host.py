@@ -7,6 +7,8 @@ import platform
 import time
 from importlib import metadata
 
+from edgekd import runtimes
+
 
 def cpu_model() -> str:
     try:
@@ -73,7 +75,7 @@ def _busy_seconds() -> tuple[float | None, float | None]:
 
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for dist in ("edgekd", "torch", "onnx", "onnxruntime", "openvino", "nncf", "numpy"):
+    for dist in dict.fromkeys(("edgekd", *runtimes.versions(), "numpy")):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -21,10 +21,10 @@ def run_pipeline(recipe: Recipe | None, out: Path | None = None, resume: Path | 
     if export["enabled"]:
         from edgekd.export.pipeline import export_run
 
-        names = {"onnx": "ONNX", "openvino": "OpenVINO IR"}
-        precisions = {"onnx": "fp32" + ", int8" * export["int8"], "openvino": "fp32, fp16" + ", int8" * export["int8"]}
+        from edgekd.runtimes import describe
+
         on_event({"kind": "message", "text": "exporting every generation to "
-                  + " and ".join(f"{names[f]} ({precisions[f]})" for f in export["formats"])})
+                  + describe(tuple(export["formats"]), export["int8"])})
         export_run(run.root, tuple(export["formats"]), export["int8"], export["calibration"], on_event=on_event)
         if bench["enabled"] and bench["targets"]:
             from edgekd.bench.pipeline import bench_run

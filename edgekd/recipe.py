@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekd.errors import UserError
+from edgekd.runtimes import DEFAULT_FORMATS, EXPORT_FORMATS
 
 
 @dataclass(frozen=True)
@@ -81,13 +82,10 @@ class ChainRecipe:
     baseline: bool = True          # train each generation's architecture from scratch too (both controls)
 
 
-EXPORT_FORMATS = ("onnx", "openvino")
-
-
 @dataclass(frozen=True)
 class ExportRecipe:
     enabled: bool = True
-    formats: tuple[str, ...] = ("onnx", "openvino")
+    formats: tuple[str, ...] = DEFAULT_FORMATS  # drawn from edgekd.runtimes.EXPORT_FORMATS
     int8: bool = True
     calibration: int = 512
 

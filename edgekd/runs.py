@@ -25,18 +25,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from edgekd.errors import UserError
+from edgekd.runtimes import REFERENCE, Kind, kind
 
 MANIFEST = "manifest.json"
 SCHEMA = 1
-
-# (format, precision) -> file inside a member's directory; OpenVINO's .bin sits beside its .xml
-ARTIFACT_FILES = {
-    ("onnx", "fp32"): "model.onnx",
-    ("onnx", "int8"): "model.int8.onnx",
-    ("openvino", "fp32"): "openvino/model.xml",
-    ("openvino", "fp16"): "openvino/model.fp16.xml",
-    ("openvino", "int8"): "openvino/model.int8.xml",
-}
 
 
 _UMASK = os.umask(0o022)  # read it (the only way is to set it), then put it back
@@ -110,33 +102,37 @@ class Run:
         """role is "gen" (distilled) or "baseline" (scratch control)."""
         return self.root / f"{role}-{index}"
 
-    def artifact_path(self, member: str, fmt: str, precision: str) -> Path:
-        return self.root / member / ARTIFACT_FILES[(fmt, precision)]
+    def model_path(self, member: str) -> Path:
+        return self.root / member / "model.pt"
+
+    def artifact_path(self, member: str, kind: Kind) -> Path:
+        """Where an artifact kind lives in a member's directory (edgekd.runtimes names the file)."""
+        return self.model_path(member) if kind.file is None else self.root / member / kind.file
 
     def validation_path(self, member: str) -> Path:
         return self.root / member / "export" / "validation.json"
 
     def artifact_sha256(self, member: str, artifact: str, manifest: dict[str, Any]) -> str | None:
         """What an artifact holds now: the export's recorded hash, or the eager model's file
-        hash for "torch-fp32". None when it is not built (any more)."""
+        hash for the reference kind. None when it is not built (any more)."""
         if member not in manifest["members"]:
             return None
-        if artifact == "torch-fp32":
-            path = self.root / member / "model.pt"
+        if artifact == REFERENCE.name:
+            path = self.model_path(member)
             return files_sha256([path]) if path.is_file() else None
         art = manifest["members"][member].get("artifacts", {}).get(artifact, {})
         return art.get("sha256") if art.get("built") else None
 
     def artifact_verified(self, member: str, artifact: str, manifest: dict[str, Any]) -> bool:
         """The eager model is the reference; an exported artifact counts once it passed its checks."""
-        if artifact == "torch-fp32":
+        if artifact == REFERENCE.name:
             return True
         return bool(manifest["members"][member].get("artifacts", {}).get(artifact, {}).get("passed"))
 
-    def artifact_change(self, record: dict[str, Any]) -> str | None:
-        """How an exported artifact's files differ from what its record says was verified:
+    def artifact_change(self, name: str, record: dict[str, Any]) -> str | None:
+        """How artifact `name`'s files differ from what its record says was verified:
         missing, or other bytes (when the record has a hash); None when they are as exported."""
-        files = artifact_files(self.root / record["file"])
+        files = kind(name).files(self.root / record["file"])
         gone = [f for f in files if not f.is_file()]
         if gone:
             return f"{gone[0].relative_to(self.root)} is missing since it was exported"
@@ -228,11 +224,6 @@ def read_bench(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("rows"), list) or not isinstance(data.get("settings"), dict):
         raise UserError(f"{path} is not an edgekd bench result; delete it or run `edgekd bench` again")
     return data
-
-
-def artifact_files(path: Path) -> list[Path]:
-    """An artifact's files: an OpenVINO .xml comes with its .bin."""
-    return [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
 
 
 def files_sha256(paths: list[Path]) -> str:

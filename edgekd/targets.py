@@ -9,7 +9,6 @@ machine, probed and measured at run time. Every numeric field must name its sour
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 import os
 import platform
@@ -21,10 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-from edgekd import host
+from edgekd import host, runtimes
 from edgekd.errors import UserError
 
-RUNTIMES = ("onnxruntime", "openvino", "torch")
+RUNTIMES = tuple(runtimes.RUNTIMES)
 HOST = "host"
 NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"  # a target's name and aliases name its bench file
 
@@ -222,7 +221,7 @@ def probe_host() -> Target:
         gflops = _measure_sgemm(np, cores)
         gbs = _measure_copy(np, ram_gb)
     clock = _clock_ghz()
-    runtimes = tuple(r for r in RUNTIMES if importlib.util.find_spec(r) is not None)
+    installed = tuple(name for name, r in runtimes.RUNTIMES.items() if r.installed())
     by = "measured on this host by edgekd.targets.probe_host"
     sources = {
         "cores": f"{by}: CPUs this process may run on (os.sched_getaffinity)",
@@ -241,7 +240,7 @@ def probe_host() -> Target:
     simd = tuple(sorted({SIMD_FLAGS[f] for f in host.cpu_flags() & SIMD_FLAGS.keys()}))
     return Target(name=HOST, description=f"this machine ({cpu})", cpu=cpu, cores=cores, clock_ghz=clock,
                   isa=platform.machine(), simd=simd,
-                  peak_gflops_fp32=gflops, memory_bandwidth_gbs=gbs, ram_gb=ram_gb, runtimes=runtimes,
+                  peak_gflops_fp32=gflops, memory_bandwidth_gbs=gbs, ram_gb=ram_gb, runtimes=installed,
                   threads=cores, sources=sources, probed=True, busy_cpus=others.cpus)
 
 

@@ -8,7 +8,8 @@ import textwrap
 import numpy as np
 import torch
 
-from edgekd.export.onnx import initializer_count
+from edgekd import runtimes
+from edgekd.runtimes.onnx import initializer_count
 from edgekd.models import count_params, load_model, register
 from edgekd.runs import Run
 
@@ -168,11 +169,12 @@ def test_openvino_alone_builds_its_onnx_intermediate(tiny_run, tmp_path, cli):
 def test_ir_bytes_do_not_depend_on_what_the_process_converted_before(exported_run, tmp_path):
     """OpenVINO names unnamed ops from a per-process counter; edgekd renames them by position,
     so re-exporting the same model writes the same bytes (bench rows stay current)."""
-    from edgekd.export.openvino import onnx_to_ir
+    from edgekd.runtimes import ExportContext
+    from edgekd.runtimes.openvino import convert_fp32
 
     def ir(member: str, name: str) -> bytes:
         xml = tmp_path / name / "model.xml"
-        onnx_to_ir(exported_run / member / "model.onnx", xml, fp16=False)
+        convert_fp32(ExportContext(None, (), None, exported_run / member / "model.onnx", xml))
         return xml.read_bytes() + xml.with_suffix(".bin").read_bytes()
 
     first = ir("gen-2", "a")
@@ -234,7 +236,7 @@ def test_a_failed_verification_says_which_check_and_its_limit(exported_run, tmp_
         with torch.inference_mode():
             return model(torch.from_numpy(x)).numpy() + 5.0
 
-    record = verify(exported_run / "gen-1" / "model.onnx", "onnx", "fp32", shifted, splits.x_val[:64],
+    record = verify(exported_run / "gen-1" / "model.onnx", runtimes.kind("onnx-fp32"), shifted, splits.x_val[:64],
                     splits.x_test[:200], splits.y_test[:200], 10, threads=1)
     assert not record["passed"]
     assert record["problems"] == [f"max |difference| 5 exceeds {record['limit']:.3g}"]  # argmax unchanged: agreement holds

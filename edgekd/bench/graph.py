@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgekd.runtimes.onnx import weight_bytes  # noqa: F401  (the predictor reads both from one graph)
+
 SHAPE_ONLY = {"Constant", "Shape", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Gather",
               "Concat", "Cast", "Slice", "QuantizeLinear", "DequantizeLinear"}
 
@@ -54,14 +56,3 @@ def graph_costs(path: Path, batch: int = 1) -> list[OpCost]:
             flops = float(max(out, size(node.input[0])))
         costs.append(OpCost(node.op_type, flops, moved))
     return costs
-
-
-def weight_bytes(path: Path) -> int:
-    """Bytes of an ONNX graph's stored constants (initializers and Constant nodes), at their own dtypes."""
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load(str(path)).graph
-    constants = list(graph.initializer) + [a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute
-                                           if a.type == onnx.AttributeProto.TENSOR]
-    return int(sum(numpy_helper.to_array(t).nbytes for t in constants))

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from edgekd.runtimes import RUNTIMES
+
 RUNNER = Path(__file__).with_name("runner.py")
 UNSTABLE_SPREAD = 0.25   # (max - min) / median of the per-process p50s
 # A median this many times the fastest run means most runs were preempted: catches a busy
@@ -27,9 +29,9 @@ UNSTABLE_TAIL = 5.0
 @dataclass(frozen=True)
 class Job:
     member: str
-    artifact: str          # e.g. "onnx-int8", "torch-fp32"
+    artifact: str          # an artifact kind's name (edgekd.runtimes.KINDS)
     path: Path
-    runtime: str
+    runtime: str           # its runtime's name (edgekd.runtimes.RUNTIMES)
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,16 @@ class Settings:
     timeout_s: float = 120.0
 
 
-def runner_command(job: Job, settings: Settings, inputs: Path, python: str = sys.executable) -> list[str]:
-    return [python, str(RUNNER), str(job.path), "--runtime", job.runtime, "--threads", str(settings.threads),
-            "--batch", str(settings.batch), "--inputs", str(inputs), "--warmup", str(settings.warmup),
-            "--min-iters", str(settings.min_iters), "--min-seconds", str(settings.min_seconds)]
+def runner_command(job: Job, settings: Settings, inputs: Path, python: str = sys.executable,
+                   runner: Path = RUNNER, opener: Path | None = None) -> list[str]:
+    """The runner's command line; `runner` and `opener` default to this host's files (a device
+    session passes its copies)."""
+    runtime = RUNTIMES[job.runtime]
+    imports = [arg for name in runtime.imports for arg in ("--import", name)]
+    return [python, str(runner), str(job.path), "--opener", str(opener or runtime.opener), *imports,
+            "--threads", str(settings.threads), "--batch", str(settings.batch), "--inputs", str(inputs),
+            "--warmup", str(settings.warmup), "--min-iters", str(settings.min_iters),
+            "--min-seconds", str(settings.min_seconds)]
 
 
 def run_once(job: Job, settings: Settings, inputs: Path) -> dict:

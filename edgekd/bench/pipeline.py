@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from edgekd import host
+from edgekd import host, runtimes
 from edgekd.bench import predict
 from edgekd.bench.graph import graph_costs, weight_bytes
 from edgekd.bench.local import Job, Settings, measure_all
@@ -27,22 +27,21 @@ from edgekd.runs import Run, atomic_path, read_bench, write_json
 from edgekd.targets import HOST, Target, busy_warning, load_target, probe_host
 
 SCHEMA = 1
-RUNTIME_OF = {"onnx": "onnxruntime", "openvino": "openvino", "torch": "torch"}
-RUNTIMES = ("onnxruntime", "openvino", "torch")
+RUNTIMES = tuple(runtimes.RUNTIMES)
 
 
-def bench_run(run_dir: Path, targets: list[str], runtimes: tuple[str, ...] = RUNTIMES, batch: int = 1,
+def bench_run(run_dir: Path, targets: list[str], runtime_names: tuple[str, ...] = RUNTIMES, batch: int = 1,
               processes: int = 3, min_seconds: float = 0.5, remote: Remote | None = None,
               on_event: Callable[[dict], None] | None = None) -> dict[str, dict]:
     run = Run.open(run_dir)
-    bad = [r for r in runtimes if r not in RUNTIMES]
+    bad = [r for r in runtime_names if r not in RUNTIMES]
     if bad:
         raise UserError(f"unknown runtime {bad[0]!r}; valid runtimes: {', '.join(RUNTIMES)}")
     if remote and len(targets) != 1:
         raise UserError("--remote measures one device: give exactly one --target")
     resolved = [load_target(t) for t in targets]
     manifest = run.manifest()
-    jobs, changed = _jobs(run, manifest, runtimes, remote is not None)
+    jobs, changed = _jobs(run, manifest, runtime_names, remote is not None)
     inputs = _inputs(run, manifest)
     with np.load(inputs) as cached:
         if batch > len(cached["y"]):
@@ -77,40 +76,39 @@ def bench_run(run_dir: Path, targets: list[str], runtimes: tuple[str, ...] = RUN
     return results
 
 
-def _jobs(run: Run, manifest: dict, runtimes: tuple[str, ...], remote: bool) -> tuple[list[Job], dict[Job, dict]]:
+def _jobs(run: Run, manifest: dict, wanted: tuple[str, ...], remote: bool) -> tuple[list[Job], dict[Job, dict]]:
     """What to measure, and the artifacts not to: files changed or gone since their export
     become error rows (they would carry the recorded size, accuracy and hash of something else)."""
     members = manifest["members"]
     gens = run.members("gen")
     if not any(a.get("built") for g in gens for a in members[g].get("artifacts", {}).values()):
         raise UserError(f"{run.root} has no exported artifacts to benchmark; run `edgekd export {run.root}` first")
+    reference = runtimes.REFERENCE
+    host_only = [r for r in wanted if runtimes.RUNTIMES[r].host_only]
     jobs, changed = [], {}
     for member in gens:
-        if "torch" in runtimes and not remote:  # the eager reference needs edgekd: host only
-            jobs.append(Job(member, "torch-fp32", run.root / member / "model.pt", "torch"))
+        if reference.runtime.name in wanted and not remote:  # the eager reference needs edgekd: host only
+            jobs.append(Job(member, reference.name, run.artifact_path(member, reference), reference.runtime.name))
         for name, art in members[member].get("artifacts", {}).items():
-            runtime = RUNTIME_OF[name.split("-")[0]]
-            if art.get("built") and runtime in runtimes:
+            if name not in runtimes.KINDS:
+                continue  # a kind this version does not know: left to the version that made it
+            runtime = runtimes.kind(name).runtime.name
+            if art.get("built") and runtime in wanted and not (remote and runtime in host_only):
                 job = Job(member, name, run.root / art["file"], runtime)
-                problem = run.artifact_change(art)
+                problem = run.artifact_change(name, art)
                 if problem:
                     changed[job] = {"error": f"{problem}; run `edgekd export` again"}
                 else:
                     jobs.append(job)
     if not jobs and not changed:
-        raise UserError(f"no artifact of {run.root} runs on {', '.join(runtimes)}"
-                        + (" (torch runs on this host only)" if remote and "torch" in runtimes else ""))
+        raise UserError(f"no artifact of {run.root} runs on {', '.join(wanted)}"
+                        + (f" ({', '.join(host_only)} runs on this host only)" if remote and host_only else ""))
     return jobs, changed
-
-
-ARTIFACT_ORDER = ["torch-fp32", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-fp16", "openvino-int8"]
 
 
 def _row_order(row: dict) -> tuple:
     role, _, index = row["member"].partition("-")
-    art = row["artifact"]
-    return (role, int(index) if index.isdigit() else 0,
-            ARTIFACT_ORDER.index(art) if art in ARTIFACT_ORDER else len(ARTIFACT_ORDER))
+    return role, int(index) if index.isdigit() else 0, runtimes.order(row["artifact"])
 
 
 def _provenance(rep: dict) -> dict:
@@ -190,7 +188,7 @@ def _report(run: Run, manifest: dict, target: Target, host_target: Target, measu
         art = manifest["members"][job.member].get("artifacts", {}).get(job.artifact, {})
         size = art["bytes"] if "bytes" in art else (job.path.stat().st_size if job.path.exists() else None)
         row = {"member": job.member, "artifact": job.artifact, "runtime": job.runtime,
-               "precision": job.artifact.split("-")[1], "size_bytes": size,
+               "precision": runtimes.kind(job.artifact).precision.name, "size_bytes": size,
                "sha256": run.artifact_sha256(job.member, job.artifact, manifest), "measured_at": created,
                "runtime_on_target": job.runtime in target.runtimes,
                "verified": run.artifact_verified(job.member, job.artifact, manifest)}
@@ -201,7 +199,7 @@ def _report(run: Run, manifest: dict, target: Target, host_target: Target, measu
         row["measured_on"] = "device" if remote else "host"
         # the whole process (runtime + model) must fit in half the RAM: the OS and the app need the rest
         row["fits_ram"] = m["peak_rss_mb"] < 0.5 * target.ram_gb * 1024
-        fp32_onnx = run.root / job.member / "model.onnx"
+        fp32_onnx = run.artifact_path(job.member, runtimes.GRAPH_KIND)
         if fp32_onnx.exists():
             if job.member not in costs_of:
                 costs_of[job.member] = _costs(fp32_onnx, settings.batch)

@@ -18,14 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgekd.bench.graph import OpCost
+from edgekd.runtimes import PRECISIONS
 
 METHOD = "roofline ratio calibrated by the host's measurement of the same artifact"
 # p10 0.42 and p90 2.33 of published/predicted over 32 published board latencies
 # (benchmarks/RESULTS.md, predictor_error), rounded outward. Validated on ImageNet-size CNNs
 # only: for tiny, dispatch-bound students the same ratio is applied but not validated.
 LOW, HIGH = 0.4, 2.4
-# Lower-precision arithmetic can beat the fp32 compute floor by this factor at most.
-PRECISION_SPEEDUP = {"fp32": 1.0, "fp16": 2.0, "int8": 4.0}
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,8 @@ class Machine:
 
     def floor_s(self, costs: list[OpCost], weight_bytes: float, precision: str) -> float:
         peak = self.peak_gflops * 1e9 * min(self.threads, self.cores) / self.cores
-        speedup = PRECISION_SPEEDUP.get(precision, 1.0)
+        # lower-precision arithmetic can beat the fp32 compute floor by its precision's bound at most
+        speedup = PRECISIONS[precision].max_speedup if precision in PRECISIONS else 1.0
         return max(sum(c.flops for c in costs) / (peak * speedup), weight_bytes / speedup / (self.bandwidth_gbs * 1e9))
 
 

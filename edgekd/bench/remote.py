@@ -1,7 +1,8 @@
-"""Measure on a real device over ssh: copy the self-contained runner, the artifacts and the
-test inputs, run the same measurement there, bring the JSON back.
+"""Measure on a real device over ssh: copy the self-contained runner, the runtime modules
+that open the artifacts, the artifacts and the test inputs, run the same measurement there,
+bring the JSON back.
 
-Only python3 and a runtime (onnxruntime or openvino) are needed on the device. Every ssh
+Only python3, numpy and a runtime (onnxruntime, openvino or ncnn) are needed on the device. Every ssh
 call is bounded by a timeout; failures become one clear sentence.
 """
 
@@ -9,12 +10,13 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from edgekd.bench.local import RUNNER, Job, Settings, parse_runner_output, runner_command
 from edgekd.errors import UserError
-from edgekd.runs import artifact_files
+from edgekd.runtimes import KINDS, RUNTIMES
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,8 @@ class Session:
         done = remote.ssh("mktemp -d /tmp/edgekd.XXXXXX", timeout=30)
         if done.returncode != 0:
             raise UserError(f"cannot reach {remote.destination} over ssh: {_last_line(done.stderr)}")
-        self.directory = done.stdout.strip()
+        self.directory = PurePosixPath(done.stdout.strip())
+        self._stage = tempfile.TemporaryDirectory()
         try:
             self._upload(inputs, jobs)
         except BaseException:  # a refusal or Ctrl-C: leave nothing behind on the device
@@ -72,22 +75,30 @@ class Session:
         check = remote.ssh(f"{shlex.quote(remote.python)} -c 'import numpy'", timeout=60)
         if check.returncode != 0:
             raise UserError(f"{remote.python} on {remote.destination} cannot import numpy: {_last_line(check.stderr)}")
-        # each artifact goes in its own folder, keeping an OpenVINO .bin beside its .xml
+        # each artifact goes in its own folder, keeping an IR's or ncnn's .bin beside its graph
         self.paths: dict[Job, str] = {}
-        remote.scp([RUNNER, inputs], self.directory, timeout=120)
+        used = sorted({job.runtime for job in jobs})
+        # a runtime module keeps a prefixed name there: "openvino.py" beside the runner would
+        # shadow the openvino package itself
+        openers = {name: self.directory / _opener_name(name) for name in used}
+        staged = Path(self._stage.name)
+        for name in used:
+            (staged / _opener_name(name)).write_bytes(RUNTIMES[name].opener.read_bytes())
+        remote.scp([RUNNER, inputs, *(staged / _opener_name(name) for name in used)], str(self.directory), timeout=120)
+        self.openers = openers
         for i, job in enumerate(jobs):
             folder = f"{self.directory}/a{i}"
             made = remote.ssh(f"mkdir -p {shlex.quote(folder)}", timeout=30)
             if made.returncode != 0:
                 raise UserError(f"cannot create {folder} on {remote.destination}: {_last_line(made.stderr)}")
-            remote.scp(artifact_files(job.path), folder, timeout=300)
+            remote.scp(KINDS[job.artifact].files(job.path), folder, timeout=300)
             self.paths[job] = f"{folder}/{job.path.name}"
         self.inputs = f"{self.directory}/{inputs.name}"
 
     def run(self, job: Job, settings: Settings, _inputs: Path) -> dict:
         argv = runner_command(Job(job.member, job.artifact, Path(self.paths[job]), job.runtime), settings,
-                              Path(self.inputs), python=self.remote.python)
-        argv[1] = f"{self.directory}/{RUNNER.name}"
+                              Path(self.inputs), python=self.remote.python, runner=self.directory / RUNNER.name,
+                              opener=self.openers[job.runtime])
         try:
             done = self.remote.ssh(" ".join(shlex.quote(a) for a in argv), timeout=settings.timeout_s)
         except UserError as e:
@@ -95,10 +106,15 @@ class Session:
         return parse_runner_output(done.stdout, done.stderr, done.returncode)
 
     def close(self) -> None:
+        self._stage.cleanup()
         try:
-            self.remote.ssh(f"rm -rf {shlex.quote(self.directory)}", timeout=30)
+            self.remote.ssh(f"rm -rf {shlex.quote(str(self.directory))}", timeout=30)
         except UserError:
             pass
+
+
+def _opener_name(runtime: str) -> str:
+    return f"edgekd_runtime_{runtime}.py"
 
 
 def _last_line(text: str) -> str:

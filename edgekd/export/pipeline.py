@@ -1,4 +1,5 @@
-"""Export every generation of a run: each artifact built, verified, sized and hashed.
+"""Export every generation of a run: each artifact kind of the runtime table built, verified,
+sized and hashed.
 
 One artifact failing (an op an exporter cannot handle, a quantizer error) is recorded
 with its reason; the others and the trained weights are untouched.
@@ -6,61 +7,21 @@ with its reason; the others and the trained weights are untouched.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from edgekd import host
-from edgekd.bench.graph import weight_bytes
+from edgekd import host, runtimes
 from edgekd.data import load_run_splits
 from edgekd.errors import UserError, reason
-from edgekd.export import onnx as onnx_export
-from edgekd.export import openvino as ov_export
-from edgekd.export import quantize
 from edgekd.export.verify import verify
 from edgekd.models import load_model
-from edgekd.recipe import EXPORT_FORMATS as FORMATS
 from edgekd.recipe import ExportRecipe
-from edgekd.runs import Run, artifact_files, files_sha256, read_json, write_json
-
+from edgekd.runs import Run, files_sha256, read_json, write_json
 
 DEFAULT_CALIBRATION = ExportRecipe.calibration
-
-
-@dataclass(frozen=True)
-class Step:
-    fmt: str
-    precision: str
-    needs: tuple[str, str] | None       # the artifact it is built from
-    build: Callable                     # (ctx) -> info dict
-
-
-def _steps(ctx: "_Member") -> list[Step]:
-    run, m = ctx.run, ctx.member
-    path = lambda f, p: run.artifact_path(m, f, p)
-    return [
-        Step("onnx", "fp32", None, lambda: onnx_export.export_onnx(ctx.model, ctx.input_shape, path("onnx", "fp32"))),
-        Step("onnx", "int8", ("onnx", "fp32"), lambda: quantize.quantize_onnx(
-            path("onnx", "fp32"), path("onnx", "int8"), ctx.calibration, onnx_export.INPUT)),
-        Step("openvino", "fp32", ("onnx", "fp32"), lambda: ov_export.onnx_to_ir(
-            path("onnx", "fp32"), path("openvino", "fp32"), fp16=False)),
-        Step("openvino", "fp16", ("onnx", "fp32"), lambda: ov_export.onnx_to_ir(
-            path("onnx", "fp32"), path("openvino", "fp16"), fp16=True)),
-        Step("openvino", "int8", ("openvino", "fp32"), lambda: quantize.quantize_openvino(
-            path("openvino", "fp32"), path("openvino", "int8"), ctx.calibration)),
-    ]
-
-
-@dataclass
-class _Member:
-    run: Run
-    member: str
-    model: torch.nn.Module
-    input_shape: tuple[int, ...]
-    calibration: np.ndarray
 
 
 def export_run(run_dir: Path, formats: tuple[str, ...] | None = None, int8: bool | None = None,
@@ -71,19 +32,17 @@ def export_run(run_dir: Path, formats: tuple[str, ...] | None = None, int8: bool
     on_event = on_event or (lambda e: None)
     run = Run.open(run_dir)
     saved = run.manifest()["recipe"].get("export", {})
-    formats = tuple(formats or saved.get("formats", FORMATS))
+    formats = tuple(formats or saved.get("formats", runtimes.DEFAULT_FORMATS))
     int8 = saved.get("int8", True) if int8 is None else int8
     calibration = calibration or saved.get("calibration", DEFAULT_CALIBRATION)
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise UserError(f"unknown export format {unknown[0]!r}; valid formats: {', '.join(FORMATS)}")
+    check_formats(formats)
     if not run.members("gen"):
         raise UserError(f"{run.root} has no finished generation to export")
-    # generations get every artifact; the teacher and the scratch baselines only fp32 ONNX,
-    # so the report can place them on the same size axis
-    plan = [(m, None) for m in run.members("gen")]
-    extras = (["teacher"] if (run.teacher_dir / "model.pt").is_file() else []) + run.members("baseline")
-    plan += [(m, {("onnx", "fp32")}) for m in extras]
+    # generations get every kind; the teacher and the scratch baselines one, so the report can
+    # place them on the same size axis
+    plan = [(m, runtimes.exported_kinds(formats, int8)) for m in run.members("gen")]
+    extras = (["teacher"] if run.model_path("teacher").is_file() else []) + run.members("baseline")
+    plan += [(m, [runtimes.SIZE_KIND]) for m in extras]
     manifest = run.manifest()
     recipe = manifest["recipe"]
     splits = load_run_splits(manifest, run.root)
@@ -96,54 +55,67 @@ def export_run(run_dir: Path, formats: tuple[str, ...] | None = None, int8: bool
     loaded = {}
     for member, _ in plan:  # every model read before anything is written: a bad one changes nothing
         _check_writable(run.root / member)
-        loaded[member] = load_model(run.root / member / "model.pt")
+        loaded[member] = load_model(run.model_path(member))
+    calibration_rows = calibration_set(splits.x_train, calibration, recipe["train"]["seed"])
     results = {}
-    for member, only in plan:
+    for member, kinds in plan:
         model, spec = loaded[member]
-        ctx = _Member(run, member, model, spec.input_shape,
-                      quantize.calibration_set(splits.x_train, calibration, recipe["train"]["seed"]))
 
         @torch.inference_mode()
         def torch_predict(x: np.ndarray) -> np.ndarray:
             return model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
 
         records: dict[str, dict] = {}
-        for step in _steps(ctx):
-            name = f"{step.fmt}-{step.precision}"
-            intermediate = (step.fmt, step.precision) == ("onnx", "fp32") and "openvino" in formats
-            if (step.fmt not in formats and not intermediate) or (step.precision == "int8" and not int8):
+        for kind in kinds:
+            on_event({"kind": "export", "member": member, "artifact": kind.name})
+            if kind.needs and not records.get(kind.needs, {}).get("built"):
+                records[kind.name] = {"artifact": kind.name, "built": False, "passed": False,
+                                      "error": f"not built: {kind.needs} is missing or failed"}
                 continue
-            if only is not None and (step.fmt, step.precision) not in only:
-                continue
-            on_event({"kind": "export", "member": member, "artifact": name})
-            if step.needs and not records.get("-".join(step.needs), {}).get("built"):
-                records[name] = {"artifact": name, "built": False, "passed": False,
-                                 "error": f"not built: {'-'.join(step.needs)} is missing or failed"}
-                continue
-            path = run.artifact_path(member, step.fmt, step.precision)
+            path = run.artifact_path(member, kind)
+            source = run.artifact_path(member, runtimes.kind(kind.needs)) if kind.needs else None
             try:
-                info = step.build()
-                record = verify(path, step.fmt, step.precision, torch_predict, x_check, splits.x_test,
-                                splits.y_test, splits.classes, threads=host.cores())
+                info = kind.build(runtimes.ExportContext(model, spec.input_shape, calibration_rows, source, path))
+                record = verify(path, kind, torch_predict, x_check, splits.x_test, splits.y_test, splits.classes,
+                                threads=host.cores())
             except Exception as e:  # reported per artifact; the others go on
-                records[name] = {"artifact": name, "built": False, "passed": False,
-                                 "error": f"{type(e).__name__}: {reason(e, 300)}"}
+                records[kind.name] = {"artifact": kind.name, "built": False, "passed": False,
+                                      "error": f"{type(e).__name__}: {reason(e, 300)}"}
                 continue
-            records[name] = {**record, "built": True, "file": str(path.relative_to(run.root)),
-                             "bytes": artifact_bytes(path), "weight_bytes": artifact_weight_bytes(path), "sha256": artifact_sha256(path), **info}
+            files = kind.files(path)
+            records[kind.name] = {**record, "built": True, "file": str(path.relative_to(run.root)),
+                                  "bytes": sum(f.stat().st_size for f in files),
+                                  "weight_bytes": kind.runtime.module.weight_bytes(path),
+                                  "sha256": files_sha256(files), **info}
         kept = _earlier_records(run, manifest, member, records)
-        order = [f"{s.fmt}-{s.precision}" for s in _steps(ctx)]
-        records = dict(sorted({**kept, **records}.items(), key=lambda kv: order.index(kv[0])))
+        records = dict(sorted({**kept, **records}.items(), key=lambda kv: runtimes.order(kv[0])))
         write_json(run.validation_path(member), records)
         run.update_manifest(lambda m: m["members"][member].update(artifacts=_summary(records)))
         results[member] = {name: {**r, "kept": True} if name in kept else r for name, r in records.items()}
     # the recipe says how to rebuild everything listed: this export's settings, widened by what it kept
-    kept_names = {name for records in results.values() for name, r in records.items() if r.get("kept")}
-    formats = [f for f in FORMATS if f in formats or any(n.startswith(f + "-") for n in kept_names)]
-    int8_kept = any(n.endswith("-int8") for n in kept_names)
+    kept_kinds = [runtimes.kind(n) for records in results.values() for n, r in records.items() if r.get("kept")]
+    formats = [f for f in runtimes.EXPORT_FORMATS if f in formats or any(k.format.name == f for k in kept_kinds)]
+    int8_kept = any(k.precision.quantizes for k in kept_kinds)
     run.update_manifest(lambda m: m["recipe"].setdefault("export", {}).update(
         formats=formats, int8=int8 or int8_kept, calibration=calibration if int8 else saved.get("calibration", calibration)))
     return results
+
+
+def check_formats(formats: tuple[str, ...]) -> None:
+    """Known formats whose converter and runtime are installed, or one sentence saying which is not."""
+    unknown = [f for f in formats if f not in runtimes.EXPORT_FORMATS]
+    if unknown:
+        raise UserError(f"unknown export format {unknown[0]!r}; valid formats: {', '.join(runtimes.EXPORT_FORMATS)}")
+    for f in formats:
+        runtime = runtimes.FORMATS[f].runtime
+        if not runtime.installed(converters=True):
+            raise UserError(f"--format {f}: {runtime.missing()}")
+
+
+def calibration_set(x_train: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    """The int8 calibration rows: a seeded sample of the training set."""
+    take = min(size, len(x_train))
+    return x_train[np.random.default_rng(seed).choice(len(x_train), take, replace=False)]
 
 
 def _earlier_records(run: Run, manifest: dict, member: str, rebuilt: dict[str, dict]) -> dict[str, dict]:
@@ -156,9 +128,10 @@ def _earlier_records(run: Run, manifest: dict, member: str, rebuilt: dict[str, d
         earlier = manifest["members"][member].get("artifacts", {})
     kept = {}
     for name, r in (earlier.items() if isinstance(earlier, dict) else []):
-        if name in rebuilt or not isinstance(r, dict) or not r.get("passed") or "file" not in r:
+        if name in rebuilt or name not in runtimes.KINDS or not isinstance(r, dict) or not r.get("passed") \
+                or "file" not in r:
             continue  # a failed artifact is not carried over: a later export may rebuild it
-        if r.get("sha256") and run.artifact_change(r) is None:
+        if r.get("sha256") and run.artifact_change(name, r) is None:
             kept[name] = r
     return kept
 
@@ -174,19 +147,3 @@ def _check_writable(directory: Path) -> None:
 
     if not os.access(directory, os.W_OK):
         raise UserError(f"cannot write exports into {directory}: permission denied")
-
-
-def artifact_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in artifact_files(path))
-
-
-def artifact_weight_bytes(path: Path) -> int:
-    """Bytes of stored constants (weights, scales) without the graph's description: what
-    quantization shrinks. For tiny models the graph text outweighs them, so an int8 file can
-    be larger than its fp32 source while its weights are smaller (up to 4x: biases and
-    per-channel scales stay 32-bit)."""
-    return path.with_suffix(".bin").stat().st_size if path.suffix == ".xml" else weight_bytes(path)
-
-
-def artifact_sha256(path: Path) -> str:
-    return files_sha256(artifact_files(path))

@@ -1,8 +1,8 @@
 """Check an exported artifact against the PyTorch student it came from.
 
 Output names and shapes, dynamic batch (1 and 7), max |difference| on held-out inputs
-against an explicit tolerance per precision, then top-1 accuracy on the test set computed
-by the runtime itself, and agreement with the torch student's predictions.
+against the tolerance its precision carries in the runtime table, then top-1 accuracy on the
+test set computed by the runtime itself, and agreement with the torch student's predictions.
 """
 
 from __future__ import annotations
@@ -11,37 +11,21 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.bench.runner import open_model
-
-# precision -> (atol, rtol): |artifact - torch| <= atol + rtol * max|torch| over every logit.
-# int8 logits move by design, so int8 is also held to top-1 agreement with torch.
-TOLERANCE = {"fp32": (1e-4, 1e-4), "fp16": (2e-2, 1e-2), "int8": (0.0, 0.25)}
-MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.99, "int8": 0.95}
-RUNTIME = {"onnx": "onnxruntime", "openvino": "openvino"}
+from edgekd import runtimes
 
 
-def output_names(path: Path, fmt: str) -> list[str]:
-    if fmt == "onnx":
-        import onnx
-
-        return [o.name for o in onnx.load(str(path), load_external_data=False).graph.output]
-    import openvino as ov
-
-    return [sorted(o.get_names())[0] if o.get_names() else "" for o in ov.Core().read_model(str(path)).outputs]
-
-
-def verify(path: Path, fmt: str, precision: str, torch_predict, x_check: np.ndarray, x_test: np.ndarray,
+def verify(path: Path, kind: runtimes.Kind, torch_predict, x_check: np.ndarray, x_test: np.ndarray,
            y_test: np.ndarray, classes: int, threads: int) -> dict:
     """Return the validation record; `passed` says whether every check held."""
-    atol, rtol = TOLERANCE[precision]
-    record: dict = {"artifact": f"{fmt}-{precision}", "runtime": RUNTIME[fmt], "tolerance": {"atol": atol, "rtol": rtol}}
-    predict, settings = open_model(str(path), RUNTIME[fmt], threads)  # fp32 inference precision, always
+    p = kind.precision
+    record: dict = {"artifact": kind.name, "runtime": kind.runtime.name, "tolerance": {"atol": p.atol, "rtol": p.rtol}}
+    predict, settings = runtimes.open_model(kind.name, path, threads)  # fp32 inference precision, always
     record["settings"] = settings
     problems = []
-    names = output_names(path, fmt)
+    names = runtimes.output_names(kind.name, path)
     record["outputs"] = names
-    if names != ["logits"]:
-        problems.append(f"outputs are {names}, expected ['logits']")
+    if names != [runtimes.OUTPUT]:
+        problems.append(f"outputs are {names}, expected {[runtimes.OUTPUT]}")
     for batch in (1, 7):
         shape = tuple(predict(np.ascontiguousarray(x_check[:batch])).shape)
         record[f"batch_{batch}_shape"] = list(shape)
@@ -50,16 +34,16 @@ def verify(path: Path, fmt: str, precision: str, torch_predict, x_check: np.ndar
     ref = torch_predict(x_check)
     got = _batched(predict, x_check)
     diff = float(np.abs(got - ref).max())
-    limit = atol + rtol * float(np.abs(ref).max())
+    limit = p.atol + p.rtol * float(np.abs(ref).max())
     record.update(max_abs_diff=diff, limit=limit, checked_samples=len(x_check))
     if not diff <= limit:
         problems.append(f"max |difference| {diff:.3g} exceeds {limit:.3g}")
     test_pred = _batched(predict, x_test).argmax(1)
     record["accuracy"] = float((test_pred == y_test).mean())
     record["agreement"] = float((test_pred == torch_predict(x_test).argmax(1)).mean())
-    record["min_agreement"] = MIN_AGREEMENT[precision]
-    if record["agreement"] < MIN_AGREEMENT[precision]:
-        problems.append(f"top-1 agreement with torch {record['agreement']:.3f} is below {MIN_AGREEMENT[precision]}")
+    record["min_agreement"] = p.min_agreement
+    if record["agreement"] < p.min_agreement:
+        problems.append(f"top-1 agreement with torch {record['agreement']:.3f} is below {p.min_agreement}")
     record["problems"] = problems
     record["passed"] = not problems
     return record

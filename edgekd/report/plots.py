@@ -7,9 +7,10 @@ from pathlib import Path
 
 from edgekd.report.results import RunResults, control_name, deployable, ms, pareto, shown_controls, target_p50
 from edgekd.runs import controls_of
+from edgekd.runtimes import FORMATS, KINDS, PRECISIONS, REFERENCE, SIZE_KIND
 
-PRECISION_COLOR = {"fp32": "#1f77b4", "fp16": "#2ca02c", "int8": "#ff7f0e"}
-FORMAT_MARKER = {"onnx": "o", "openvino": "s", "torch": "^"}
+LABELLED = (SIZE_KIND.name, REFERENCE.name)  # the fp32 point of each member that carries its name
+
 RUN_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
 
@@ -67,11 +68,11 @@ def size_vs_accuracy(res: RunResults, directory: Path) -> list[Path]:
     seen = set()
     for p in gens:
         key = (p["format"], p["precision"])
-        ax.scatter(p["size_bytes"] / 1024, 100 * p["accuracy"], marker=FORMAT_MARKER[p["format"]],
-                   color=PRECISION_COLOR[p["precision"]], s=45, zorder=3, alpha=1.0 if p["verified"] else 0.25,
+        ax.scatter(p["size_bytes"] / 1024, 100 * p["accuracy"], marker=FORMATS[p["format"]].marker,
+                   color=PRECISIONS[p["precision"]].color, s=45, zorder=3, alpha=1.0 if p["verified"] else 0.25,
                    label=None if key in seen else f"{p['format']} {p['precision']}")
         seen.add(key)
-        if p["artifact"] in ("onnx-fp32", "torch-fp32"):
+        if p["artifact"] in LABELLED:
             ax.annotate(_short(p["member"]), (p["size_bytes"] / 1024, 100 * p["accuracy"]),
                         textcoords="offset points", xytext=(5, 4), fontsize=8)
     base = [p for p in res.points if p["role"] == "baseline"]
@@ -111,8 +112,8 @@ def latency_vs_accuracy(res: RunResults, target: str, directory: Path) -> list[P
     rows = [r for r in report["rows"] if "error" not in r]
     kinds = {}
     for r in rows:
-        fmt, precision = r["artifact"].split("-")
-        color, marker = PRECISION_COLOR[precision], FORMAT_MARKER[fmt]
+        kind = KINDS[r["artifact"]]
+        color, marker = kind.precision.color, kind.format.marker
         kinds[r["artifact"]] = (color, marker)
         shippable = r.get("runtime_on_target", True) and r.get("verified", True)
         alpha = 1.0 if shippable else 0.25  # faded: the board cannot run it, or it failed verification
@@ -126,7 +127,7 @@ def latency_vs_accuracy(res: RunResults, target: str, directory: Path) -> list[P
                         xerr=[[pred["p50_ms"] - pred["low_ms"]], [pred["high_ms"] - pred["p50_ms"]]],
                         fmt=marker, mfc="none", mec=color, ecolor=color, elinewidth=0.6, alpha=0.7 * alpha, ms=7,
                         zorder=2)
-        if r["artifact"] in ("onnx-fp32", "torch-fp32"):
+        if r["artifact"] in LABELLED:
             for x in (r["p50_ms"], (pred or {}).get("p50_ms")):
                 if x:
                     ax.annotate(_short(r["member"]), (x, 100 * r["accuracy"]), textcoords="offset points",
@@ -237,7 +238,7 @@ def compare_size(runs: list[RunResults], directory: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(8, 5))
     for i, res in enumerate(runs):
         color = RUN_COLORS[i % len(RUN_COLORS)]
-        pts = [p for p in res.points if p["role"] == "gen" and p["precision"] == "fp32" and p["format"] in ("onnx", "torch")]
+        pts = [p for p in res.points if p["role"] == "gen" and p["artifact"] in LABELLED]
         pts.sort(key=lambda p: p["size_bytes"])
         ax.plot([p["size_bytes"] / 1024 for p in pts], [100 * p["accuracy"] for p in pts], "o-", color=color,
                 label=f"{res.name} (distilled)")

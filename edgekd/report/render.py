@@ -6,6 +6,7 @@ import base64
 import html
 from pathlib import Path
 
+from edgekd import runtimes
 from edgekd.errors import UserError
 from edgekd.report import plots
 from edgekd.report.results import (SCHEMA, RunResults, collect, control_name, deployable, ms, shown_controls,
@@ -65,7 +66,8 @@ def _sections(res: RunResults, within: float) -> dict:
             best = min(ok, key=lambda p: p["size_bytes"])
             tpoint = next((p for p in res.points if p["role"] == "teacher"), None)
             tsize = tpoint and tpoint["size_bytes"]
-            teacher_artifact = tpoint and {"torch": "weights file"}.get(tpoint["format"], f"{tpoint['artifact']} file")
+            teacher_artifact = tpoint and (f"{tpoint['artifact']} file" if runtimes.FORMATS[tpoint["format"]].exported
+                                           else "weights file")
             ratio = f", {tsize / best['size_bytes']:.{1 if tsize < 10 * best['size_bytes'] else 0}f}x smaller than the teacher's {teacher_artifact}" if tsize else ""
             summary.append(f"Smallest model within {within:g} point{'s' * (within != 1)} of the teacher ({100 * teacher:.1f}%): "
                            f"{best['member']} {best['artifact']}, {best['size_bytes'] / 1024:.1f} KiB, "
@@ -132,9 +134,11 @@ def _method(res: RunResults) -> list[str]:
     lines = [f"Trained on {m['host']['cpu']} ({m['host']['cores']} cores, torch {m['versions'].get('torch')}, "
              f"{m.get('torch_threads')} threads); data {m['data']['spec']} (fingerprint {m['data']['fingerprint']}: "
              f"{m['data']['train']} train, {m['data']['val']} val, {m['data']['test']} test, {m['data']['transfer']} transfer).",
-             "Accuracy of each artifact is top-1 on the test set computed by its own runtime (ONNX Runtime or OpenVINO, "
-             "OpenVINO with f32 inference precision), not by the torch model.",
-             "Size is an artifact's files on disk (IR: .xml + .bin); weights is the stored constants alone, the part "
+             "Accuracy of each artifact is top-1 on the test set computed by its own runtime ("
+             + ", ".join(r.label for r in runtimes.RUNTIMES.values() if not r.host_only)
+             + ", with fp32 arithmetic where the runtime would otherwise pick a lower precision), not by the torch model.",
+             "Size is an artifact's files on disk (a graph and its weights file where the format splits them: IR "
+             ".xml + .bin, ncnn .param + .bin); weights is the stored constants alone, the part "
              "quantization shrinks. Below a few thousand parameters the graph description outweighs the weights, "
              "so an int8 file can be larger than its fp32 source.",
              "load+run MB is the resident memory loading and running the model added to a process that had already "

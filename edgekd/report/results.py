@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgekd import runtimes
 from edgekd.runs import CONTROLS, Run, read_bench, read_jsonl
 
 SCHEMA = 1
@@ -62,17 +63,20 @@ def collect(run_dir: Path) -> RunResults:
                 "macs": entry.get("macs"), "arch": entry.get("label"), "torch_acc": entry["test_acc"]}
         artifacts = {k: a for k, a in entry.get("artifacts", {}).items() if a.get("built")}
         for art, a in artifacts.items():
-            fmt, precision = art.split("-")
-            points.append({**base, "artifact": art, "format": fmt, "precision": precision, "size_bytes": a["bytes"],
+            if art not in runtimes.KINDS:
+                continue  # a kind this version does not know
+            kind = runtimes.kind(art)
+            points.append({**base, "artifact": art, "format": kind.format.name, "precision": kind.precision.name,
+                           "size_bytes": a["bytes"],
                            "weight_bytes": a.get("weight_bytes"), "accuracy": a["accuracy"], "verified": a.get("passed", False)})
         if not artifacts and "size_bytes" in entry:  # not exported: the weights file (or a teacher's ONNX) stands in
-            fmt = entry.get("size_format", "torch")
-            points.append({**base, "artifact": f"{fmt}-fp32" if fmt == "torch" else fmt, "format": fmt, "precision": "fp32",
+            kind = runtimes.find(entry.get("size_format", runtimes.REFERENCE.format.name))
+            points.append({**base, "artifact": kind.name, "format": kind.format.name, "precision": kind.precision.name,
                            "size_bytes": entry["size_bytes"], "accuracy": entry["test_acc"], "verified": True})
     if manifest.get("status") == "running":
         missing.append(f"the run is not finished: {len(run.members('gen'))} of {len(manifest.get('students', [])) or '?'} "
                        f"generations trained (`edgekd distill --resume {run.root}` continues it)")
-    if not any(p["role"] == "gen" and p["format"] != "torch" for p in points):
+    if not any(p["role"] == "gen" and runtimes.FORMATS[p["format"]].exported for p in points):
         missing.append("no exported artifacts (run `edgekd export`)")
     bench = {p.stem: read_bench(p) for p in sorted(run.bench_dir.glob("*.json"))} if run.bench_dir.exists() else {}
     stale = {target: n for target, rep in bench.items() if (n := _drop_stale(run, manifest, rep))}

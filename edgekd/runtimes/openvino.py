@@ -1,0 +1,170 @@
+"""OpenVINO IR (.xml + .bin): converted from the fp32 ONNX, fp16 weights as their own
+artifact, and int8 by NNCF's post-training quantization of the fp32 IR.
+
+`openvino.save_model` compresses weights to fp16 by default; we choose explicitly: the fp32
+artifact keeps fp32 weights. The CPU plugin infers in bf16 on hosts that have it unless told
+otherwise, so artifacts are opened with an explicit inference precision (f32 unless asked).
+int8 leaves the input standardization in float, as the ONNX quantizer does.
+
+Imports nothing but the standard library at module level: the bench copies this file to a
+device, where `open_model` runs beside the runner with only numpy and openvino.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+ELEMENTWISE = {"Subtract", "Multiply", "Add", "Divide"}
+_COUNTER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*_\d+")
+_telemetry_off = False
+
+
+def disable_telemetry() -> None:
+    """Keep OpenVINO's and NNCF's telemetry client from ever sending anything.
+
+    `openvino_telemetry.Telemetry` is a process-wide singleton that declines in CI
+    environments. We build it first with that check answering "declined", then make its
+    `init` a no-op: OpenVINO's converter calls `init` again to re-decide consent.
+    Every process that imports openvino calls this first (edgekd and the bench runner).
+    """
+    global _telemetry_off
+    if _telemetry_off:
+        return
+    _telemetry_off = True
+    try:
+        from openvino_telemetry import Telemetry
+    except ImportError:  # no telemetry client installed: nothing can phone home
+        return
+    saved = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        instance = Telemetry(app_name="edgekd", app_version="0", tid="none", backend="ga4",
+                             enable_opt_in_dialog=False, disable_in_ci=True)
+        instance.consent = False
+        instance.init = lambda *args, **kwargs: None
+    except Exception:  # a future client with another API: tests catch that
+        pass
+    finally:
+        if saved is None:
+            os.environ.pop("CI", None)
+        else:
+            os.environ["CI"] = saved
+
+
+def open_model(path: str, threads: int, precision: str = "f32"):
+    """(predict, settings), with `precision` as the CPU plugin's inference precision."""
+    disable_telemetry()
+    import openvino as ov
+    import openvino.properties as props
+    import openvino.properties.hint as hints
+
+    core = ov.Core()
+    config = {hints.performance_mode: hints.PerformanceMode.LATENCY, props.inference_num_threads: threads,
+              props.num_streams: 1, hints.inference_precision: precision}
+    compiled = core.compile_model(path, "CPU", config)
+    request = compiled.create_infer_request()
+    settings = {"runtime": "openvino", "version": ov.get_version(), "threads": threads, "streams": 1,
+                "hint": "LATENCY", "inference_precision": compiled.get_property(hints.inference_precision).to_string()}
+    # shared input and output memory: no per-call tensor copies in the timed path
+    return (lambda x: request.infer({0: x}, share_inputs=True, share_outputs=True)[0].copy()), settings
+
+
+def weight_bytes(path: Path) -> int:
+    """The .bin: weights and other constants, without the .xml graph."""
+    return Path(path).with_suffix(".bin").stat().st_size
+
+
+def output_names(path: str) -> list[str]:
+    disable_telemetry()
+    import openvino as ov
+
+    return [sorted(o.get_names())[0] if o.get_names() else "" for o in ov.Core().read_model(path).outputs]
+
+
+def convert_fp32(ctx) -> dict:
+    return _convert(ctx, fp16=False)
+
+
+def convert_fp16(ctx) -> dict:
+    return _convert(ctx, fp16=True)
+
+
+def _convert(ctx, fp16: bool) -> dict:
+    disable_telemetry()
+    import openvino as ov
+
+    model = ov.convert_model(str(ctx.source))
+    save_ir(model, ctx.out, fp16)
+    return {"converter": f"openvino.convert_model {ov.get_version()}", "weights": "fp16" if fp16 else "fp32",
+            "compress_to_fp16": fp16}
+
+
+def quantize_int8(ctx) -> dict:
+    disable_telemetry()
+    import contextlib
+    import io
+    import logging
+
+    import nncf
+    import numpy as np
+    import openvino as ov
+
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    model = ov.Core().read_model(str(ctx.source))
+    batches = np.array_split(ctx.calibration.astype(np.float32), max(1, len(ctx.calibration) // 64))
+    with contextlib.redirect_stdout(io.StringIO()):  # NNCF draws its own progress bars
+        quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(ctx.calibration),
+                                  ignored_scope=nncf.IgnoredScope(names=_standardization(model)))
+    save_ir(quantized, ctx.out, fp16=False)
+    return {"quantizer": f"nncf {nncf.__version__}", "preset": "performance (symmetric)",
+            "calibration_samples": len(ctx.calibration)}
+
+
+def save_ir(model, xml_path: Path, fp16: bool) -> None:
+    """Write .xml and .bin under temporary names, then rename both (bin first: the xml names it)."""
+    import openvino as ov
+
+    _stable_names(model)
+    xml_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_xml = xml_path.with_name(f".{xml_path.stem}.{os.getpid()}.tmp.xml")
+    try:
+        ov.save_model(model, str(tmp_xml), compress_to_fp16=fp16)
+        # the .xml refers to its .bin by the same stem, so rename the pair together
+        os.replace(tmp_xml.with_suffix(".bin"), xml_path.with_suffix(".bin"))
+        os.replace(tmp_xml, xml_path)
+    finally:
+        tmp_xml.unlink(missing_ok=True)
+        tmp_xml.with_suffix(".bin").unlink(missing_ok=True)
+
+
+def _stable_names(model) -> None:
+    """Rename ops that carry OpenVINO's per-process counter ("Reshape_5486", also copied onto the
+    constants folded from them) by their position instead, so the same model writes the same
+    bytes whatever the process converted before: bench rows record the sha256 of what they
+    timed, and a counter-named re-export would make them look stale. Inputs and outputs keep
+    their names."""
+    ops = list(model.get_ordered_ops())
+    renamed = [op.get_type_name() not in ("Parameter", "Result") and bool(_COUNTER_NAME.fullmatch(op.get_friendly_name()))
+               for op in ops]
+    taken = {op.get_friendly_name() for op, r in zip(ops, renamed) if not r}  # names that stay
+    for i, op in enumerate(ops):
+        if renamed[i]:
+            name = f"{op.get_type_name()}_{i}"
+            while name in taken:
+                name += "_"
+            taken.add(name)
+            op.set_friendly_name(name)
+
+
+def _standardization(model) -> list[str]:
+    """The elementwise ops from the input to the first layer (the converter may fuse them into
+    Multiply, Add)."""
+    chain, output = [], model.get_parameters()[0].output(0)
+    while True:
+        users = [i.get_node() for i in output.get_target_inputs()]
+        if len(users) != 1 or users[0].get_type_name() not in ELEMENTWISE:
+            return chain
+        chain.append(users[0].get_friendly_name())
+        output = users[0].output(0)
