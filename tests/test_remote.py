@@ -116,3 +116,23 @@ def test_missing_runtime_on_device_is_a_failed_row(cli, exported_run, ssh_home, 
     # the system python has neither numpy nor onnxruntime: refused up front, in one sentence
     assert code == 2 and "cannot import numpy" in err
     assert set(Path("/tmp").glob("edgekd.*")) == before  # the refused session cleaned up after itself
+
+
+def test_ncnn_artifacts_run_on_the_device_with_the_runtime_module_copied(cli, tiny_run, ssh_home, tmp_path):
+    """The device gets the runner and ncnn's module from edgekd/runtimes (under a name that cannot
+    shadow the ncnn package), and nothing of edgekd itself."""
+    pytest.importorskip("pnnx")
+    from edgekd.export.pipeline import export_run
+
+    root = tmp_path / "run"
+    shutil.copytree(tiny_run, root)
+    export_run(root, formats=("ncnn",), int8=False)
+    code, out, err = cli("bench", root, "--target", "raspberry-pi-4", "--remote", f"{ssh_home['user']}@127.0.0.1",
+                         "--port", ssh_home["port"], "--identity", ssh_home["key"], "--remote-python", sys.executable,
+                         "--runtime", "ncnn", "--processes", "1", "--min-seconds", "0.05", "--json")
+    assert code == 0, f"{err}\nsshd log:\n{ssh_home['log'].read_text()[-2000:]}"
+    rows = json.loads(out)["raspberry-pi-4"]["rows"]
+    assert {r["artifact"] for r in rows} == {"ncnn-fp32", "ncnn-fp16"} and len(rows) == 4
+    for r in rows:
+        assert "error" not in r, r
+        assert r["measured_on"] == "device" and r["settings"]["runtime"] == "ncnn" and r["p50_ms"] > 0

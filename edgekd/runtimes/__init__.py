@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from edgekd.runtimes import onnx, openvino, torch_eager
+from edgekd.runtimes import ncnn, onnx, openvino, torch_eager
 
 INPUT, OUTPUT = "input", "logits"  # the names every artifact's graph gives its input and output
 
@@ -115,12 +115,14 @@ FP32 = PRECISIONS["fp32"]
 RUNTIMES = {r.name: r for r in (
     Runtime("onnxruntime", onnx, "ONNX Runtime", ("onnxruntime",), ("onnx", "onnxruntime")),
     Runtime("openvino", openvino, "OpenVINO", ("openvino",), ("openvino", "nncf"), converters=("nncf",)),
+    Runtime("ncnn", ncnn, "ncnn", ("ncnn",), ("ncnn", "pnnx"), converters=("pnnx",), extra="ncnn"),
     Runtime("torch", torch_eager, "PyTorch (eager)", ("torch",), ("torch",), host_only=True),
 )}
 
 FORMATS = {f.name: f for f in (
     Format("onnx", RUNTIMES["onnxruntime"], "ONNX", "o"),
     Format("openvino", RUNTIMES["openvino"], "OpenVINO IR", "s"),
+    Format("ncnn", RUNTIMES["ncnn"], "ncnn", "D"),
     Format("torch", RUNTIMES["torch"], "PyTorch", "^", exported=False),
 )}
 EXPORT_FORMATS = tuple(name for name, f in FORMATS.items() if f.exported)
@@ -137,6 +139,9 @@ KINDS = {k.name: k for k in (
          build=openvino.convert_fp16),
     Kind(_f["openvino"], _p["int8"], "openvino/model.int8.xml", (".bin",), needs="openvino-fp32",
          build=openvino.quantize_int8),
+    # ncnn int8 needs ncnn2table and ncnn2int8, which no package registry ships
+    Kind(_f["ncnn"], FP32, "ncnn/model.param", (".bin",), build=ncnn.export_fp32),
+    Kind(_f["ncnn"], _p["fp16"], "ncnn/model.fp16.param", (".bin",), build=ncnn.export_fp16),
 )}
 REFERENCE = KINDS["torch-fp32"]   # the eager model: measured beside the artifacts, checked against by each
 SIZE_KIND = KINDS["onnx-fp32"]    # the teacher's and the scratch controls' one artifact: the common size axis
