@@ -1,5 +1,7 @@
 """The README's default, `edgekd distill --chain 3`, end to end: wall time by phase, the
 generation table (distilled vs scratch), and every exported artifact's size and accuracy.
+Besides the default formats it exports ncnn too (when its extra is installed), so each
+generation's host latency reads in all three runtimes side by side; training is the default's.
 
 Run: python -m benchmarks.default_run
 """
@@ -13,6 +15,7 @@ import time
 from pathlib import Path
 
 from edgekd import host
+from edgekd.runtimes import RUNTIMES
 from edgekd.report.render import predicted_ms
 from edgekd.report.results import control_name
 from edgekd.runs import CONTROLS, controls_of
@@ -34,7 +37,8 @@ def main() -> None:
         run = distill(recipe, out=Path(d) / "default")
         phases["train (data, teacher, generations, scratch controls)"] = time.perf_counter() - t
         t = time.perf_counter()
-        export_run(run.root, recipe.export.formats, recipe.export.int8, recipe.export.calibration)
+        formats = recipe.export.formats + (("ncnn",) if RUNTIMES["ncnn"].installed(converters=True) else ())
+        export_run(run.root, formats, recipe.export.int8, recipe.export.calibration)
         phases["export + verify"] = time.perf_counter() - t
         t = time.perf_counter()
         bench_run(run.root, list(recipe.bench.targets), processes=recipe.bench.processes,
@@ -89,8 +93,25 @@ def main() -> None:
         pred = r.get("predicted")
         interval = predicted_ms(pred) if pred else "-"
         print(f"| {r['member']} | {r['artifact']} | {r['p50_ms']:.4f} | {r['p50_ms'] / eager[r['member']]:.2f}x | {interval} |")
+    _runtimes_side_by_side(bench)
     print(f"\nRecipe: {json.dumps(m['recipe']['train'])}; distill {json.dumps(m['recipe']['distill'])}; "
           f"transfer set {m['data']['transfer']} generated MNIST-1D inputs.")
+
+
+def _runtimes_side_by_side(bench: dict) -> None:
+    """fp32 host latency of each generation in every runtime, and each runtime's ratio to ONNX Runtime."""
+    rows = {(r["member"], r["artifact"]): r for r in bench["rows"] if "p50_ms" in r}
+    kinds = [k for k in ("onnx-fp32", "openvino-fp32", "ncnn-fp32") if any(a == k for _, a in rows)]
+    print("\nfp32 on this host, runtime beside runtime (p50 ms; in brackets the spread of the per-process "
+          "p50s; ratio to ONNX Runtime):\n")
+    print("| member | " + " | ".join(kinds) + " | " + " | ".join(f"{k} / onnx-fp32" for k in kinds[1:]) + " |")
+    print("|---|" + "---|" * (2 * len(kinds) - 1))
+    for member in sorted({m for m, _ in rows}):
+        got = [rows.get((member, k)) for k in kinds]
+        cells = [f"{r['p50_ms']:.4f} [{min(r['process_p50s_ms']):.4f}-{max(r['process_p50s_ms']):.4f}]"
+                 + (" unstable" if r.get("unstable") else "") if r else "-" for r in got]
+        ratios = [f"{r['p50_ms'] / got[0]['p50_ms']:.2f}x" if r and got[0] else "-" for r in got[1:]]
+        print(f"| {member} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
 
 
 if __name__ == "__main__":

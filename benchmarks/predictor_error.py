@@ -8,6 +8,8 @@
    measured here with ONNX Runtime and predicted for each target profile that carries
    published latencies (targets/*.toml [reference_latency_ms], with sources), then compared.
    The published numbers come from other runtimes (mostly ncnn), which is part of the error.
+3. The same ncnn figures predicted from this host's ncnn measurement of the same model (pnnx
+   export, edgekd's ncnn runtime): like for like, the runtime no longer part of the error.
 
 Run: python -m benchmarks.predictor_error
 """
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgekd import host
+from edgekd import host, runtimes
 from edgekd.bench import predict
 from edgekd.bench.graph import graph_costs, weight_bytes
 from edgekd.bench.local import Job, Settings, run_once
@@ -40,12 +42,13 @@ def export(model: torch.nn.Module, shape: tuple[int, ...], path: Path) -> Path:
     return path
 
 
-def measure(path: Path, shape: tuple[int, ...], threads: int, tmp: Path) -> float:
+def measure(path: Path, shape: tuple[int, ...], threads: int, tmp: Path, kind: str = "onnx-fp32") -> float:
     inputs = tmp / f"in-{'x'.join(map(str, shape))}.npz"
     if not inputs.exists():
         np.savez(inputs, x=np.random.default_rng(0).normal(size=(8, *shape)).astype(np.float32), y=np.zeros(8, int))
     settings = Settings(threads=threads, processes=1, warmup=5, min_iters=20, min_seconds=0.5)
-    p50s = [run_once(Job("ref", "onnx-fp32", path, "onnxruntime"), settings, inputs)["p50_ms"] for _ in range(3)]
+    job = Job("ref", kind, path, runtimes.kind(kind).runtime.name)
+    p50s = [run_once(job, settings, inputs)["p50_ms"] for _ in range(3)]
     return statistics.median(p50s)
 
 
@@ -115,6 +118,42 @@ def main() -> None:
             inside = sum(predict.LOW <= r <= predict.HIGH for r in ratios2) / len(ratios2)
             print(f"\nboard ratio published/predicted: {quantiles(ratios2)}")
             print(f"published figures inside the stated interval x{predict.LOW}-x{predict.HIGH}: {100 * inside:.0f}%")
+        if runtimes.RUNTIMES["ncnn"].installed(converters=True):
+            _ncnn_rows(models, costs, host_t, cores, tmp)
+
+
+def _ncnn_rows(models: dict, costs: dict, host_t, cores: int, tmp: Path) -> None:
+    """3. ncnn's published board latencies, predicted from this host's ncnn measurement."""
+    kind = runtimes.kind("ncnn-fp32")
+    print("\n## 3. ncnn rows like for like: published ncnn latency / predicted from this host's ncnn latency")
+    print("| target | model | threads | published ms | host ncnn ms | predicted ms [interval] | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    exported, host_ms, ratios = {}, {}, []
+    for target in list_targets():
+        for key, published in sorted(target.reference_latency_ms.items()):
+            parts = key.split(".")
+            if len(parts) != 3 or parts[0] not in MODELS or parts[1] != kind.runtime.name:
+                continue
+            name, t_threads = parts[0], int(parts[2].rstrip("t"))
+            h_threads = min(t_threads, cores)
+            if name not in exported:
+                out = tmp / "ncnn" / f"{name}.param"
+                kind.build(runtimes.ExportContext(MODELS[name]().eval(), (3, 224, 224), None, None, out))
+                exported[name] = out
+            if (name, h_threads) not in host_ms:
+                host_ms[(name, h_threads)] = measure(exported[name], (3, 224, 224), h_threads, tmp, kind.name)
+            got = predict.predict_ms(
+                host_ms[(name, h_threads)], *costs[name], "fp32",
+                predict.Machine(host_t.peak_gflops_fp32, host_t.memory_bandwidth_gbs, cores, h_threads),
+                predict.Machine(target.peak_gflops_fp32, target.memory_bandwidth_gbs, target.cores, t_threads))
+            ratio = published / got["p50_ms"]
+            ratios.append(ratio)
+            print(f"| {target.name} | {name} | {t_threads} | {published:g} | {host_ms[(name, h_threads)]:.3g} | "
+                  f"{predicted_ms(got)} | {ratio:.2f} |")
+    if ratios:
+        inside = sum(predict.LOW <= r <= predict.HIGH for r in ratios) / len(ratios)
+        print(f"\nncnn rows, ratio published/predicted: {quantiles(ratios)}")
+        print(f"inside the stated interval x{predict.LOW}-x{predict.HIGH}: {100 * inside:.0f}%")
 
 
 if __name__ == "__main__":
