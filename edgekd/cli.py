@@ -215,8 +215,8 @@ def methods(
 
     Example: edgekd methods
     """
-    from edgekd.distill.chain import load_plugin
     from edgekd.distill.methods import method_table
+    from edgekd.distill.plugins import load_plugin
 
     if as_json and markdown:
         raise UserError("give --json or --markdown, not both")

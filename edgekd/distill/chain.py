@@ -23,6 +23,7 @@ from edgekd.data.load import resolve as resolve_data
 from edgekd.distill import methods as method_registry
 from edgekd.distill.methods.dml import Cohort
 from edgekd.distill.objective import Objective
+from edgekd.distill.plugins import load_plugin
 from edgekd.distill.teachers import Teacher, check_against, copy_into, load_teacher
 from edgekd.distill.trainer import Schedule, TrainData, evaluate, train
 from edgekd.errors import UserError
@@ -316,40 +317,6 @@ def build_objective(recipe: Recipe) -> Objective:
     if mutual and (len(terms) > 1 or recipe.teacher.spec):
         raise UserError(f"{mutual[0]} trains peers without a teacher; use it alone, without --teacher")
     return Objective(terms, alpha=recipe.distill.alpha)
-
-
-_PLUGINS: dict[Path, list[str]] = {}  # each file is imported once per process
-
-
-def load_plugin(path: Path) -> list[str]:
-    """Import a user's one-file loss; its @register decorator adds it to the registry.
-    Returns the method names the file registered."""
-    import hashlib
-    import importlib.util
-    import sys
-
-    from edgekd.distill.methods.base import names
-
-    if not path.is_file():
-        raise UserError(f"plugin {path} does not exist")
-    if path.suffix != ".py":
-        raise UserError(f"plugin {path} is not a Python file (.py)")
-    key = path.resolve()
-    if key in _PLUGINS:
-        return _PLUGINS[key]
-    # named by its full path: a/loss.py and b/loss.py are two plugins
-    module_name = f"edgekd_plugin_{path.stem}_{hashlib.sha1(str(key).encode()).hexdigest()[:10]}"
-    before = set(names())
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:
-        del sys.modules[module_name]
-        raise UserError(f"plugin {path} failed to load: {type(e).__name__}: {e}") from None
-    _PLUGINS[key] = sorted(set(names()) - before)
-    return _PLUGINS[key]
 
 
 def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | None,
