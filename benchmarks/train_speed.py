@@ -32,7 +32,7 @@ from edgekd import host
 from edgekd.bench.runner import open_model
 from edgekd.data.builtin import TRANSFER_SEED, mnist1d_arrays
 from edgekd.distill import trainer
-from edgekd.distill.chain import build_objective
+from edgekd.distill.objective import build_objective
 from edgekd.distill.trainer import TrainData
 from edgekd.export.onnx import export_onnx
 from edgekd.models import ArchSpec, build

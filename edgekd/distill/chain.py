@@ -20,10 +20,8 @@ import torch
 from edgekd import host
 from edgekd.data import Splits, load_run_splits, load_splits, load_transfer
 from edgekd.data.load import resolve as resolve_data
-from edgekd.distill import methods as method_registry
 from edgekd.distill.methods.dml import Cohort
-from edgekd.distill.objective import Objective
-from edgekd.distill.plugins import load_plugin
+from edgekd.distill.objective import Objective, build_objective, check_pairs
 from edgekd.distill.teachers import Teacher, check_against, copy_into, load_teacher
 from edgekd.distill.trainer import Schedule, TrainData, evaluate, train
 from edgekd.errors import UserError
@@ -92,7 +90,7 @@ def _distill(recipe: Recipe, out: Path | None, run: Run | None, on_event: Events
     recorded = saved.get("students")
     archs = ([ArchSpec.from_dict(d) for d in recorded] if recorded  # resume builds what the run planned
              else plan_students(recipe, teacher, splits, plan.same_architecture, strict=not resume))
-    _check_pairs(recipe, plan, teacher, archs, splits.x_val[:8])
+    check_pairs(recipe, plan, teacher, archs, splits.x_val[:8])
     if not resume:
         root = out or default_run_dir()
         run = Run.create(root, {
@@ -139,35 +137,6 @@ def _open_teacher(recipe: Recipe, splits: Splits, plan: Objective, run_teacher_d
         check_against(teacher, splits.x_val, splits.classes)
         members.append(teacher)
     return members[0] if len(members) == 1 else Teacher.ensemble(members, t.combine, t.primary)
-
-
-def _check_pairs(recipe: Recipe, objective: Objective, teacher: Teacher, archs: list[ArchSpec],
-                 example: np.ndarray) -> None:
-    """Attach the objective to untrained copies of every teacher/student pair: an unknown family,
-    a layer name that matches nothing or a feature method on a teacher without layers fails
-    now, not after training. (Seeds are set after this, and every member builds its own
-    objective, so it changes no result.)"""
-    original = teacher.module
-    if original is None and teacher.kind == "edgekd":  # the built-in teacher, not trained yet
-        original = build(teacher.spec)
-    previous, x = original, torch.from_numpy(example)
-    for spec in archs:
-        student = build(spec)
-        if objective.mutual:
-            continue
-        taught_by = original if recipe.chain.direct else previous
-        if objective.needs_online_teacher and taught_by is None:
-            methods = ", ".join(recipe.distill.methods)
-            if teacher.members and recipe.teacher.primary:
-                raise UserError(f"methods {methods} read the first teacher's intermediate layers, but the first "
-                                f"--teacher ({teacher.members[0].source}) is {teacher.members[0].kind}; put a torch "
-                                "teacher first")
-            hint = " or give --primary-teacher to use the first one's" if teacher.members else ""
-            raise UserError(f"methods {methods} read the teacher's intermediate layers; "
-                            f"the {teacher.kind} teacher has none (use a torch teacher{hint})")
-        objective.attach(student, taught_by, x)
-        objective.detach()
-        previous = student
 
 
 def _teacher_copy_dir(teacher_dir: Path, count: int, i: int) -> Path:
@@ -284,39 +253,6 @@ def _parse_student(text: str, splits: Splits, mean: Stat, std: Stat, depth: int)
                         mean, std)
     except ValueError:
         raise UserError(f"student {text!r}: expected FAMILY:WIDTH or FAMILY:WIDTHxDEPTH, e.g. cnn:16x4") from None
-
-
-def build_objective(recipe: Recipe) -> Objective:
-    weights = {}
-    for item in recipe.distill.weights:
-        name, eq, value = item.partition("=")
-        try:
-            weights[name.strip()] = float(value)
-        except ValueError:
-            raise UserError(f"--weight {item!r}: expected NAME=NUMBER, e.g. kd=0.9") from None
-    unknown = set(weights) - set(recipe.distill.methods)
-    if unknown:
-        raise UserError(f"--weight names {', '.join(sorted(unknown))}, which is not among the methods "
-                        f"({', '.join(recipe.distill.methods)})")
-    for plugin in recipe.distill.plugins:
-        load_plugin(Path(plugin))
-    options: dict[str, dict[str, str]] = {name: {} for name in recipe.distill.methods}
-    for item in recipe.distill.options:
-        key, eq, value = item.partition("=")
-        name, dot, option = key.rpartition(".")
-        if not eq or not dot:
-            raise UserError(f"--option {item!r}: expected METHOD.KEY=VALUE, e.g. kd.temperature=4")
-        if name not in options:
-            raise UserError(f"--option {item!r} names method {name!r}, which is not among the methods "
-                            f"({', '.join(recipe.distill.methods)})")
-        options[name][option.strip()] = value.strip()
-    shared = {"temperature": recipe.distill.temperature, "layers": recipe.distill.layers}
-    terms = {name: (method_registry.create(name, options[name], shared), weights.get(name, 1.0))
-             for name in recipe.distill.methods}
-    mutual = [name for name, (m, _) in terms.items() if m.mutual]
-    if mutual and (len(terms) > 1 or recipe.teacher.spec):
-        raise UserError(f"{mutual[0]} trains peers without a teacher; use it alone, without --teacher")
-    return Objective(terms, alpha=recipe.distill.alpha)
 
 
 def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | None,
