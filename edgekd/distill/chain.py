@@ -22,11 +22,11 @@ from edgekd.data import Splits, load_run_splits, load_splits, load_transfer
 from edgekd.data.load import resolve as resolve_data
 from edgekd.distill.methods.dml import Cohort
 from edgekd.distill.objective import Objective, build_objective, check_pairs
+from edgekd.distill.students import augment_scale, input_stats, plan_students
 from edgekd.distill.teachers import Teacher, check_against, copy_into, load_teacher
 from edgekd.distill.trainer import Schedule, TrainData, evaluate, train
 from edgekd.errors import UserError
 from edgekd.models import ArchSpec, build, count_macs, count_params, load_model, save_model
-from edgekd.models.registry import Stat
 from edgekd.recipe import Recipe, from_dict, validate
 from edgekd.runs import Run, controls_of, default_run_dir, link_latest, read_json, write_json, write_jsonl
 
@@ -125,7 +125,7 @@ def _open_teacher(recipe: Recipe, splits: Splits, plan: Objective, run_teacher_d
         return Teacher("none", "-", spec=ArchSpec(t.arch, t.width, t.depth, splits.input_shape, splits.classes))
     if not t.spec:
         spec = ArchSpec(t.arch, t.width, t.depth, splits.input_shape, splits.classes,
-                        *_input_stats(splits, recipe.data.standardize))
+                        *input_stats(splits, recipe.data.standardize))
         return Teacher("edgekd", "teacher", spec=spec)  # built (so checked) by _check_pairs
     specs = (t.spec, *t.ensemble)
     members = []
@@ -185,76 +185,6 @@ def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
     ctx.run.update_manifest(lambda m: m["members"].update(teacher=entry))
 
 
-def _input_stats(splits: Splits, how: str) -> tuple[Stat, Stat]:
-    """Mean and std that standardize the inputs inside every model: one pair for the whole
-    input, or (data.standardize "feature", "auto" for tables) one per column, since a table's
-    columns may differ in scale by orders of magnitude and one std would flatten the small ones."""
-    x = splits.x_train.astype(np.float64)  # float32 squares overflow for values beyond ~1e19
-    if how == "feature" or (how == "auto" and splits.tabular):
-        if x.ndim != 2:
-            raise UserError(f"data.standardize = \"feature\" standardizes the columns of (N, F) inputs; "
-                            f"these are {tuple(splits.input_shape)} per sample: use global")
-        std = x.std(0)
-        std[std == 0] = 1.0  # a constant column carries nothing; leave it centred, not divided by zero
-        return tuple(x.mean(0).tolist()), tuple(std.tolist())
-    std = float(x.std())
-    return float(x.mean()), std if std > 0 else 1.0
-
-
-def _augment_scale(spec: ArchSpec) -> float | torch.Tensor:
-    """Input noise is scaled by the std the model standardizes with: per column when it does."""
-    return torch.tensor(spec.std, dtype=torch.float32) if isinstance(spec.std, tuple) else spec.std
-
-
-# --- the students ---------------------------------------------------------------------
-def plan_students(recipe: Recipe, teacher: Teacher, splits: Splits, same_architecture: bool = False,
-                  strict: bool = True) -> list[ArchSpec]:
-    """Generation k's architecture: an explicit list, or generation 1 shrunk by `shrink` per step
-    (self-distillation keeps the teacher's architecture throughout). `strict` off (resume) lets
-    a run recorded before a refusal existed plan as it did then."""
-    mean, std = _input_stats(splits, recipe.data.standardize)
-    n = recipe.chain.generations
-    s = recipe.student
-    if same_architecture:
-        if teacher.spec is None:
-            raise UserError("self-distillation copies the teacher's architecture; a "
-                            f"{teacher.kind} teacher has no edgekd architecture")
-        if strict and (s.students or s.arch or s.width or s.depth):
-            raise UserError("self-distillation keeps the teacher's architecture in every generation; "
-                            "drop --student, --width, --depth and --students")
-        return [dataclasses.replace(teacher.spec, mean=mean, std=std)] * n
-    if s.students:
-        if len(s.students) < n or (strict and len(s.students) > n):
-            listed = f"{len(s.students)} architecture{'s' * (len(s.students) != 1)}"
-            raise UserError(f"--students lists {listed} for {n} generations; give --chain {len(s.students)} "
-                            f"(chain.generations) or list {n}")
-        if strict and (s.arch or s.width):
-            raise UserError("--students sets every generation's family and width; drop --student and --width")
-        depth = s.depth or (teacher.spec or recipe.teacher).depth  # for entries without xDEPTH
-        return [_parse_student(text, splits, mean, std, depth) for text in s.students[:n]]
-    base = teacher.spec
-    if base is None and not s.width:
-        raise UserError(f"teacher {recipe.teacher.spec} has no edgekd architecture to shrink; "
-                        "give generation 1's --width (or --students)")
-    # a foreign teacher (ONNX, TorchScript) has no family or depth to inherit: the built-in teacher's
-    family = s.arch or (base.family if base else recipe.teacher.arch)
-    depth = s.depth or (base.depth if base else recipe.teacher.depth)
-    width = s.width or max(1, round(base.width * s.shrink))
-    return [ArchSpec(family, max(1, round(width * s.shrink ** (k - 1))), depth, splits.input_shape,
-                     splits.classes, mean, std) for k in range(1, n + 1)]
-
-
-def _parse_student(text: str, splits: Splits, mean: Stat, std: Stat, depth: int) -> ArchSpec:
-    """"cnn:16" (that width, the default depth) or "mlp:32x2" (width x depth)."""
-    family, _, size = text.partition(":")
-    width, _, own_depth = size.partition("x")
-    try:
-        return ArchSpec(family.strip(), int(width), int(own_depth or depth), splits.input_shape, splits.classes,
-                        mean, std)
-    except ValueError:
-        raise UserError(f"student {text!r}: expected FAMILY:WIDTH or FAMILY:WIDTHxDEPTH, e.g. cnn:16x4") from None
-
-
 def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | None,
                   epochs: int | None = None, mutual: bool = False, controls: list[str] | None = None) -> Teacher:
     """Train (or resume, or skip when finished) one member; returns it as a teacher for the next."""
@@ -274,7 +204,7 @@ def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | No
         x = np.concatenate([x, s.x_transfer])
         y = np.concatenate([y, np.full(len(s.x_transfer), -1, dtype=np.int64)])
     data = TrainData(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(s.x_val), torch.from_numpy(s.y_val),
-                     augment_scale=_augment_scale(spec) if recipe.data.augment else None, augmentation=s.augmentation)
+                     augment_scale=augment_scale(spec) if recipe.data.augment else None, augmentation=s.augmentation)
     objective = build_objective(recipe) if distilled else Objective()
     t = recipe.train
     epochs = t.epochs if epochs is None else epochs
