@@ -10,36 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import torch
 
 from edgekd import host
 from edgekd.data import Splits, load_run_splits, load_splits, load_transfer
 from edgekd.data.load import resolve as resolve_data
-from edgekd.distill.methods.dml import Cohort
+from edgekd.distill.members import Context, Events, train_controls, train_member
 from edgekd.distill.objective import Objective, build_objective, check_pairs
-from edgekd.distill.students import augment_scale, input_stats, plan_students
+from edgekd.distill.students import input_stats, plan_students
 from edgekd.distill.teachers import Teacher, check_against, copy_into, load_teacher
-from edgekd.distill.trainer import Schedule, TrainData, evaluate, train
 from edgekd.errors import UserError
-from edgekd.models import ArchSpec, build, count_macs, count_params, load_model, save_model
+from edgekd.models import ArchSpec, count_macs, load_model
 from edgekd.recipe import Recipe, from_dict, validate
-from edgekd.runs import Run, controls_of, default_run_dir, link_latest, read_json, write_json, write_jsonl
-
-Events = Callable[[dict], None]
-
-
-@dataclass
-class Context:
-    run: Run
-    recipe: Recipe
-    splits: Splits
-    on_event: Events
-
+from edgekd.runs import Run, controls_of, default_run_dir, link_latest, write_json
 
 def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path | None = None,
             on_event: Events | None = None, threads: int | None = None) -> Run:
@@ -109,9 +94,9 @@ def _distill(recipe: Recipe, out: Path | None, run: Run | None, on_event: Events
     previous = teacher
     for k, spec in enumerate(archs, start=1):
         taught_by = None if plan.mutual else teacher if recipe.chain.direct else previous
-        previous = _train_member(ctx, f"gen-{k}", spec, taught_by, mutual=plan.mutual)
+        previous = train_member(ctx, f"gen-{k}", spec, taught_by, mutual=plan.mutual)
         if recipe.chain.baseline:
-            _train_controls(ctx, k, spec, transfer_used=not plan.mutual)
+            train_controls(ctx, k, spec, transfer_used=not plan.mutual)
     run.update_manifest(lambda m: m.update(status="trained"))
     return run
 
@@ -152,7 +137,7 @@ def _finish_teacher(ctx: Context, teacher: Teacher) -> Teacher:
         return teacher
     if not recipe.teacher.spec:
         if not (tdir / "eval.json").exists():
-            _train_member(ctx, "teacher", teacher.spec, None, epochs=recipe.teacher.epochs)
+            train_member(ctx, "teacher", teacher.spec, None, epochs=recipe.teacher.epochs)
         module, spec = load_model(tdir / "model.pt")
         return Teacher("edgekd", "teacher", module=module, spec=spec)
     parts = teacher.members or [teacher]
@@ -183,105 +168,6 @@ def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
         entry["macs"] = count_macs(teacher.module, teacher.spec.input_shape)
     write_json(ctx.run.teacher_dir / "eval.json", entry)
     ctx.run.update_manifest(lambda m: m["members"].update(teacher=entry))
-
-
-def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | None,
-                  epochs: int | None = None, mutual: bool = False, controls: list[str] | None = None) -> Teacher:
-    """Train (or resume, or skip when finished) one member; returns it as a teacher for the next."""
-    run, recipe, s = ctx.run, ctx.recipe, ctx.splits
-    directory = run.root / name
-    if (directory / "eval.json").exists():
-        ctx.on_event({"kind": "stage", "member": name, "status": "skip"})
-        if name not in run.manifest()["members"]:  # killed between eval.json and the manifest update
-            entry = read_json(directory / "eval.json")
-            run.update_manifest(lambda m: m["members"].update({name: entry}))
-        module, spec = load_model(directory / "model.pt")
-        return Teacher("edgekd", name, module=module, spec=spec)
-
-    distilled = teacher is not None or mutual
-    x, y = s.x_train, s.y_train
-    if teacher is not None and s.x_transfer is not None:  # only a teacher can label the transfer set
-        x = np.concatenate([x, s.x_transfer])
-        y = np.concatenate([y, np.full(len(s.x_transfer), -1, dtype=np.int64)])
-    data = TrainData(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(s.x_val), torch.from_numpy(s.y_val),
-                     augment_scale=augment_scale(spec) if recipe.data.augment else None, augmentation=s.augmentation)
-    objective = build_objective(recipe) if distilled else Objective()
-    t = recipe.train
-    epochs = t.epochs if epochs is None else epochs
-    schedule = Schedule(epochs, t.finetune_epochs if name != "teacher" else 0, t.batch_size, t.lr,
-                        t.weight_decay, t.patience, t.seed)
-
-    index = int(name.split("-")[1]) if "-" in name else 0
-    torch.manual_seed(t.seed * 101 + index)  # gen-k and baseline-k start from the same weights
-    student = build(spec)
-    if mutual:  # peers start from different weights: that disagreement is what they teach each other
-        student = Cohort([student] + [build(spec) for _ in range(objective.peers - 1)])
-    if teacher is not None:
-        objective.attach(student, teacher.module, data.x[:8])
-        if data.augment_scale is None and not objective.needs_online_teacher:
-            data.soft = teacher.logits(data.x)   # inputs never change: teacher runs once
-        else:
-            # per batch: augmented inputs, or hooked features that the loss reads
-            data.teacher = teacher.forward
-
-    ctx.on_event({"kind": "stage", "member": name, "status": "start", "epochs": epochs + schedule.finetune_epochs,
-                  "arch": spec.label(), "teacher": teacher.source if teacher else None})
-    directory.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    try:
-        result = train(student, objective, data, schedule, checkpoint=directory / "checkpoint.pt",
-                       on_epoch=lambda row: ctx.on_event({"kind": "epoch", "member": name, **row}))
-    finally:
-        objective.detach()  # hooks off: this student teaches the next generation clean
-    seconds = time.perf_counter() - started
-    peers = list(student.peers) if mutual else [student]
-    x_val, y_val = torch.from_numpy(s.x_val), torch.from_numpy(s.y_val)
-    scores = [evaluate(p, x_val, y_val) for p in peers] if mutual else [(result["val_acc"], 0.0)]
-    chosen = max(range(len(peers)), key=lambda i: (scores[i][0], -scores[i][1]))  # as trainer.evaluate ranks peers
-    peer_val = [acc for acc, _ in scores]
-    student = peers[chosen]
-    save_model(student, spec, directory / "model.pt")
-    write_jsonl(directory / "metrics.jsonl", result["history"])
-
-    x_test, y_test = torch.from_numpy(s.x_test), torch.from_numpy(s.y_test)
-    peer_test = [evaluate(p, x_test, y_test)[0] for p in peers]
-    test_acc = peer_test[chosen]
-    entry = {"role": name.split("-")[0], "index": index, "arch": spec.to_dict(), "label": spec.label(),
-             "params": count_params(student), "macs": count_macs(student, spec.input_shape),
-             "size_bytes": (directory / "model.pt").stat().st_size,
-             "teacher": teacher.source if teacher else ("peers" if mutual else None), "test_acc": test_acc, "val_acc": peer_val[chosen],
-             "best_epoch": result["best_epoch"], "epochs": len(result["history"]), "train_seconds": seconds}
-    if mutual:
-        entry.update(peer_val_acc=peer_val, exported_peer=chosen, peer_test_acc=peer_test)
-    if controls:
-        entry["controls"] = controls  # what this scratch run holds equal to its generation (runs.CONTROLS)
-    if teacher is not None:
-        with torch.inference_mode():
-            mine = student(torch.from_numpy(s.x_test)).argmax(1)
-        entry["agreement"] = (mine == teacher.logits(s.x_test).argmax(1)).float().mean().item()
-    write_json(directory / "eval.json", entry)
-    run.update_manifest(lambda m: m["members"].update({name: entry}))
-    ctx.on_event({"kind": "stage", "member": name, "status": "done", "test_acc": test_acc})
-    return Teacher("edgekd", name, module=student, spec=spec)
-
-
-def _train_controls(ctx: Context, k: int, spec: ArchSpec, transfer_used: bool) -> None:
-    """Generation k's architecture trained from scratch on labels alone: for as many optimizer
-    steps as gen-k (the same compute: what distillation bought beyond training longer) and
-    for the recipe's epochs over the labelled rows (the usual control of a KD paper, fewer
-    steps when a transfer set lengthens gen-k's epochs). One run when the two coincide."""
-    recipe, s = ctx.recipe, ctx.splits
-    earlier = ctx.run.manifest()["members"].get(f"baseline-{k}", {})
-    if earlier and "controls" not in earlier:  # a run from before two controls: keep the one it had
-        return
-    transfer = len(s.x_transfer) if transfer_used and s.x_transfer is not None else 0
-    steps = max(1, round(recipe.train.epochs * (len(s.x_train) + transfer) / len(s.x_train)))
-    short = recipe.train.baseline_epochs or recipe.train.epochs
-    if steps == short:
-        _train_member(ctx, f"baseline-{k}", spec, None, epochs=steps, controls=["steps", "epochs"])
-        return
-    _train_member(ctx, f"baseline-{k}", spec, None, epochs=steps, controls=["steps"])
-    _train_member(ctx, f"scratch-{k}", spec, None, epochs=short, controls=["epochs"])
 
 
 # --- the table ------------------------------------------------------------------------
