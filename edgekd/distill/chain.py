@@ -15,16 +15,17 @@ from pathlib import Path
 import torch
 
 from edgekd import host
-from edgekd.data import Splits, load_run_splits, load_splits, load_transfer
+from edgekd.data import load_run_splits, load_splits, load_transfer
 from edgekd.data.load import resolve as resolve_data
 from edgekd.distill.members import Context, Events, train_controls, train_member
-from edgekd.distill.objective import Objective, build_objective, check_pairs
-from edgekd.distill.students import input_stats, plan_students
-from edgekd.distill.teachers import Teacher, check_against, copy_into, load_teacher
+from edgekd.distill.objective import build_objective, check_pairs
+from edgekd.distill.students import plan_students
+from edgekd.distill.teacher_stage import finish_teacher, open_teacher
 from edgekd.errors import UserError
-from edgekd.models import ArchSpec, count_macs, load_model
+from edgekd.models import ArchSpec
 from edgekd.recipe import Recipe, from_dict, validate
-from edgekd.runs import Run, controls_of, default_run_dir, link_latest, write_json
+from edgekd.runs import Run, controls_of, default_run_dir, link_latest
+
 
 def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path | None = None,
             on_event: Events | None = None, threads: int | None = None) -> Run:
@@ -71,7 +72,7 @@ def _distill(recipe: Recipe, out: Path | None, run: Run | None, on_event: Events
     splits = load_transfer(labelled, transfer)
     # Everything checkable is checked before the run directory exists: a bad teacher or student
     # must neither cost the teacher's training nor leave a half-made run that blocks a retry.
-    teacher = _open_teacher(recipe, splits, plan, run.teacher_dir if resume else None)
+    teacher = open_teacher(recipe, splits, plan, run.teacher_dir if resume else None)
     recorded = saved.get("students")
     archs = ([ArchSpec.from_dict(d) for d in recorded] if recorded  # resume builds what the run planned
              else plan_students(recipe, teacher, splits, plan.same_architecture, strict=not resume))
@@ -90,7 +91,7 @@ def _distill(recipe: Recipe, out: Path | None, run: Run | None, on_event: Events
     ctx = Context(run, recipe, splits, on_event)
     torch.manual_seed(recipe.train.seed)
 
-    teacher = _finish_teacher(ctx, teacher)
+    teacher = finish_teacher(ctx, teacher)
     previous = teacher
     for k, spec in enumerate(archs, start=1):
         taught_by = None if plan.mutual else teacher if recipe.chain.direct else previous
@@ -99,75 +100,6 @@ def _distill(recipe: Recipe, out: Path | None, run: Run | None, on_event: Events
             train_controls(ctx, k, spec, transfer_used=not plan.mutual)
     run.update_manifest(lambda m: m.update(status="trained"))
     return run
-
-
-# --- the teacher --------------------------------------------------------------------
-def _open_teacher(recipe: Recipe, splits: Splits, plan: Objective, run_teacher_dir: Path | None) -> Teacher:
-    """The teacher, loaded and checked against the data, or (built-in) only its architecture:
-    nothing is trained or written yet. On resume a user's teacher comes from the run's copy."""
-    t = recipe.teacher
-    if plan.mutual:  # peers teach each other: the teacher recipe only sizes generation 1
-        return Teacher("none", "-", spec=ArchSpec(t.arch, t.width, t.depth, splits.input_shape, splits.classes))
-    if not t.spec:
-        spec = ArchSpec(t.arch, t.width, t.depth, splits.input_shape, splits.classes,
-                        *input_stats(splits, recipe.data.standardize))
-        return Teacher("edgekd", "teacher", spec=spec)  # built (so checked) by _check_pairs
-    specs = (t.spec, *t.ensemble)
-    members = []
-    for i, source in enumerate(specs):
-        directory = _teacher_copy_dir(run_teacher_dir, len(specs), i) if run_teacher_dir else None
-        copies = [p for p in (directory / "model.pt", directory / "model.onnx", directory / "model.ts")
-                  if p.is_file()] if directory else []
-        teacher = load_teacher(str(copies[0] if copies else source))
-        check_against(teacher, splits.x_val, splits.classes)
-        members.append(teacher)
-    return members[0] if len(members) == 1 else Teacher.ensemble(members, t.combine, t.primary)
-
-
-def _teacher_copy_dir(teacher_dir: Path, count: int, i: int) -> Path:
-    return teacher_dir if count == 1 else teacher_dir / f"member-{i}"
-
-
-def _finish_teacher(ctx: Context, teacher: Teacher) -> Teacher:
-    """Train the built-in teacher, or keep a copy of a user's teacher in the run (so resume
-    and re-runs need nothing outside it) and evaluate it; finished work is not redone."""
-    run, recipe = ctx.run, ctx.recipe
-    tdir = run.teacher_dir
-    if teacher.kind == "none":
-        return teacher
-    if not recipe.teacher.spec:
-        if not (tdir / "eval.json").exists():
-            train_member(ctx, "teacher", teacher.spec, None, epochs=recipe.teacher.epochs)
-        module, spec = load_model(tdir / "model.pt")
-        return Teacher("edgekd", "teacher", module=module, spec=spec)
-    parts = teacher.members or [teacher]
-    for i, part in enumerate(parts):
-        directory = _teacher_copy_dir(tdir, len(parts), i)
-        if Path(part.source).parent.resolve() != directory.resolve():  # not already the run's copy
-            copy_into(part, directory)
-    if not (tdir / "eval.json").exists():
-        _evaluate_teacher(ctx, teacher, source=", ".join((recipe.teacher.spec, *recipe.teacher.ensemble)))
-    return dataclasses.replace(teacher, source="teacher")
-
-
-def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
-    s = ctx.splits
-    preds = teacher.logits(s.x_test).argmax(1).numpy()
-    entry = {"role": "teacher", "source": source, "kind": teacher.kind, "details": teacher.describe(),
-             "test_acc": float((preds == s.y_test).mean()),
-             "val_acc": float((teacher.logits(s.x_val).argmax(1).numpy() == s.y_val).mean())}
-    if (params := teacher.params()) is not None:
-        entry["params"] = params
-    copies = [f for f in ctx.run.teacher_dir.rglob("model.*") if f.is_file()]  # the run's copy of each member
-    kinds = {"onnx" if f.suffix == ".onnx" else "torch" for f in copies}
-    if len(kinds) == 1:  # the report's size point for the teacher, labelled by its format
-        entry["size_bytes"], entry["size_format"] = sum(f.stat().st_size for f in copies), kinds.pop()
-    if teacher.spec is not None and not teacher.members:
-        entry["arch"] = teacher.spec.to_dict()
-        entry["label"] = teacher.spec.label()
-        entry["macs"] = count_macs(teacher.module, teacher.spec.input_shape)
-    write_json(ctx.run.teacher_dir / "eval.json", entry)
-    ctx.run.update_manifest(lambda m: m["members"].update(teacher=entry))
 
 
 # --- the table ------------------------------------------------------------------------

@@ -7,7 +7,6 @@ batches under inference mode; the chain caches them when inputs do not change.
 
 from __future__ import annotations
 
-import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,15 +170,3 @@ def _onnx_params(path: Path) -> int | None:
     integer = {onnx.TensorProto.INT64, onnx.TensorProto.INT32}
     count = sum(int(np.prod(t.dims)) for t in graph.initializer if t.data_type not in integer)
     return count or None  # weights held in Constant nodes: unknown rather than zero
-
-
-def copy_into(teacher: Teacher, directory: Path) -> Path:
-    """Keep a copy of a user's teacher in the run, so resume and re-runs need nothing outside it."""
-    suffix = {"onnx": "model.onnx", "torchscript": "model.ts", "edgekd": "model.pt"}[teacher.kind]
-    directory.mkdir(parents=True, exist_ok=True)
-    dest = directory / suffix
-    from edgekd.runs import atomic_path
-
-    with atomic_path(dest) as tmp:
-        shutil.copyfile(teacher.source, tmp)
-    return dest
