@@ -70,8 +70,8 @@ def distill(
     """
     from edgekd import recipe as recipes
     from edgekd.console import ChainProgress
-    from edgekd.distill.chain import summary_rows
     from edgekd.pipeline import run_pipeline
+    from edgekd.report.chain_table import summary_rows
 
     flags = {
         "chain": {"generations": chain, "direct": direct, "baseline": baseline},
@@ -168,7 +168,7 @@ def export(
 
 def _control_columns(manifest: dict) -> list[tuple[str, str, str]]:
     """The scratch controls' columns: one pair when one run stood for both in every generation."""
-    from edgekd.distill.chain import CONTROL_FIELDS as columns
+    from edgekd.report.chain_table import CONTROL_FIELDS as columns
     from edgekd.report.results import control_name, shown_controls
     from edgekd.runs import controls_of
 

@@ -1,9 +1,16 @@
 """The chain: teacher -> gen-1 -> gen-2 -> ..., each generation with a scratch baseline.
 
 Teacher-assistant order (default): generation k is taught by generation k-1. With
-`chain.direct`, every generation is taught by the original teacher instead. Every
-member's directory gets its eval.json last, so "eval.json exists" means "finished" and
-`--resume` skips it; an unfinished member resumes from its checkpoint.
+`chain.direct`, every generation is taught by the original teacher instead. This module
+owns the order and the checks before the run directory exists; the stages live beside it:
+
+    objective.py      the recipe's methods, weights and options; the teacher/student pair check
+    teacher_stage.py  open, copy (or train) and evaluate the teacher
+    students.py       each generation's architecture and input standardization
+    members.py        train, resume or skip one member, and record it
+    plugins.py        `--plugin` files
+
+A finished member is skipped by `--resume`; an unfinished one resumes from its checkpoint.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from edgekd.distill.teacher_stage import finish_teacher, open_teacher
 from edgekd.errors import UserError
 from edgekd.models import ArchSpec
 from edgekd.recipe import Recipe, from_dict, validate
-from edgekd.runs import Run, controls_of, default_run_dir, link_latest
+from edgekd.runs import Run, default_run_dir, link_latest
 
 
 def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path | None = None,
@@ -102,30 +109,3 @@ def _distill(recipe: Recipe, out: Path | None, run: Run | None, on_event: Events
     return run
 
 
-# --- the table ------------------------------------------------------------------------
-CONTROL_FIELDS = {"steps": ("baseline_acc", "delta"), "epochs": ("scratch_acc", "scratch_delta")}  # row keys per control
-
-
-def summary_rows(run: Run) -> list[dict]:
-    """One row per generation: arch, size, teacher, accuracy, agreement, and each scratch control's
-    accuracy and the gain over it (baseline_acc, delta: the same steps; scratch_*: the recipe's epochs)."""
-    manifest = run.manifest()
-    members = manifest["members"]
-    rows = []
-    if "teacher" in members:
-        t = members["teacher"]
-        rows.append({"member": "teacher", "arch": t.get("label", t.get("arch", {}).get("family", t.get("kind"))),
-                     "params": t.get("params"), "size_bytes": t.get("size_bytes"), "test_acc": t["test_acc"]})
-    k = 1
-    while f"gen-{k}" in members:
-        g = members[f"gen-{k}"]
-        c = controls_of(manifest, f"gen-{k}")
-        row = {"member": f"gen-{k}", "arch": g["label"], "params": g["params"], "macs": g["macs"],
-               "size_bytes": g["size_bytes"], "teacher": g["teacher"], "test_acc": g["test_acc"],
-               "agreement": g.get("agreement")}
-        for kind, (acc, delta) in CONTROL_FIELDS.items():
-            b = c.get(kind)
-            row.update({acc: b["test_acc"] if b else None, delta: g["test_acc"] - b["test_acc"] if b else None})
-        rows.append(row)
-        k += 1
-    return rows
