@@ -31,7 +31,7 @@ def distill(
     chain: Annotated[Optional[int], Opt("--chain", help="Number of generations, each smaller than the last.")] = None,
     data: Annotated[Optional[str], Opt(help="mnist1d | digits | npz:PATH | csv:PATH | folder:PATH")] = None,
     transfer: Annotated[Optional[str], Opt(help="Unlabeled inputs the teacher labels: N (generated) | npz:PATH | 0")] = None,
-    teacher: Annotated[Optional[list[str]], Opt("--teacher", help="Run dir, model.pt, TorchScript or .onnx; repeat for an ensemble; default: train one")] = None,
+    teacher: Annotated[Optional[list[str]], Opt("--teacher", help="Run dir, edgekd .pt, TorchScript or .onnx file; repeat for an ensemble; default: train one")] = None,
     ensemble: Annotated[Optional[str], Opt(help="How an ensemble's soft targets combine: mean-logits | mean-probs")] = None,
     primary_teacher: Annotated[Optional[bool], Opt("--primary-teacher/--no-primary-teacher", help="Feature methods hook into the first --teacher of an ensemble")] = None,
     student: Annotated[Optional[str], Opt(help="Family of generation 1 (cnn, mlp); default: the teacher's")] = None,
@@ -127,9 +127,9 @@ def distill(
         console.print(table(f"run {run.root}", rows, CHAIN_COLUMNS + _control_columns(run.manifest())))
         if artifacts:
             console.print(table("exported artifacts (accuracy measured in each runtime)", artifacts, ARTIFACT_COLUMNS))
-        for bench_file in sorted(run.bench_dir.glob("*.json")):
+        for bench_file in run.bench_files():
             console.print(f"bench: {bench_file}  (edgekd bench {run.root} --target {bench_file.stem} for the table)")
-        console.print(f"report: {run.report_dir / 'report.html'}")
+        console.print(f"report: {run.report_path('html')}")
     _exit_on_failed(artifacts)
     _exit_on_failed_bench(measured)
 
@@ -193,7 +193,7 @@ def artifact_rows(run) -> list[dict]:
         for name, a in run.manifest()["members"][member].get("artifacts", {}).items():
             rows.append({"member": member, "artifact": name, **a,
                          "status": "ok" if a.get("passed") else (a.get("error") or "verification failed: "
-                                                                  + "; ".join(a.get("problems") or ["see validation.json"]))})
+                                                                  + "; ".join(a.get("problems") or [f"see {run.validation_path(member)}"]))})
     return rows
 
 
@@ -372,7 +372,7 @@ def report(
     run: Annotated[Path, typer.Argument(help="Run directory")],
     target: Annotated[Optional[list[str]], Opt("--target", "-t", help="Only these benchmarked targets")] = None,
     within: Annotated[float, Opt(help="Summary: smallest model within this many points of the teacher")] = 1.0,
-    open_: Annotated[bool, Opt("--open", help="Open report.html in a browser")] = False,
+    open_: Annotated[bool, Opt("--open", help="Open the HTML report in a browser")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
     as_json: Annotated[bool, Opt("--json")] = False,
 ) -> None:
@@ -381,22 +381,23 @@ def report(
     Example: edgekd report runs/latest --target raspberry-pi-4
     """
     from edgekd.report.render import build_report
+    from edgekd.runs import Run
 
     if not 0 <= within <= 100:
         raise UserError(f"--within {within:g}: give a number of accuracy points from 0 to 100")
     result = build_report(run, within, target)
+    page = Run.open(run).report_path("html")
     if as_json:
         print(json.dumps(result, indent=2))
     elif not quiet:
         for line in result["summary"]:
             print(f"- {line}")
-        print(f"report: {result['directory']}/report.html")
+        print(f"report: {page}")
     if open_:
         import webbrowser
 
-        page = Path(result["directory"], "report.html").resolve()
-        if not webbrowser.open(page.as_uri()):
-            print(f"edgekd: warning: no browser to open here; the report is {page}", file=sys.stderr)
+        if not webbrowser.open(page.resolve().as_uri()):
+            print(f"edgekd: warning: no browser to open here; the report is {page.resolve()}", file=sys.stderr)
 
 
 @app.command()

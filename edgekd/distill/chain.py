@@ -79,7 +79,7 @@ def _distill(recipe: Recipe, out: Path | None, run: Run | None, on_event: Events
     splits = load_transfer(labelled, transfer)
     # Everything checkable is checked before the run directory exists: a bad teacher or student
     # must neither cost the teacher's training nor leave a half-made run that blocks a retry.
-    teacher = open_teacher(recipe, splits, plan, run.teacher_dir if resume else None)
+    teacher = open_teacher(recipe, splits, plan, run)
     recorded = saved.get("students")
     archs = ([ArchSpec.from_dict(d) for d in recorded] if recorded  # resume builds what the run planned
              else plan_students(recipe, teacher, splits, plan.same_architecture, strict=not resume))

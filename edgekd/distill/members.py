@@ -49,13 +49,12 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
                  epochs: int | None = None, mutual: bool = False, controls: list[str] | None = None) -> Teacher:
     """Train (or resume, or skip when finished) one member; returns it as a teacher for the next."""
     run, recipe, s = ctx.run, ctx.recipe, ctx.splits
-    directory = run.root / name
-    if (directory / "eval.json").exists():
+    if run.eval_path(name).exists():
         ctx.on_event({"kind": "stage", "member": name, "status": "skip"})
         if name not in run.manifest()["members"]:  # killed between eval.json and the manifest update
-            entry = read_json(directory / "eval.json")
+            entry = read_json(run.eval_path(name))
             run.update_manifest(lambda m: m["members"].update({name: entry}))
-        module, spec = load_model(directory / "model.pt")
+        module, spec = load_model(run.model_path(name))
         return Teacher("edgekd", name, module=module, spec=spec)
 
     distilled = teacher is not None or mutual
@@ -86,10 +85,10 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
 
     ctx.on_event({"kind": "stage", "member": name, "status": "start", "epochs": epochs + schedule.finetune_epochs,
                   "arch": spec.label(), "teacher": teacher.source if teacher else None})
-    directory.mkdir(parents=True, exist_ok=True)
+    run.member_dir(name).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
-        result = train(student, objective, data, schedule, checkpoint=directory / "checkpoint.pt",
+        result = train(student, objective, data, schedule, checkpoint=run.checkpoint_path(name),
                        on_epoch=lambda row: ctx.on_event({"kind": "epoch", "member": name, **row}))
     finally:
         objective.detach()  # hooks off: this student teaches the next generation clean
@@ -100,15 +99,15 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
     chosen = max(range(len(peers)), key=lambda i: (scores[i][0], -scores[i][1]))  # as trainer.evaluate ranks peers
     peer_val = [acc for acc, _ in scores]
     student = peers[chosen]
-    save_model(student, spec, directory / "model.pt")
-    write_jsonl(directory / "metrics.jsonl", result["history"])
+    save_model(student, spec, run.model_path(name))
+    write_jsonl(run.metrics_path(name), result["history"])
 
     x_test, y_test = torch.from_numpy(s.x_test), torch.from_numpy(s.y_test)
     peer_test = [evaluate(p, x_test, y_test)[0] for p in peers]
     test_acc = peer_test[chosen]
     entry = {"role": name.split("-")[0], "index": index, "arch": spec.to_dict(), "label": spec.label(),
              "params": count_params(student), "macs": count_macs(student, spec.input_shape),
-             "size_bytes": (directory / "model.pt").stat().st_size,
+             "size_bytes": run.model_path(name).stat().st_size,
              "teacher": teacher.source if teacher else ("peers" if mutual else None), "test_acc": test_acc, "val_acc": peer_val[chosen],
              "best_epoch": result["best_epoch"], "epochs": len(result["history"]), "train_seconds": seconds}
     if mutual:
@@ -119,7 +118,7 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
         with torch.inference_mode():
             mine = student(torch.from_numpy(s.x_test)).argmax(1)
         entry["agreement"] = (mine == teacher.logits(s.x_test).argmax(1)).float().mean().item()
-    write_json(directory / "eval.json", entry)
+    write_json(run.eval_path(name), entry)
     run.update_manifest(lambda m: m["members"].update({name: entry}))
     ctx.on_event({"kind": "stage", "member": name, "status": "done", "test_acc": test_acc})
     return Teacher("edgekd", name, module=student, spec=spec)

@@ -18,10 +18,10 @@ from edgekd.distill.students import input_stats
 from edgekd.distill.teachers import Teacher, check_against, load_teacher
 from edgekd.models import ArchSpec, count_macs, load_model
 from edgekd.recipe import Recipe
-from edgekd.runs import atomic_path, write_json
+from edgekd.runs import Run, atomic_path, model_files, teacher_file, write_json
 
 
-def open_teacher(recipe: Recipe, splits: Splits, plan: Objective, run_teacher_dir: Path | None) -> Teacher:
+def open_teacher(recipe: Recipe, splits: Splits, plan: Objective, run: Run | None) -> Teacher:
     """The teacher, loaded and checked against the data, or (built-in) only its architecture:
     nothing is trained or written yet. On resume a user's teacher comes from the run's copy."""
     t = recipe.teacher
@@ -34,37 +34,30 @@ def open_teacher(recipe: Recipe, splits: Splits, plan: Objective, run_teacher_di
     specs = (t.spec, *t.ensemble)
     members = []
     for i, source in enumerate(specs):
-        directory = _teacher_copy_dir(run_teacher_dir, len(specs), i) if run_teacher_dir else None
-        copies = [p for p in (directory / "model.pt", directory / "model.onnx", directory / "model.ts")
-                  if p.is_file()] if directory else []
+        copies = model_files(run.teacher_copy_dir(i, len(specs))) if run else []
         teacher = load_teacher(str(copies[0] if copies else source))
         check_against(teacher, splits.x_val, splits.classes)
         members.append(teacher)
     return members[0] if len(members) == 1 else Teacher.ensemble(members, t.combine, t.primary)
 
 
-def _teacher_copy_dir(teacher_dir: Path, count: int, i: int) -> Path:
-    return teacher_dir if count == 1 else teacher_dir / f"member-{i}"
-
-
 def finish_teacher(ctx: Context, teacher: Teacher) -> Teacher:
     """Train the built-in teacher, or keep a copy of a user's teacher in the run (so resume
     and re-runs need nothing outside it) and evaluate it; finished work is not redone."""
     run, recipe = ctx.run, ctx.recipe
-    tdir = run.teacher_dir
     if teacher.kind == "none":
         return teacher
     if not recipe.teacher.spec:
-        if not (tdir / "eval.json").exists():
+        if not run.eval_path("teacher").exists():
             train_member(ctx, "teacher", teacher.spec, None, epochs=recipe.teacher.epochs)
-        module, spec = load_model(tdir / "model.pt")
+        module, spec = load_model(run.model_path("teacher"))
         return Teacher("edgekd", "teacher", module=module, spec=spec)
     parts = teacher.members or [teacher]
     for i, part in enumerate(parts):
-        directory = _teacher_copy_dir(tdir, len(parts), i)
+        directory = run.teacher_copy_dir(i, len(parts))
         if Path(part.source).parent.resolve() != directory.resolve():  # not already the run's copy
             copy_into(part, directory)
-    if not (tdir / "eval.json").exists():
+    if not run.eval_path("teacher").exists():
         _evaluate_teacher(ctx, teacher, source=", ".join((recipe.teacher.spec, *recipe.teacher.ensemble)))
     return dataclasses.replace(teacher, source="teacher")
 
@@ -77,7 +70,8 @@ def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
              "val_acc": float((teacher.logits(s.x_val).argmax(1).numpy() == s.y_val).mean())}
     if (params := teacher.params()) is not None:
         entry["params"] = params
-    copies = [f for f in ctx.run.teacher_dir.rglob("model.*") if f.is_file()]  # the run's copy of each member
+    count = len(teacher.members) or 1
+    copies = [f for i in range(count) for f in model_files(ctx.run.teacher_copy_dir(i, count))]  # the run's copies
     kinds = {"onnx" if f.suffix == ".onnx" else "torch" for f in copies}
     if len(kinds) == 1:  # the report's size point for the teacher, labelled by its format
         entry["size_bytes"], entry["size_format"] = sum(f.stat().st_size for f in copies), kinds.pop()
@@ -85,15 +79,14 @@ def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
         entry["arch"] = teacher.spec.to_dict()
         entry["label"] = teacher.spec.label()
         entry["macs"] = count_macs(teacher.module, teacher.spec.input_shape)
-    write_json(ctx.run.teacher_dir / "eval.json", entry)
+    write_json(ctx.run.eval_path("teacher"), entry)
     ctx.run.update_manifest(lambda m: m["members"].update(teacher=entry))
 
 
 def copy_into(teacher: Teacher, directory: Path) -> Path:
     """Keep a copy of a user's teacher in the run, so resume and re-runs need nothing outside it."""
-    suffix = {"onnx": "model.onnx", "torchscript": "model.ts", "edgekd": "model.pt"}[teacher.kind]
     directory.mkdir(parents=True, exist_ok=True)
-    dest = directory / suffix
+    dest = teacher_file(directory, teacher.kind)
     with atomic_path(dest) as tmp:
         shutil.copyfile(teacher.source, tmp)
     return dest
