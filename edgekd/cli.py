@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from edgekd.errors import UserError
+from edgekd.records import Event
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Knowledge distillation for edge devices: distill, export, benchmark, report.")
@@ -182,7 +183,7 @@ def _control_columns(manifest: dict) -> list[tuple[str, str, str]]:
                                           (columns[kind][1], "gain", "delta"))]
 
 
-def _print_warnings(event: dict) -> None:
+def _print_warnings(event: Event) -> None:
     if event["kind"] == "warning":
         print(f"edgekd: warning: {event['text']}", file=sys.stderr)
 
@@ -307,7 +308,7 @@ def _print_bench(results: dict[str, dict]) -> None:
                           f"{report['kept_rows']} row(s), marked in the note column")
 
 
-def _bench_progress(event: dict) -> None:
+def _bench_progress(event: Event) -> None:
     if event["kind"] == "bench":
         print(f"  measuring {event['member']}/{event['artifact']} (process {event['process']})", file=sys.stderr)
     _print_warnings(event)

@@ -25,11 +25,13 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from edgekd.errors import UserError
+from edgekd.records import Manifest
 
 MANIFEST = "manifest.json"
 SCHEMA = 1
@@ -226,10 +228,10 @@ class Run:
         return self.report_dir / "plots"
 
     # --- the manifest ---------------------------------------------------------------
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> Manifest:
         return read_json(self.manifest_path)
 
-    def update_manifest(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    def update_manifest(self, change: Callable[[Manifest], None]) -> Manifest:
         data = self.manifest()
         change(data)
         data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -237,7 +239,8 @@ class Run:
         return data
 
     @classmethod
-    def create(cls, root: Path, manifest: dict[str, Any]) -> "Run":
+    def create(cls, root: Path, manifest: dict[str, Any]) -> Run:
+        """A new run whose manifest is `manifest` (a Manifest but for its schema, added here)."""
         if (root / MANIFEST).exists():
             raise UserError(f"{root} already holds a run; use --resume {root} or another --out")
         if root.exists() and not root.is_dir():
@@ -253,7 +256,7 @@ class Run:
         return run
 
     @classmethod
-    def open(cls, root: Path | str) -> "Run":
+    def open(cls, root: Path | str) -> Run:
         root = Path(root)
         if root.is_file():
             raise UserError(f"{root} is a file, not a run directory")

@@ -24,13 +24,14 @@ import torch
 from edgekd import host
 from edgekd.data import load_run_splits, load_splits, load_transfer
 from edgekd.data.load import resolve as resolve_data
-from edgekd.distill.members import Context, Events, train_controls, train_member
+from edgekd.distill.members import Context, train_controls, train_member
 from edgekd.distill.objective import build_objective, check_pairs
 from edgekd.distill.students import plan_students
 from edgekd.distill.teacher_stage import finish_teacher, open_teacher
 from edgekd.errors import UserError
 from edgekd.models import ArchSpec
 from edgekd.recipe import Recipe, from_dict, validate
+from edgekd.records import Events
 from edgekd.runs import Run, default_run_dir, link_latest
 
 

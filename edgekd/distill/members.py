@@ -9,7 +9,6 @@ starts from weights seeded by its index, so gen-k and its scratch controls start
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,9 +29,8 @@ from edgekd.models import (
     save_model,
 )
 from edgekd.recipe import Recipe
+from edgekd.records import Events, MemberEntry
 from edgekd.runs import Run, read_json, write_json, write_jsonl
-
-Events = Callable[[dict], None]
 
 
 @dataclass
@@ -105,11 +103,13 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
     x_test, y_test = torch.from_numpy(s.x_test), torch.from_numpy(s.y_test)
     peer_test = [evaluate(p, x_test, y_test)[0] for p in peers]
     test_acc = peer_test[chosen]
-    entry = {"role": name.split("-")[0], "index": index, "arch": spec.to_dict(), "label": spec.label(),
-             "params": count_params(student), "macs": count_macs(student, spec.input_shape),
-             "size_bytes": run.model_path(name).stat().st_size,
-             "teacher": teacher.source if teacher else ("peers" if mutual else None), "test_acc": test_acc, "val_acc": peer_val[chosen],
-             "best_epoch": result["best_epoch"], "epochs": len(result["history"]), "train_seconds": seconds}
+    entry: MemberEntry = {
+        "role": name.split("-")[0], "index": index, "arch": spec.to_dict(), "label": spec.label(),
+        "params": count_params(student), "macs": count_macs(student, spec.input_shape),
+        "size_bytes": run.model_path(name).stat().st_size,
+        "teacher": teacher.source if teacher else ("peers" if mutual else None),
+        "test_acc": test_acc, "val_acc": peer_val[chosen],
+        "best_epoch": result["best_epoch"], "epochs": len(result["history"]), "train_seconds": seconds}
     if mutual:
         entry.update(peer_val_acc=peer_val, exported_peer=chosen, peer_test_acc=peer_test)
     if controls:

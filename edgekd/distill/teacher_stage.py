@@ -18,6 +18,7 @@ from edgekd.distill.students import input_stats
 from edgekd.distill.teachers import Teacher, check_against, load_teacher
 from edgekd.models import ArchSpec, count_macs, load_model
 from edgekd.recipe import Recipe
+from edgekd.records import TeacherEntry
 from edgekd.runs import Run, atomic_path, model_files, teacher_file, write_json
 
 
@@ -63,15 +64,17 @@ def finish_teacher(ctx: Context, teacher: Teacher) -> Teacher:
 
 
 def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
+    """Score a user's teacher on the test and validation sets; record it with its size on disk."""
     s = ctx.splits
     preds = teacher.logits(s.x_test).argmax(1).numpy()
-    entry = {"role": "teacher", "source": source, "kind": teacher.kind, "details": teacher.describe(),
-             "test_acc": float((preds == s.y_test).mean()),
-             "val_acc": float((teacher.logits(s.x_val).argmax(1).numpy() == s.y_val).mean())}
+    entry: TeacherEntry = {
+        "role": "teacher", "source": source, "kind": teacher.kind, "details": teacher.describe(),
+        "test_acc": float((preds == s.y_test).mean()),
+        "val_acc": float((teacher.logits(s.x_val).argmax(1).numpy() == s.y_val).mean())}
     if (params := teacher.params()) is not None:
         entry["params"] = params
-    count = len(teacher.members) or 1
-    copies = [f for i in range(count) for f in model_files(ctx.run.teacher_copy_dir(i, count))]  # the run's copies
+    count = len(teacher.members) or 1  # the run's copy of each member
+    copies = [f for i in range(count) for f in model_files(ctx.run.teacher_copy_dir(i, count))]
     kinds = {"onnx" if f.suffix == ".onnx" else "torch" for f in copies}
     if len(kinds) == 1:  # the report's size point for the teacher, labelled by its format
         entry["size_bytes"], entry["size_format"] = sum(f.stat().st_size for f in copies), kinds.pop()
