@@ -51,7 +51,7 @@ def main() -> None:
         members = m["members"]
         bench = json.loads(run.bench_path(recipe.bench.targets[0]).read_text())
         PLOTS.mkdir(exist_ok=True)
-        for png in (run.report_dir / "plots").glob("*.png"):  # the README shows these
+        for png in run.plots_dir.glob("*.png"):  # the README shows these
             shutil.copyfile(png, PLOTS / png.name)
     print(f"# default run: `edgekd distill --chain 3`  (host: {host.cpu_model()}, {host.cores()} cores, "
           f"torch {m['versions']['torch']}, {m['torch_threads']} threads)\n")

@@ -19,9 +19,8 @@ import torch
 
 from edgekd import host
 from edgekd.data.builtin import TRANSFER_SEED, mnist1d_arrays
-from edgekd.distill.chain import build_objective
 from edgekd.distill.methods import Batch
-from edgekd.distill.objective import Objective
+from edgekd.distill.objective import Objective, build_objective
 from edgekd.distill.trainer import Schedule, TrainData, train
 from edgekd.models import ArchSpec, build
 from edgekd.recipe import Recipe

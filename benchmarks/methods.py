@@ -42,7 +42,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         teacher_run = distill(from_dict({**base, "chain": {"generations": 1, "baseline": False},
                                          "train": {"epochs": 1}}), out=Path(d) / "teacher")
-        teacher = str(teacher_run.root / "teacher" / "model.pt")
+        teacher = str(teacher_run.model_path("teacher"))
         teacher_acc = teacher_run.manifest()["members"]["teacher"]["test_acc"]
         for label, distill_cfg in METHODS:
             accs, per_epoch, per_row = [], [], []

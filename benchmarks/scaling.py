@@ -7,7 +7,6 @@ Run: python -m benchmarks.scaling
 
 from __future__ import annotations
 
-import json
 import resource
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import time
 from pathlib import Path
 
 from edgekd import host
+from edgekd.runs import Run
 
 LABELLED = 3600
 SIZES = (4000, 16000, 64000)
@@ -34,7 +34,7 @@ def main() -> None:
             subprocess.run(argv, check=True, cwd=d)
             wall = time.perf_counter() - t
             peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KB, the largest child so far
-            gen = json.loads((out / "manifest.json").read_text())["members"]["gen-1"]
+            gen = Run.open(out).manifest()["members"]["gen-1"]
             rows.append((total, wall, gen["train_seconds"], max(peak, before) / 1024))
     print(f"# scaling with data  (host: {host.cpu_model()}, {host.cores()} cores; 1 generation, 3 epochs, "
           "teacher 3 epochs, no export)\n")

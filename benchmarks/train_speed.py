@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from edgekd import host
 from edgekd.data.builtin import TRANSFER_SEED, mnist1d_arrays
 from edgekd.distill import trainer
-from edgekd.distill.chain import build_objective
+from edgekd.distill.objective import build_objective
 from edgekd.distill.trainer import TrainData
 from edgekd.runtimes import RUNTIMES, ExportContext
 from edgekd.runtimes.onnx import export_fp32

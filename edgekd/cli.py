@@ -11,6 +11,7 @@ import typer
 
 from edgekd import runtimes
 from edgekd.errors import UserError
+from edgekd.records import Event
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Knowledge distillation for edge devices: distill, export, benchmark, report.")
@@ -32,7 +33,7 @@ def distill(
     chain: Annotated[Optional[int], Opt("--chain", help="Number of generations, each smaller than the last.")] = None,
     data: Annotated[Optional[str], Opt(help="mnist1d | digits | npz:PATH | csv:PATH | folder:PATH")] = None,
     transfer: Annotated[Optional[str], Opt(help="Unlabeled inputs the teacher labels: N (generated) | npz:PATH | 0")] = None,
-    teacher: Annotated[Optional[list[str]], Opt("--teacher", help="Run dir, model.pt, TorchScript or .onnx; repeat for an ensemble; default: train one")] = None,
+    teacher: Annotated[Optional[list[str]], Opt("--teacher", help="Run dir, edgekd .pt, TorchScript or .onnx file; repeat for an ensemble; default: train one")] = None,
     ensemble: Annotated[Optional[str], Opt(help="How an ensemble's soft targets combine: mean-logits | mean-probs")] = None,
     primary_teacher: Annotated[Optional[bool], Opt("--primary-teacher/--no-primary-teacher", help="Feature methods hook into the first --teacher of an ensemble")] = None,
     student: Annotated[Optional[str], Opt(help="Family of generation 1 (cnn, mlp); default: the teacher's")] = None,
@@ -71,8 +72,8 @@ def distill(
     """
     from edgekd import recipe as recipes
     from edgekd.console import ChainProgress
-    from edgekd.distill.chain import summary_rows
     from edgekd.pipeline import run_pipeline
+    from edgekd.report.chain_table import summary_rows
 
     flags = {
         "chain": {"generations": chain, "direct": direct, "baseline": baseline},
@@ -128,9 +129,9 @@ def distill(
         console.print(table(f"run {run.root}", rows, CHAIN_COLUMNS + _control_columns(run.manifest())))
         if artifacts:
             console.print(table("exported artifacts (accuracy measured in each runtime)", artifacts, ARTIFACT_COLUMNS))
-        for bench_file in sorted(run.bench_dir.glob("*.json")):
+        for bench_file in run.bench_files():
             console.print(f"bench: {bench_file}  (edgekd bench {run.root} --target {bench_file.stem} for the table)")
-        console.print(f"report: {run.report_dir / 'report.html'}")
+        console.print(f"report: {run.report_path('html')}")
     _exit_on_failed(artifacts)
     _exit_on_failed_bench(measured)
 
@@ -169,7 +170,7 @@ def export(
 
 def _control_columns(manifest: dict) -> list[tuple[str, str, str]]:
     """The scratch controls' columns: one pair when one run stood for both in every generation."""
-    from edgekd.distill.chain import CONTROL_FIELDS as columns
+    from edgekd.report.chain_table import CONTROL_FIELDS as columns
     from edgekd.report.results import control_name, shown_controls
     from edgekd.runs import controls_of
 
@@ -183,7 +184,7 @@ def _control_columns(manifest: dict) -> list[tuple[str, str, str]]:
                                           (columns[kind][1], "gain", "delta"))]
 
 
-def _print_warnings(event: dict) -> None:
+def _print_warnings(event: Event) -> None:
     if event["kind"] == "warning":
         print(f"edgekd: warning: {event['text']}", file=sys.stderr)
 
@@ -194,7 +195,7 @@ def artifact_rows(run) -> list[dict]:
         for name, a in run.manifest()["members"][member].get("artifacts", {}).items():
             rows.append({"member": member, "artifact": name, **a,
                          "status": "ok" if a.get("passed") else (a.get("error") or "verification failed: "
-                                                                  + "; ".join(a.get("problems") or ["see validation.json"]))})
+                                                                  + "; ".join(a.get("problems") or [f"see {run.validation_path(member)}"]))})
     return rows
 
 
@@ -216,8 +217,8 @@ def methods(
 
     Example: edgekd methods
     """
-    from edgekd.distill.chain import load_plugin
     from edgekd.distill.methods import method_table
+    from edgekd.distill.plugins import load_plugin
 
     if as_json and markdown:
         raise UserError("give --json or --markdown, not both")
@@ -308,7 +309,7 @@ def _print_bench(results: dict[str, dict]) -> None:
                           f"{report['kept_rows']} row(s), marked in the note column")
 
 
-def _bench_progress(event: dict) -> None:
+def _bench_progress(event: Event) -> None:
     if event["kind"] == "bench":
         print(f"  measuring {event['member']}/{event['artifact']} (process {event['process']})", file=sys.stderr)
     _print_warnings(event)
@@ -373,7 +374,7 @@ def report(
     run: Annotated[Path, typer.Argument(help="Run directory")],
     target: Annotated[Optional[list[str]], Opt("--target", "-t", help="Only these benchmarked targets")] = None,
     within: Annotated[float, Opt(help="Summary: smallest model within this many points of the teacher")] = 1.0,
-    open_: Annotated[bool, Opt("--open", help="Open report.html in a browser")] = False,
+    open_: Annotated[bool, Opt("--open", help="Open the HTML report in a browser")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
     as_json: Annotated[bool, Opt("--json")] = False,
 ) -> None:
@@ -382,22 +383,23 @@ def report(
     Example: edgekd report runs/latest --target raspberry-pi-4
     """
     from edgekd.report.render import build_report
+    from edgekd.runs import Run
 
     if not 0 <= within <= 100:
         raise UserError(f"--within {within:g}: give a number of accuracy points from 0 to 100")
     result = build_report(run, within, target)
+    page = Run.open(run).report_path("html")
     if as_json:
         print(json.dumps(result, indent=2))
     elif not quiet:
         for line in result["summary"]:
             print(f"- {line}")
-        print(f"report: {result['directory']}/report.html")
+        print(f"report: {page}")
     if open_:
         import webbrowser
 
-        page = Path(result["directory"], "report.html").resolve()
-        if not webbrowser.open(page.as_uri()):
-            print(f"edgekd: warning: no browser to open here; the report is {page}", file=sys.stderr)
+        if not webbrowser.open(page.resolve().as_uri()):
+            print(f"edgekd: warning: no browser to open here; the report is {page.resolve()}", file=sys.stderr)
 
 
 @app.command()

@@ -8,6 +8,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from edgekd.records import Event
+
 err = Console(stderr=True)
 # piped output gets a wide table rather than rich's 80-column default
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -32,7 +34,7 @@ class ChainProgress:
     def __exit__(self, *exc):
         self.progress.__exit__(*exc)
 
-    def __call__(self, event: dict) -> None:
+    def __call__(self, event: Event) -> None:
         if event["kind"] == "run":
             self.run_root = event["root"]
         if event["kind"] == "warning":  # shown even with --quiet and --json

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 from edgekd.distill.chain import distill
 from edgekd.recipe import Recipe
+from edgekd.records import Events
 from edgekd.runs import Run
 
 
 def run_pipeline(recipe: Recipe | None, out: Path | None = None, resume: Path | None = None,
-                 on_event: Callable[[dict], None] | None = None, threads: int | None = None) -> tuple[Run, dict]:
+                 on_event: Events | None = None, threads: int | None = None) -> tuple[Run, dict]:
     """The run, and what its bench measured now ({target: bench result}; {} without a bench)."""
     on_event = on_event or (lambda e: None)
     measured = {}

@@ -2,15 +2,20 @@
 
     runs/<name>/
       manifest.json          the index: recipe, versions, host, data, teacher, generations, status
-      teacher/model.pt       eval.json
-      gen-<k>/model.pt       checkpoint.pt (resume), metrics.jsonl, eval.json, export/...
+      teacher/model.pt       the built-in teacher (a member like the others), or a user's teacher
+                             copied as model.pt, model.onnx or model.ts; an ensemble's members in
+                             teacher/member-<i>/; eval.json
+      gen-<k>/model.pt       checkpoint.pt (resume), metrics.jsonl, eval.json (written last:
+                             "finished"), export/validation.json, model.onnx, openvino/...
       baseline-<k>/...       the same architecture on labels alone, as many optimizer steps as gen-<k>
       scratch-<k>/...        ... and for the recipe's epochs on the labelled rows (fewer steps when a
                              transfer set lengthens gen-<k>'s epochs; not trained when both are one run)
-      bench/<target>.json
-      report/
+      bench/<target>.json    inputs.npz (the test set the runner reads)
+      report/                report.html, report.md, results.json, plots/ (named by edgekd.report.plots)
 
-Every file appears whole or not at all: written to a temporary name, then renamed.
+Other modules ask `Run` for a path (`run.model_path("gen-1")`) and never spell a name;
+tests/test_run_layout.py holds them to it. Every file appears whole or not at all:
+written to a temporary name, then renamed.
 """
 
 from __future__ import annotations
@@ -20,15 +25,22 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from edgekd.errors import UserError
+from edgekd.records import Manifest
 from edgekd.runtimes import REFERENCE, Kind, kind
 
 MANIFEST = "manifest.json"
 SCHEMA = 1
+
+MODEL = "model.pt"  # a member's weights + arch spec (edgekd.models.save_model)
+# a user's teacher copied into the run, by Teacher.kind; a directory is searched in this order
+TEACHER_FILES = {"edgekd": MODEL, "onnx": "model.onnx", "torchscript": "model.ts"}
+REPORT_FILES = {"html": "report.html", "md": "report.md"}
 
 
 _UMASK = os.umask(0o022)  # read it (the only way is to set it), then put it back
@@ -98,19 +110,42 @@ class Run:
     def teacher_dir(self) -> Path:
         return self.root / "teacher"
 
-    def member_dir(self, role: str, index: int) -> Path:
-        """role is "gen" (distilled) or "baseline" (scratch control)."""
-        return self.root / f"{role}-{index}"
+    def member_dir(self, member: str) -> Path:
+        """A member's directory: "teacher", "gen-<k>", "baseline-<k>", "scratch-<k>"."""
+        return self.root / member
 
     def model_path(self, member: str) -> Path:
-        return self.root / member / "model.pt"
+        return self.member_dir(member) / MODEL
+
+    def eval_path(self, member: str) -> Path:
+        """Written last: a member whose eval.json exists is finished."""
+        return self.member_dir(member) / "eval.json"
+
+    def checkpoint_path(self, member: str) -> Path:
+        return self.member_dir(member) / "checkpoint.pt"
+
+    def metrics_path(self, member: str) -> Path:
+        return self.member_dir(member) / "metrics.jsonl"
+
+    def teacher_copy_dir(self, i: int, count: int) -> Path:
+        """Where member i of a user's teacher (one of `count`) is copied: teacher/ itself, or
+        teacher/member-<i>/ for an ensemble."""
+        return self.teacher_dir if count == 1 else self.teacher_dir / f"member-{i}"
+
+    def teacher_member_dirs(self) -> list[Path]:
+        """The ensemble members' copies found on disk (no manifest needed)."""
+        return sorted(self.teacher_dir.glob("member-*"))
+
+    def saved_models(self, role: str) -> list[Path]:
+        """The model files of a role's members found on disk (no manifest needed)."""
+        return sorted(self.root.glob(f"{role}-*/{MODEL}"))
 
     def artifact_path(self, member: str, kind: Kind) -> Path:
         """Where an artifact kind lives in a member's directory (edgekd.runtimes names the file)."""
-        return self.model_path(member) if kind.file is None else self.root / member / kind.file
+        return self.model_path(member) if kind.file is None else self.member_dir(member) / kind.file
 
     def validation_path(self, member: str) -> Path:
-        return self.root / member / "export" / "validation.json"
+        return self.member_dir(member) / "export" / "validation.json"
 
     def artifact_sha256(self, member: str, artifact: str, manifest: dict[str, Any]) -> str | None:
         """What an artifact holds now: the export's recorded hash, or the eager model's file
@@ -153,7 +188,16 @@ class Run:
         return sorted(names, key=lambda n: int(n.split("-")[1]))
 
     def bench_path(self, target: str) -> Path:
-        return self.root / "bench" / f"{target}.json"  # target names are file-safe (edgekd.targets.NAME)
+        return self.bench_dir / f"{target}.json"  # target names are file-safe (edgekd.targets.NAME)
+
+    def bench_files(self) -> list[Path]:
+        """Every target's bench result, by target name (the file's stem)."""
+        return sorted(self.bench_dir.glob("*.json"))
+
+    @property
+    def bench_inputs_path(self) -> Path:
+        """The test set as one .npz, cached for the bench runner (here or on a device)."""
+        return self.bench_dir / "inputs.npz"
 
     @property
     def bench_dir(self) -> Path:
@@ -163,11 +207,24 @@ class Run:
     def report_dir(self) -> Path:
         return self.root / "report"
 
+    def report_path(self, fmt: str) -> Path:
+        """The report page: fmt "html" (one self-contained file) or "md"."""
+        return self.report_dir / REPORT_FILES[fmt]
+
+    @property
+    def results_path(self) -> Path:
+        """results.json: the report's rows for scripts."""
+        return self.report_dir / "results.json"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.report_dir / "plots"
+
     # --- the manifest ---------------------------------------------------------------
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> Manifest:
         return read_json(self.manifest_path)
 
-    def update_manifest(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    def update_manifest(self, change: Callable[[Manifest], None]) -> Manifest:
         data = self.manifest()
         change(data)
         data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -175,7 +232,8 @@ class Run:
         return data
 
     @classmethod
-    def create(cls, root: Path, manifest: dict[str, Any]) -> "Run":
+    def create(cls, root: Path, manifest: dict[str, Any]) -> Run:
+        """A new run whose manifest is `manifest` (a Manifest but for its schema, added here)."""
         if (root / MANIFEST).exists():
             raise UserError(f"{root} already holds a run; use --resume {root} or another --out")
         if root.exists() and not root.is_dir():
@@ -191,7 +249,7 @@ class Run:
         return run
 
     @classmethod
-    def open(cls, root: Path | str) -> "Run":
+    def open(cls, root: Path | str) -> Run:
         root = Path(root)
         if root.is_file():
             raise UserError(f"{root} is a file, not a run directory")
@@ -224,6 +282,17 @@ def read_bench(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("rows"), list) or not isinstance(data.get("settings"), dict):
         raise UserError(f"{path} is not an edgekd bench result; delete it or run `edgekd bench` again")
     return data
+
+
+def model_files(directory: Path) -> list[Path]:
+    """The teacher model files a directory holds, in the order a teacher is looked for there:
+    edgekd weights, then ONNX, then TorchScript."""
+    return [p for p in (directory / name for name in TEACHER_FILES.values()) if p.is_file()]
+
+
+def teacher_file(directory: Path, kind: str) -> Path:
+    """Where the run keeps its copy of a user's teacher of this Teacher.kind."""
+    return directory / TEACHER_FILES[kind]
 
 
 def files_sha256(paths: list[Path]) -> str:

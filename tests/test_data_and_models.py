@@ -166,7 +166,7 @@ def test_input_statistics_of_huge_but_finite_values():
     """float32 data near 1e20 is valid, but its square overflows float32: the standardization
     the models carry must still be finite."""
     from edgekd.data import Splits
-    from edgekd.distill.chain import _input_stats
+    from edgekd.distill.students import input_stats as _input_stats
 
     x = (np.random.default_rng(0).normal(size=(64, 8)) * 1e20).astype(np.float32)
     y = np.arange(64) % 2

@@ -318,13 +318,12 @@ class CosineLogits(Method):
 
 
 def test_a_plugin_file_registers_a_method(tmp_path, monkeypatch):
-    from edgekd.distill.chain import load_plugin
-
-    from edgekd.distill import chain
+    from edgekd.distill import plugins
+    from edgekd.distill.plugins import load_plugin
 
     # the registry is process-global: register into a copy that is thrown away after the test
     monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
-    monkeypatch.setattr(chain, "_PLUGINS", {})
+    monkeypatch.setattr(plugins, "_PLUGINS", {})
     path = tmp_path / "cosine_logits.py"
     path.write_text(PLUGIN)
     assert load_plugin(path) == ["cosine-logits"]

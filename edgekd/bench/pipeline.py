@@ -148,7 +148,7 @@ def _earlier_rows(run: Run, manifest: dict, report: dict, on_event: Callable[[di
 
 def _inputs(run: Run, manifest: dict) -> Path:
     """The test set as one .npz, cached in the run: the runner (here or on a device) reads it."""
-    path = run.bench_dir / "inputs.npz"
+    path = run.bench_inputs_path
     if path.exists():
         try:
             with np.load(path) as cached:

@@ -1,45 +1,38 @@
 """The chain: teacher -> gen-1 -> gen-2 -> ..., each generation with a scratch baseline.
 
 Teacher-assistant order (default): generation k is taught by generation k-1. With
-`chain.direct`, every generation is taught by the original teacher instead. Every
-member's directory gets its eval.json last, so "eval.json exists" means "finished" and
-`--resume` skips it; an unfinished member resumes from its checkpoint.
+`chain.direct`, every generation is taught by the original teacher instead. This module
+owns the order and the checks before the run directory exists; the stages live beside it:
+
+    objective.py      the recipe's methods, weights and options; the teacher/student pair check
+    teacher_stage.py  open, copy (or train) and evaluate the teacher
+    students.py       each generation's architecture and input standardization
+    members.py        train, resume or skip one member, and record it
+    plugins.py        `--plugin` files
+
+A finished member is skipped by `--resume`; an unfinished one resumes from its checkpoint.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import torch
 
 from edgekd import host
-from edgekd.data import Splits, load_run_splits, load_splits, load_transfer
+from edgekd.data import load_run_splits, load_splits, load_transfer
 from edgekd.data.load import resolve as resolve_data
-from edgekd.distill import methods as method_registry
-from edgekd.distill.methods.dml import Cohort
-from edgekd.distill.objective import Objective
-from edgekd.distill.teachers import Teacher, check_against, copy_into, load_teacher
-from edgekd.distill.trainer import Schedule, TrainData, evaluate, train
+from edgekd.distill.members import Context, train_controls, train_member
+from edgekd.distill.objective import build_objective, check_pairs
+from edgekd.distill.students import plan_students
+from edgekd.distill.teacher_stage import finish_teacher, open_teacher
 from edgekd.errors import UserError
-from edgekd.models import ArchSpec, build, count_macs, count_params, load_model, save_model
-from edgekd.models.registry import Stat
+from edgekd.models import ArchSpec
 from edgekd.recipe import Recipe, from_dict, validate
-from edgekd.runs import Run, controls_of, default_run_dir, link_latest, read_json, write_json, write_jsonl
-
-Events = Callable[[dict], None]
-
-
-@dataclass
-class Context:
-    run: Run
-    recipe: Recipe
-    splits: Splits
-    on_event: Events
+from edgekd.records import Events
+from edgekd.runs import Run, default_run_dir, link_latest
 
 
 def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path | None = None,
@@ -87,11 +80,11 @@ def _distill(recipe: Recipe, out: Path | None, run: Run | None, on_event: Events
     splits = load_transfer(labelled, transfer)
     # Everything checkable is checked before the run directory exists: a bad teacher or student
     # must neither cost the teacher's training nor leave a half-made run that blocks a retry.
-    teacher = _open_teacher(recipe, splits, plan, run.teacher_dir if resume else None)
+    teacher = open_teacher(recipe, splits, plan, run)
     recorded = saved.get("students")
     archs = ([ArchSpec.from_dict(d) for d in recorded] if recorded  # resume builds what the run planned
              else plan_students(recipe, teacher, splits, plan.same_architecture, strict=not resume))
-    _check_pairs(recipe, plan, teacher, archs, splits.x_val[:8])
+    check_pairs(recipe, plan, teacher, archs, splits.x_val[:8])
     if not resume:
         root = out or default_run_dir()
         run = Run.create(root, {
@@ -106,375 +99,14 @@ def _distill(recipe: Recipe, out: Path | None, run: Run | None, on_event: Events
     ctx = Context(run, recipe, splits, on_event)
     torch.manual_seed(recipe.train.seed)
 
-    teacher = _finish_teacher(ctx, teacher)
+    teacher = finish_teacher(ctx, teacher)
     previous = teacher
     for k, spec in enumerate(archs, start=1):
         taught_by = None if plan.mutual else teacher if recipe.chain.direct else previous
-        previous = _train_member(ctx, f"gen-{k}", spec, taught_by, mutual=plan.mutual)
+        previous = train_member(ctx, f"gen-{k}", spec, taught_by, mutual=plan.mutual)
         if recipe.chain.baseline:
-            _train_controls(ctx, k, spec, transfer_used=not plan.mutual)
+            train_controls(ctx, k, spec, transfer_used=not plan.mutual)
     run.update_manifest(lambda m: m.update(status="trained"))
     return run
 
 
-# --- the teacher --------------------------------------------------------------------
-def _open_teacher(recipe: Recipe, splits: Splits, plan: Objective, run_teacher_dir: Path | None) -> Teacher:
-    """The teacher, loaded and checked against the data, or (built-in) only its architecture:
-    nothing is trained or written yet. On resume a user's teacher comes from the run's copy."""
-    t = recipe.teacher
-    if plan.mutual:  # peers teach each other: the teacher recipe only sizes generation 1
-        return Teacher("none", "-", spec=ArchSpec(t.arch, t.width, t.depth, splits.input_shape, splits.classes))
-    if not t.spec:
-        spec = ArchSpec(t.arch, t.width, t.depth, splits.input_shape, splits.classes,
-                        *_input_stats(splits, recipe.data.standardize))
-        return Teacher("edgekd", "teacher", spec=spec)  # built (so checked) by _check_pairs
-    specs = (t.spec, *t.ensemble)
-    members = []
-    for i, source in enumerate(specs):
-        directory = _teacher_copy_dir(run_teacher_dir, len(specs), i) if run_teacher_dir else None
-        copies = [p for p in (directory / "model.pt", directory / "model.onnx", directory / "model.ts")
-                  if p.is_file()] if directory else []
-        teacher = load_teacher(str(copies[0] if copies else source))
-        check_against(teacher, splits.x_val, splits.classes)
-        members.append(teacher)
-    return members[0] if len(members) == 1 else Teacher.ensemble(members, t.combine, t.primary)
-
-
-def _check_pairs(recipe: Recipe, objective: Objective, teacher: Teacher, archs: list[ArchSpec],
-                 example: np.ndarray) -> None:
-    """Attach the objective to untrained copies of every teacher/student pair: an unknown family,
-    a layer name that matches nothing or a feature method on a teacher without layers fails
-    now, not after training. (Seeds are set after this, and every member builds its own
-    objective, so it changes no result.)"""
-    original = teacher.module
-    if original is None and teacher.kind == "edgekd":  # the built-in teacher, not trained yet
-        original = build(teacher.spec)
-    previous, x = original, torch.from_numpy(example)
-    for spec in archs:
-        student = build(spec)
-        if objective.mutual:
-            continue
-        taught_by = original if recipe.chain.direct else previous
-        if objective.needs_online_teacher and taught_by is None:
-            methods = ", ".join(recipe.distill.methods)
-            if teacher.members and recipe.teacher.primary:
-                raise UserError(f"methods {methods} read the first teacher's intermediate layers, but the first "
-                                f"--teacher ({teacher.members[0].source}) is {teacher.members[0].kind}; put a torch "
-                                "teacher first")
-            hint = " or give --primary-teacher to use the first one's" if teacher.members else ""
-            raise UserError(f"methods {methods} read the teacher's intermediate layers; "
-                            f"the {teacher.kind} teacher has none (use a torch teacher{hint})")
-        objective.attach(student, taught_by, x)
-        objective.detach()
-        previous = student
-
-
-def _teacher_copy_dir(teacher_dir: Path, count: int, i: int) -> Path:
-    return teacher_dir if count == 1 else teacher_dir / f"member-{i}"
-
-
-def _finish_teacher(ctx: Context, teacher: Teacher) -> Teacher:
-    """Train the built-in teacher, or keep a copy of a user's teacher in the run (so resume
-    and re-runs need nothing outside it) and evaluate it; finished work is not redone."""
-    run, recipe = ctx.run, ctx.recipe
-    tdir = run.teacher_dir
-    if teacher.kind == "none":
-        return teacher
-    if not recipe.teacher.spec:
-        if not (tdir / "eval.json").exists():
-            _train_member(ctx, "teacher", teacher.spec, None, epochs=recipe.teacher.epochs)
-        module, spec = load_model(tdir / "model.pt")
-        return Teacher("edgekd", "teacher", module=module, spec=spec)
-    parts = teacher.members or [teacher]
-    for i, part in enumerate(parts):
-        directory = _teacher_copy_dir(tdir, len(parts), i)
-        if Path(part.source).parent.resolve() != directory.resolve():  # not already the run's copy
-            copy_into(part, directory)
-    if not (tdir / "eval.json").exists():
-        _evaluate_teacher(ctx, teacher, source=", ".join((recipe.teacher.spec, *recipe.teacher.ensemble)))
-    return dataclasses.replace(teacher, source="teacher")
-
-
-def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
-    s = ctx.splits
-    preds = teacher.logits(s.x_test).argmax(1).numpy()
-    entry = {"role": "teacher", "source": source, "kind": teacher.kind, "details": teacher.describe(),
-             "test_acc": float((preds == s.y_test).mean()),
-             "val_acc": float((teacher.logits(s.x_val).argmax(1).numpy() == s.y_val).mean())}
-    if (params := teacher.params()) is not None:
-        entry["params"] = params
-    copies = [f for f in ctx.run.teacher_dir.rglob("model.*") if f.is_file()]  # the run's copy of each member
-    kinds = {"onnx" if f.suffix == ".onnx" else "torch" for f in copies}
-    if len(kinds) == 1:  # the report's size point for the teacher, labelled by its format
-        entry["size_bytes"], entry["size_format"] = sum(f.stat().st_size for f in copies), kinds.pop()
-    if teacher.spec is not None and not teacher.members:
-        entry["arch"] = teacher.spec.to_dict()
-        entry["label"] = teacher.spec.label()
-        entry["macs"] = count_macs(teacher.module, teacher.spec.input_shape)
-    write_json(ctx.run.teacher_dir / "eval.json", entry)
-    ctx.run.update_manifest(lambda m: m["members"].update(teacher=entry))
-
-
-def _input_stats(splits: Splits, how: str) -> tuple[Stat, Stat]:
-    """Mean and std that standardize the inputs inside every model: one pair for the whole
-    input, or (data.standardize "feature", "auto" for tables) one per column, since a table's
-    columns may differ in scale by orders of magnitude and one std would flatten the small ones."""
-    x = splits.x_train.astype(np.float64)  # float32 squares overflow for values beyond ~1e19
-    if how == "feature" or (how == "auto" and splits.tabular):
-        if x.ndim != 2:
-            raise UserError(f"data.standardize = \"feature\" standardizes the columns of (N, F) inputs; "
-                            f"these are {tuple(splits.input_shape)} per sample: use global")
-        std = x.std(0)
-        std[std == 0] = 1.0  # a constant column carries nothing; leave it centred, not divided by zero
-        return tuple(x.mean(0).tolist()), tuple(std.tolist())
-    std = float(x.std())
-    return float(x.mean()), std if std > 0 else 1.0
-
-
-def _augment_scale(spec: ArchSpec) -> float | torch.Tensor:
-    """Input noise is scaled by the std the model standardizes with: per column when it does."""
-    return torch.tensor(spec.std, dtype=torch.float32) if isinstance(spec.std, tuple) else spec.std
-
-
-# --- the students ---------------------------------------------------------------------
-def plan_students(recipe: Recipe, teacher: Teacher, splits: Splits, same_architecture: bool = False,
-                  strict: bool = True) -> list[ArchSpec]:
-    """Generation k's architecture: an explicit list, or generation 1 shrunk by `shrink` per step
-    (self-distillation keeps the teacher's architecture throughout). `strict` off (resume) lets
-    a run recorded before a refusal existed plan as it did then."""
-    mean, std = _input_stats(splits, recipe.data.standardize)
-    n = recipe.chain.generations
-    s = recipe.student
-    if same_architecture:
-        if teacher.spec is None:
-            raise UserError("self-distillation copies the teacher's architecture; a "
-                            f"{teacher.kind} teacher has no edgekd architecture")
-        if strict and (s.students or s.arch or s.width or s.depth):
-            raise UserError("self-distillation keeps the teacher's architecture in every generation; "
-                            "drop --student, --width, --depth and --students")
-        return [dataclasses.replace(teacher.spec, mean=mean, std=std)] * n
-    if s.students:
-        if len(s.students) < n or (strict and len(s.students) > n):
-            listed = f"{len(s.students)} architecture{'s' * (len(s.students) != 1)}"
-            raise UserError(f"--students lists {listed} for {n} generations; give --chain {len(s.students)} "
-                            f"(chain.generations) or list {n}")
-        if strict and (s.arch or s.width):
-            raise UserError("--students sets every generation's family and width; drop --student and --width")
-        depth = s.depth or (teacher.spec or recipe.teacher).depth  # for entries without xDEPTH
-        return [_parse_student(text, splits, mean, std, depth) for text in s.students[:n]]
-    base = teacher.spec
-    if base is None and not s.width:
-        raise UserError(f"teacher {recipe.teacher.spec} has no edgekd architecture to shrink; "
-                        "give generation 1's --width (or --students)")
-    # a foreign teacher (ONNX, TorchScript) has no family or depth to inherit: the built-in teacher's
-    family = s.arch or (base.family if base else recipe.teacher.arch)
-    depth = s.depth or (base.depth if base else recipe.teacher.depth)
-    width = s.width or max(1, round(base.width * s.shrink))
-    return [ArchSpec(family, max(1, round(width * s.shrink ** (k - 1))), depth, splits.input_shape,
-                     splits.classes, mean, std) for k in range(1, n + 1)]
-
-
-def _parse_student(text: str, splits: Splits, mean: Stat, std: Stat, depth: int) -> ArchSpec:
-    """"cnn:16" (that width, the default depth) or "mlp:32x2" (width x depth)."""
-    family, _, size = text.partition(":")
-    width, _, own_depth = size.partition("x")
-    try:
-        return ArchSpec(family.strip(), int(width), int(own_depth or depth), splits.input_shape, splits.classes,
-                        mean, std)
-    except ValueError:
-        raise UserError(f"student {text!r}: expected FAMILY:WIDTH or FAMILY:WIDTHxDEPTH, e.g. cnn:16x4") from None
-
-
-def build_objective(recipe: Recipe) -> Objective:
-    weights = {}
-    for item in recipe.distill.weights:
-        name, eq, value = item.partition("=")
-        try:
-            weights[name.strip()] = float(value)
-        except ValueError:
-            raise UserError(f"--weight {item!r}: expected NAME=NUMBER, e.g. kd=0.9") from None
-    unknown = set(weights) - set(recipe.distill.methods)
-    if unknown:
-        raise UserError(f"--weight names {', '.join(sorted(unknown))}, which is not among the methods "
-                        f"({', '.join(recipe.distill.methods)})")
-    for plugin in recipe.distill.plugins:
-        load_plugin(Path(plugin))
-    options: dict[str, dict[str, str]] = {name: {} for name in recipe.distill.methods}
-    for item in recipe.distill.options:
-        key, eq, value = item.partition("=")
-        name, dot, option = key.rpartition(".")
-        if not eq or not dot:
-            raise UserError(f"--option {item!r}: expected METHOD.KEY=VALUE, e.g. kd.temperature=4")
-        if name not in options:
-            raise UserError(f"--option {item!r} names method {name!r}, which is not among the methods "
-                            f"({', '.join(recipe.distill.methods)})")
-        options[name][option.strip()] = value.strip()
-    shared = {"temperature": recipe.distill.temperature, "layers": recipe.distill.layers}
-    terms = {name: (method_registry.create(name, options[name], shared), weights.get(name, 1.0))
-             for name in recipe.distill.methods}
-    mutual = [name for name, (m, _) in terms.items() if m.mutual]
-    if mutual and (len(terms) > 1 or recipe.teacher.spec):
-        raise UserError(f"{mutual[0]} trains peers without a teacher; use it alone, without --teacher")
-    return Objective(terms, alpha=recipe.distill.alpha)
-
-
-_PLUGINS: dict[Path, list[str]] = {}  # each file is imported once per process
-
-
-def load_plugin(path: Path) -> list[str]:
-    """Import a user's one-file loss; its @register decorator adds it to the registry.
-    Returns the method names the file registered."""
-    import hashlib
-    import importlib.util
-    import sys
-
-    from edgekd.distill.methods.base import names
-
-    if not path.is_file():
-        raise UserError(f"plugin {path} does not exist")
-    if path.suffix != ".py":
-        raise UserError(f"plugin {path} is not a Python file (.py)")
-    key = path.resolve()
-    if key in _PLUGINS:
-        return _PLUGINS[key]
-    # named by its full path: a/loss.py and b/loss.py are two plugins
-    module_name = f"edgekd_plugin_{path.stem}_{hashlib.sha1(str(key).encode()).hexdigest()[:10]}"
-    before = set(names())
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:
-        del sys.modules[module_name]
-        raise UserError(f"plugin {path} failed to load: {type(e).__name__}: {e}") from None
-    _PLUGINS[key] = sorted(set(names()) - before)
-    return _PLUGINS[key]
-
-
-def _train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | None,
-                  epochs: int | None = None, mutual: bool = False, controls: list[str] | None = None) -> Teacher:
-    """Train (or resume, or skip when finished) one member; returns it as a teacher for the next."""
-    run, recipe, s = ctx.run, ctx.recipe, ctx.splits
-    directory = run.root / name
-    if (directory / "eval.json").exists():
-        ctx.on_event({"kind": "stage", "member": name, "status": "skip"})
-        if name not in run.manifest()["members"]:  # killed between eval.json and the manifest update
-            entry = read_json(directory / "eval.json")
-            run.update_manifest(lambda m: m["members"].update({name: entry}))
-        module, spec = load_model(directory / "model.pt")
-        return Teacher("edgekd", name, module=module, spec=spec)
-
-    distilled = teacher is not None or mutual
-    x, y = s.x_train, s.y_train
-    if teacher is not None and s.x_transfer is not None:  # only a teacher can label the transfer set
-        x = np.concatenate([x, s.x_transfer])
-        y = np.concatenate([y, np.full(len(s.x_transfer), -1, dtype=np.int64)])
-    data = TrainData(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(s.x_val), torch.from_numpy(s.y_val),
-                     augment_scale=_augment_scale(spec) if recipe.data.augment else None, augmentation=s.augmentation)
-    objective = build_objective(recipe) if distilled else Objective()
-    t = recipe.train
-    epochs = t.epochs if epochs is None else epochs
-    schedule = Schedule(epochs, t.finetune_epochs if name != "teacher" else 0, t.batch_size, t.lr,
-                        t.weight_decay, t.patience, t.seed)
-
-    index = int(name.split("-")[1]) if "-" in name else 0
-    torch.manual_seed(t.seed * 101 + index)  # gen-k and baseline-k start from the same weights
-    student = build(spec)
-    if mutual:  # peers start from different weights: that disagreement is what they teach each other
-        student = Cohort([student] + [build(spec) for _ in range(objective.peers - 1)])
-    if teacher is not None:
-        objective.attach(student, teacher.module, data.x[:8])
-        if data.augment_scale is None and not objective.needs_online_teacher:
-            data.soft = teacher.logits(data.x)   # inputs never change: teacher runs once
-        else:
-            # per batch: augmented inputs, or hooked features that the loss reads
-            data.teacher = teacher.forward
-
-    ctx.on_event({"kind": "stage", "member": name, "status": "start", "epochs": epochs + schedule.finetune_epochs,
-                  "arch": spec.label(), "teacher": teacher.source if teacher else None})
-    directory.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    try:
-        result = train(student, objective, data, schedule, checkpoint=directory / "checkpoint.pt",
-                       on_epoch=lambda row: ctx.on_event({"kind": "epoch", "member": name, **row}))
-    finally:
-        objective.detach()  # hooks off: this student teaches the next generation clean
-    seconds = time.perf_counter() - started
-    peers = list(student.peers) if mutual else [student]
-    x_val, y_val = torch.from_numpy(s.x_val), torch.from_numpy(s.y_val)
-    scores = [evaluate(p, x_val, y_val) for p in peers] if mutual else [(result["val_acc"], 0.0)]
-    chosen = max(range(len(peers)), key=lambda i: (scores[i][0], -scores[i][1]))  # as trainer.evaluate ranks peers
-    peer_val = [acc for acc, _ in scores]
-    student = peers[chosen]
-    save_model(student, spec, directory / "model.pt")
-    write_jsonl(directory / "metrics.jsonl", result["history"])
-
-    x_test, y_test = torch.from_numpy(s.x_test), torch.from_numpy(s.y_test)
-    peer_test = [evaluate(p, x_test, y_test)[0] for p in peers]
-    test_acc = peer_test[chosen]
-    entry = {"role": name.split("-")[0], "index": index, "arch": spec.to_dict(), "label": spec.label(),
-             "params": count_params(student), "macs": count_macs(student, spec.input_shape),
-             "size_bytes": (directory / "model.pt").stat().st_size,
-             "teacher": teacher.source if teacher else ("peers" if mutual else None), "test_acc": test_acc, "val_acc": peer_val[chosen],
-             "best_epoch": result["best_epoch"], "epochs": len(result["history"]), "train_seconds": seconds}
-    if mutual:
-        entry.update(peer_val_acc=peer_val, exported_peer=chosen, peer_test_acc=peer_test)
-    if controls:
-        entry["controls"] = controls  # what this scratch run holds equal to its generation (runs.CONTROLS)
-    if teacher is not None:
-        with torch.inference_mode():
-            mine = student(torch.from_numpy(s.x_test)).argmax(1)
-        entry["agreement"] = (mine == teacher.logits(s.x_test).argmax(1)).float().mean().item()
-    write_json(directory / "eval.json", entry)
-    run.update_manifest(lambda m: m["members"].update({name: entry}))
-    ctx.on_event({"kind": "stage", "member": name, "status": "done", "test_acc": test_acc})
-    return Teacher("edgekd", name, module=student, spec=spec)
-
-
-def _train_controls(ctx: Context, k: int, spec: ArchSpec, transfer_used: bool) -> None:
-    """Generation k's architecture trained from scratch on labels alone: for as many optimizer
-    steps as gen-k (the same compute: what distillation bought beyond training longer) and
-    for the recipe's epochs over the labelled rows (the usual control of a KD paper, fewer
-    steps when a transfer set lengthens gen-k's epochs). One run when the two coincide."""
-    recipe, s = ctx.recipe, ctx.splits
-    earlier = ctx.run.manifest()["members"].get(f"baseline-{k}", {})
-    if earlier and "controls" not in earlier:  # a run from before two controls: keep the one it had
-        return
-    transfer = len(s.x_transfer) if transfer_used and s.x_transfer is not None else 0
-    steps = max(1, round(recipe.train.epochs * (len(s.x_train) + transfer) / len(s.x_train)))
-    short = recipe.train.baseline_epochs or recipe.train.epochs
-    if steps == short:
-        _train_member(ctx, f"baseline-{k}", spec, None, epochs=steps, controls=["steps", "epochs"])
-        return
-    _train_member(ctx, f"baseline-{k}", spec, None, epochs=steps, controls=["steps"])
-    _train_member(ctx, f"scratch-{k}", spec, None, epochs=short, controls=["epochs"])
-
-
-# --- the table ------------------------------------------------------------------------
-CONTROL_FIELDS = {"steps": ("baseline_acc", "delta"), "epochs": ("scratch_acc", "scratch_delta")}  # row keys per control
-
-
-def summary_rows(run: Run) -> list[dict]:
-    """One row per generation: arch, size, teacher, accuracy, agreement, and each scratch control's
-    accuracy and the gain over it (baseline_acc, delta: the same steps; scratch_*: the recipe's epochs)."""
-    manifest = run.manifest()
-    members = manifest["members"]
-    rows = []
-    if "teacher" in members:
-        t = members["teacher"]
-        rows.append({"member": "teacher", "arch": t.get("label", t.get("arch", {}).get("family", t.get("kind"))),
-                     "params": t.get("params"), "size_bytes": t.get("size_bytes"), "test_acc": t["test_acc"]})
-    k = 1
-    while f"gen-{k}" in members:
-        g = members[f"gen-{k}"]
-        c = controls_of(manifest, f"gen-{k}")
-        row = {"member": f"gen-{k}", "arch": g["label"], "params": g["params"], "macs": g["macs"],
-               "size_bytes": g["size_bytes"], "teacher": g["teacher"], "test_acc": g["test_acc"],
-               "agreement": g.get("agreement")}
-        for kind, (acc, delta) in CONTROL_FIELDS.items():
-            b = c.get(kind)
-            row.update({acc: b["test_acc"] if b else None, delta: g["test_acc"] - b["test_acc"] if b else None})
-        rows.append(row)
-        k += 1
-    return rows

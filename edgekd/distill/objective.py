@@ -3,15 +3,29 @@
     loss = (1 - alpha) * CE(student, labels) + alpha * sum_m w_m * method_m(batch)
 
 CE is averaged over the labelled rows only: transfer-set rows carry label -1.
+
+Also how a recipe becomes an objective (`--method`, `--weight`, `--option`, `--plugin`)
+and the check that it attaches to every teacher/student pair the chain will train.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgekd.distill.methods import Batch, Method
+from edgekd.distill.methods import Batch, Method, create
+from edgekd.distill.plugins import load_plugin
+from edgekd.errors import UserError
+from edgekd.models import ArchSpec, build
+
+if TYPE_CHECKING:
+    from edgekd.distill.teachers import Teacher
+    from edgekd.recipe import Recipe
 
 
 class Objective(nn.Module):
@@ -67,3 +81,66 @@ class Objective(nn.Module):
             total = total + self.alpha * self.weights[name] * out[name]
         out["loss"] = total
         return out
+
+
+def build_objective(recipe: Recipe) -> Objective:
+    """The recipe's methods with their weights and options; unknown names fail here, before any work."""
+    weights = {}
+    for item in recipe.distill.weights:
+        name, eq, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise UserError(f"--weight {item!r}: expected NAME=NUMBER, e.g. kd=0.9") from None
+    unknown = set(weights) - set(recipe.distill.methods)
+    if unknown:
+        raise UserError(f"--weight names {', '.join(sorted(unknown))}, which is not among the methods "
+                        f"({', '.join(recipe.distill.methods)})")
+    for plugin in recipe.distill.plugins:
+        load_plugin(Path(plugin))
+    options: dict[str, dict[str, str]] = {name: {} for name in recipe.distill.methods}
+    for item in recipe.distill.options:
+        key, eq, value = item.partition("=")
+        name, dot, option = key.rpartition(".")
+        if not eq or not dot:
+            raise UserError(f"--option {item!r}: expected METHOD.KEY=VALUE, e.g. kd.temperature=4")
+        if name not in options:
+            raise UserError(f"--option {item!r} names method {name!r}, which is not among the methods "
+                            f"({', '.join(recipe.distill.methods)})")
+        options[name][option.strip()] = value.strip()
+    shared = {"temperature": recipe.distill.temperature, "layers": recipe.distill.layers}
+    terms = {name: (create(name, options[name], shared), weights.get(name, 1.0))
+             for name in recipe.distill.methods}
+    mutual = [name for name, (m, _) in terms.items() if m.mutual]
+    if mutual and (len(terms) > 1 or recipe.teacher.spec):
+        raise UserError(f"{mutual[0]} trains peers without a teacher; use it alone, without --teacher")
+    return Objective(terms, alpha=recipe.distill.alpha)
+
+
+def check_pairs(recipe: Recipe, objective: Objective, teacher: Teacher, archs: list[ArchSpec],
+                example: np.ndarray) -> None:
+    """Attach the objective to untrained copies of every teacher/student pair: an unknown family,
+    a layer name that matches nothing or a feature method on a teacher without layers fails
+    now, not after training. (Seeds are set after this, and every member builds its own
+    objective, so it changes no result.)"""
+    original = teacher.module
+    if original is None and teacher.kind == "edgekd":  # the built-in teacher, not trained yet
+        original = build(teacher.spec)
+    previous, x = original, torch.from_numpy(example)
+    for spec in archs:
+        student = build(spec)
+        if objective.mutual:
+            continue
+        taught_by = original if recipe.chain.direct else previous
+        if objective.needs_online_teacher and taught_by is None:
+            methods = ", ".join(recipe.distill.methods)
+            if teacher.members and recipe.teacher.primary:
+                raise UserError(f"methods {methods} read the first teacher's intermediate layers, but the first "
+                                f"--teacher ({teacher.members[0].source}) is {teacher.members[0].kind}; put a torch "
+                                "teacher first")
+            hint = " or give --primary-teacher to use the first one's" if teacher.members else ""
+            raise UserError(f"methods {methods} read the teacher's intermediate layers; "
+                            f"the {teacher.kind} teacher has none (use a torch teacher{hint})")
+        objective.attach(student, taught_by, x)
+        objective.detach()
+        previous = student

@@ -7,7 +7,6 @@ batches under inference mode; the chain caches them when inputs do not change.
 
 from __future__ import annotations
 
-import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from torch import nn
 
 from edgekd.errors import UserError, reason
 from edgekd.models import ArchSpec, load_model
+from edgekd.runs import TEACHER_FILES, Run, model_files
 
 
 @dataclass
@@ -107,17 +107,18 @@ def load_teacher(spec: str) -> Teacher:
     if not path.exists():
         raise UserError(f"teacher {spec} does not exist")
     if path.is_dir():
-        for candidate in (path / "teacher" / "model.pt", path / "model.pt", path / "teacher" / "model.onnx",
-                          path / "model.onnx", path / "teacher" / "model.ts"):
-            if candidate.is_file():
-                return load_teacher(str(candidate))
-        members = sorted((path / "teacher").glob("member-*"))
+        layout = Run(path)  # a run's layout, or a member directory's (then it has no teacher/)
+        found = model_files(layout.teacher_dir) + model_files(path)
+        if found:
+            return load_teacher(str(found[0]))
+        members = layout.teacher_member_dirs()
         if members:  # a run taught by an ensemble keeps each member apart
             raise UserError(f"{spec} was taught by an ensemble; give each member: "
                             + " ".join(f"--teacher {m}" for m in members))
-        gens = sorted(path.glob("gen-*/model.pt"))
+        gens = layout.saved_models("gen")
         hint = f"; its generations can teach (--teacher {gens[0].parent})" if gens else ""
-        raise UserError(f"{spec} holds no teacher (no model.pt or model.onnx in it or its teacher/){hint}")
+        raise UserError(f"{spec} holds no teacher (no {' or '.join(TEACHER_FILES.values())} in it or its "
+                        f"teacher/){hint}")
     if path.suffix.lower() == ".onnx":
         return _onnx_teacher(path)
     if _is_torchscript(path):
@@ -171,15 +172,3 @@ def _onnx_params(path: Path) -> int | None:
     integer = {onnx.TensorProto.INT64, onnx.TensorProto.INT32}
     count = sum(int(np.prod(t.dims)) for t in graph.initializer if t.data_type not in integer)
     return count or None  # weights held in Constant nodes: unknown rather than zero
-
-
-def copy_into(teacher: Teacher, directory: Path) -> Path:
-    """Keep a copy of a user's teacher in the run, so resume and re-runs need nothing outside it."""
-    suffix = {"onnx": "model.onnx", "torchscript": "model.ts", "edgekd": "model.pt"}[teacher.kind]
-    directory.mkdir(parents=True, exist_ok=True)
-    dest = directory / suffix
-    from edgekd.runs import atomic_path
-
-    with atomic_path(dest) as tmp:
-        shutil.copyfile(teacher.source, tmp)
-    return dest

@@ -29,8 +29,8 @@ def build_report(run_dir: Path, within_points: float = 1.0, targets: list[str] |
             res.missing.append(f"{n} {target} bench {rows}, left out because the artifact{'s' * (n > 1)} {were} "
                                f"re-exported or removed since (run `edgekd bench {res.run.root} --target "
                                f"{_target_spec(res.bench[target]['target'])}` again)")
-    out = res.run.report_dir
-    plot_dir = out / "plots"
+    run = res.run
+    plot_dir = run.plots_dir
     figures = [("Size vs accuracy", plots.size_vs_accuracy(res, plot_dir)[0])]
     for target in sorted(res.bench):
         figures.append((f"Latency vs accuracy: {target}", plots.latency_vs_accuracy(res, target, plot_dir)[0]))
@@ -42,11 +42,11 @@ def build_report(run_dir: Path, within_points: float = 1.0, targets: list[str] |
         if old.suffix in (".png", ".svg") and old.stem not in drawn:
             old.unlink()
     sections = _sections(res, within_points)
-    write_json(out / "results.json", {"schema": SCHEMA, "run": res.name, "data": res.manifest["data"],
-                                      "summary": sections["summary"], "missing": res.missing, "rows": res.rows()})
-    write_text(out / "report.md", _markdown(res, sections, figures, out))
-    write_text(out / "report.html", _html(res, sections, figures))
-    return {"directory": str(out), "summary": sections["summary"], "missing": res.missing,
+    write_json(run.results_path, {"schema": SCHEMA, "run": res.name, "data": res.manifest["data"],
+                                  "summary": sections["summary"], "missing": res.missing, "rows": res.rows()})
+    write_text(run.report_path("md"), _markdown(res, sections, figures, run.report_dir))
+    write_text(run.report_path("html"), _html(res, sections, figures))
+    return {"directory": str(run.report_dir), "summary": sections["summary"], "missing": res.missing,
             "plots": [str(p) for _, p in figures]}
 
 

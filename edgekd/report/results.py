@@ -78,13 +78,13 @@ def collect(run_dir: Path) -> RunResults:
                        f"generations trained (`edgekd distill --resume {run.root}` continues it)")
     if not any(p["role"] == "gen" and runtimes.FORMATS[p["format"]].exported for p in points):
         missing.append("no exported artifacts (run `edgekd export`)")
-    bench = {p.stem: read_bench(p) for p in sorted(run.bench_dir.glob("*.json"))} if run.bench_dir.exists() else {}
+    bench = {p.stem: read_bench(p) for p in run.bench_files()}
     stale = {target: n for target, rep in bench.items() if (n := _drop_stale(run, manifest, rep))}
     if not bench:
         missing.append("no benchmark results (run `edgekd bench RUN --target NAME`)")
     curves = {}
     for name in members:
-        rows = read_jsonl(run.root / name / "metrics.jsonl")
+        rows = read_jsonl(run.metrics_path(name))
         if rows:
             curves[name] = rows
     return RunResults(run, manifest, points, bench, curves, missing, stale)

@@ -89,12 +89,12 @@ def _export(ctx, fp16: bool) -> dict:
         example = torch.zeros(1, *ctx.input_shape)
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer notices are not the user's business
-            torch.jit.trace(ctx.model.eval(), (example,)).save(str(work / "model.ts"))
+            torch.jit.trace(ctx.model.eval(), (example,)).save(str(work / "trace.ts"))
         outputs = {key: str(work / name) for key, name in (
             ("ncnnparam", "ncnn.param"), ("ncnnbin", "ncnn.bin"), ("ncnnpy", "ncnn.py"), ("pnnxparam", "pnnx.param"),
             ("pnnxbin", "pnnx.bin"), ("pnnxpy", "pnnx.py"), ("pnnxonnx", "pnnx.onnx"))}
         shape = ",".join(str(d) for d in example.shape)
-        argv = [pnnx.EXEC_PATH, str(work / "model.ts"), f"inputshape=[{shape}]f32", f"fp16={int(fp16)}",
+        argv = [pnnx.EXEC_PATH, str(work / "trace.ts"), f"inputshape=[{shape}]f32", f"fp16={int(fp16)}",
                 *(f"{key}={value}" for key, value in outputs.items())]
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=PNNX_TIMEOUT_S, cwd=tmp)

@@ -149,3 +149,32 @@ def test_a_runtime_is_one_module_and_its_entries():
         if kind.format.exported:
             assert kind.build is not None and kind.file and callable(kind.runtime.module.weight_bytes)
         assert kind.needs is None or runtimes.order(kind.needs) < runtimes.order(kind.name)  # built before
+
+
+# Literals that equal a format, precision or runtime name but mean something else.
+NOT_ARTIFACTS = {
+    ("edgekd/distill/teachers.py", "onnx"),   # Teacher.kind: how a user's teacher is loaded, not an export
+    ("edgekd/runs.py", "onnx"),               # TEACHER_FILES is keyed by Teacher.kind
+    ("edgekd/export/pipeline.py", "int8"),    # the recipe key export.int8
+    ("edgekd/pipeline.py", "int8"),
+    ("edgekd/report/render.py", "torch"),     # the torch distribution's version in the method section
+    ("edgekd/targets.py", "fp16"),            # a CPU feature (asimdhp) in a profile's SIMD list
+}
+
+
+def test_no_format_or_precision_is_spelled_outside_the_runtime_table():
+    """What a runtime is lives in edgekd/runtimes; every other module reads it from there."""
+    import ast
+    from pathlib import Path
+
+    package = Path(runtimes.__file__).parents[1]
+    names = set(runtimes.FORMATS) | set(runtimes.PRECISIONS) | set(runtimes.RUNTIMES) | set(runtimes.KINDS)
+    hits = []
+    for path in sorted(package.rglob("*.py")):
+        if "runtimes" in path.relative_to(package).parts:
+            continue
+        where = str(path.relative_to(package.parent))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in names and (where, node.value) not in NOT_ARTIFACTS:
+                hits.append(f"{where}:{node.lineno}: {node.value!r}")
+    assert hits == []

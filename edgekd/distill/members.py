@@ -1,0 +1,143 @@
+"""Member training: one member of a run (the built-in teacher, a generation, a scratch
+control) trained, or resumed from its checkpoint, or skipped when finished; then saved,
+evaluated on the test set and recorded in the manifest.
+
+A member's eval.json is written last, so its existence means "finished". Every member
+starts from weights seeded by its index, so gen-k and its scratch controls start alike.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from edgekd.data import Splits
+from edgekd.distill.methods.dml import Cohort
+from edgekd.distill.objective import Objective, build_objective
+from edgekd.distill.students import augment_scale
+from edgekd.distill.teachers import Teacher
+from edgekd.distill.trainer import Schedule, TrainData, evaluate, train
+from edgekd.models import (
+    ArchSpec,
+    build,
+    count_macs,
+    count_params,
+    load_model,
+    save_model,
+)
+from edgekd.recipe import Recipe
+from edgekd.records import Events, MemberEntry
+from edgekd.runs import Run, read_json, write_json, write_jsonl
+
+
+@dataclass
+class Context:
+    """What every stage of one run reads: where it writes, what it trains, what it reports to."""
+
+    run: Run
+    recipe: Recipe
+    splits: Splits
+    on_event: Events
+
+
+def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | None,
+                 epochs: int | None = None, mutual: bool = False, controls: list[str] | None = None) -> Teacher:
+    """Train (or resume, or skip when finished) one member; returns it as a teacher for the next."""
+    run, recipe, s = ctx.run, ctx.recipe, ctx.splits
+    if run.eval_path(name).exists():
+        ctx.on_event({"kind": "stage", "member": name, "status": "skip"})
+        if name not in run.manifest()["members"]:  # killed between eval.json and the manifest update
+            entry = read_json(run.eval_path(name))
+            run.update_manifest(lambda m: m["members"].update({name: entry}))
+        module, spec = load_model(run.model_path(name))
+        return Teacher("edgekd", name, module=module, spec=spec)
+
+    distilled = teacher is not None or mutual
+    x, y = s.x_train, s.y_train
+    if teacher is not None and s.x_transfer is not None:  # only a teacher can label the transfer set
+        x = np.concatenate([x, s.x_transfer])
+        y = np.concatenate([y, np.full(len(s.x_transfer), -1, dtype=np.int64)])
+    data = TrainData(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(s.x_val), torch.from_numpy(s.y_val),
+                     augment_scale=augment_scale(spec) if recipe.data.augment else None, augmentation=s.augmentation)
+    objective = build_objective(recipe) if distilled else Objective()
+    t = recipe.train
+    epochs = t.epochs if epochs is None else epochs
+    schedule = Schedule(epochs, t.finetune_epochs if name != "teacher" else 0, t.batch_size, t.lr,
+                        t.weight_decay, t.patience, t.seed)
+
+    index = int(name.split("-")[1]) if "-" in name else 0
+    torch.manual_seed(t.seed * 101 + index)  # gen-k and baseline-k start from the same weights
+    student = build(spec)
+    if mutual:  # peers start from different weights: that disagreement is what they teach each other
+        student = Cohort([student] + [build(spec) for _ in range(objective.peers - 1)])
+    if teacher is not None:
+        objective.attach(student, teacher.module, data.x[:8])
+        if data.augment_scale is None and not objective.needs_online_teacher:
+            data.soft = teacher.logits(data.x)   # inputs never change: teacher runs once
+        else:
+            # per batch: augmented inputs, or hooked features that the loss reads
+            data.teacher = teacher.forward
+
+    ctx.on_event({"kind": "stage", "member": name, "status": "start", "epochs": epochs + schedule.finetune_epochs,
+                  "arch": spec.label(), "teacher": teacher.source if teacher else None})
+    run.member_dir(name).mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        result = train(student, objective, data, schedule, checkpoint=run.checkpoint_path(name),
+                       on_epoch=lambda row: ctx.on_event({"kind": "epoch", "member": name, **row}))
+    finally:
+        objective.detach()  # hooks off: this student teaches the next generation clean
+    seconds = time.perf_counter() - started
+    peers = list(student.peers) if mutual else [student]
+    x_val, y_val = torch.from_numpy(s.x_val), torch.from_numpy(s.y_val)
+    scores = [evaluate(p, x_val, y_val) for p in peers] if mutual else [(result["val_acc"], 0.0)]
+    chosen = max(range(len(peers)), key=lambda i: (scores[i][0], -scores[i][1]))  # as trainer.evaluate ranks peers
+    peer_val = [acc for acc, _ in scores]
+    student = peers[chosen]
+    save_model(student, spec, run.model_path(name))
+    write_jsonl(run.metrics_path(name), result["history"])
+
+    x_test, y_test = torch.from_numpy(s.x_test), torch.from_numpy(s.y_test)
+    peer_test = [evaluate(p, x_test, y_test)[0] for p in peers]
+    test_acc = peer_test[chosen]
+    entry: MemberEntry = {
+        "role": name.split("-")[0], "index": index, "arch": spec.to_dict(), "label": spec.label(),
+        "params": count_params(student), "macs": count_macs(student, spec.input_shape),
+        "size_bytes": run.model_path(name).stat().st_size,
+        "teacher": teacher.source if teacher else ("peers" if mutual else None),
+        "test_acc": test_acc, "val_acc": peer_val[chosen],
+        "best_epoch": result["best_epoch"], "epochs": len(result["history"]), "train_seconds": seconds}
+    if mutual:
+        entry.update(peer_val_acc=peer_val, exported_peer=chosen, peer_test_acc=peer_test)
+    if controls:
+        entry["controls"] = controls  # what this scratch run holds equal to its generation (runs.CONTROLS)
+    if teacher is not None:
+        with torch.inference_mode():
+            mine = student(torch.from_numpy(s.x_test)).argmax(1)
+        entry["agreement"] = (mine == teacher.logits(s.x_test).argmax(1)).float().mean().item()
+    write_json(run.eval_path(name), entry)
+    run.update_manifest(lambda m: m["members"].update({name: entry}))
+    ctx.on_event({"kind": "stage", "member": name, "status": "done", "test_acc": test_acc})
+    return Teacher("edgekd", name, module=student, spec=spec)
+
+
+def train_controls(ctx: Context, k: int, spec: ArchSpec, transfer_used: bool) -> None:
+    """Generation k's architecture trained from scratch on labels alone: for as many optimizer
+    steps as gen-k (the same compute: what distillation bought beyond training longer) and
+    for the recipe's epochs over the labelled rows (the usual control of a KD paper, fewer
+    steps when a transfer set lengthens gen-k's epochs). One run when the two coincide."""
+    recipe, s = ctx.recipe, ctx.splits
+    earlier = ctx.run.manifest()["members"].get(f"baseline-{k}", {})
+    if earlier and "controls" not in earlier:  # a run from before two controls: keep the one it had
+        return
+    transfer = len(s.x_transfer) if transfer_used and s.x_transfer is not None else 0
+    steps = max(1, round(recipe.train.epochs * (len(s.x_train) + transfer) / len(s.x_train)))
+    short = recipe.train.baseline_epochs or recipe.train.epochs
+    if steps == short:
+        train_member(ctx, f"baseline-{k}", spec, None, epochs=steps, controls=["steps", "epochs"])
+        return
+    train_member(ctx, f"baseline-{k}", spec, None, epochs=steps, controls=["steps"])
+    train_member(ctx, f"scratch-{k}", spec, None, epochs=short, controls=["epochs"])

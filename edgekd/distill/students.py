@@ -1,0 +1,90 @@
+"""The students: each generation's architecture, planned from the recipe and the teacher.
+
+An explicit `--students` list, generation 1 shrunk by `student.shrink` per step, or (self-
+distillation) the teacher's own architecture. Every student carries the input
+standardization of the data it is trained on (`input_stats`), and input noise is scaled by
+it (`augment_scale`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from edgekd.data import Splits
+from edgekd.distill.teachers import Teacher
+from edgekd.errors import UserError
+from edgekd.models import ArchSpec
+from edgekd.models.registry import Stat
+from edgekd.recipe import Recipe
+
+
+def plan_students(recipe: Recipe, teacher: Teacher, splits: Splits, same_architecture: bool = False,
+                  strict: bool = True) -> list[ArchSpec]:
+    """Generation k's architecture: an explicit list, or generation 1 shrunk by `shrink` per step
+    (self-distillation keeps the teacher's architecture throughout). `strict` off (resume) lets
+    a run recorded before a refusal existed plan as it did then."""
+    mean, std = input_stats(splits, recipe.data.standardize)
+    n = recipe.chain.generations
+    s = recipe.student
+    if same_architecture:
+        if teacher.spec is None:
+            raise UserError("self-distillation copies the teacher's architecture; a "
+                            f"{teacher.kind} teacher has no edgekd architecture")
+        if strict and (s.students or s.arch or s.width or s.depth):
+            raise UserError("self-distillation keeps the teacher's architecture in every generation; "
+                            "drop --student, --width, --depth and --students")
+        return [dataclasses.replace(teacher.spec, mean=mean, std=std)] * n
+    if s.students:
+        if len(s.students) < n or (strict and len(s.students) > n):
+            listed = f"{len(s.students)} architecture{'s' * (len(s.students) != 1)}"
+            raise UserError(f"--students lists {listed} for {n} generations; give --chain {len(s.students)} "
+                            f"(chain.generations) or list {n}")
+        if strict and (s.arch or s.width):
+            raise UserError("--students sets every generation's family and width; drop --student and --width")
+        depth = s.depth or (teacher.spec or recipe.teacher).depth  # for entries without xDEPTH
+        return [_parse_student(text, splits, mean, std, depth) for text in s.students[:n]]
+    base = teacher.spec
+    if base is None and not s.width:
+        raise UserError(f"teacher {recipe.teacher.spec} has no edgekd architecture to shrink; "
+                        "give generation 1's --width (or --students)")
+    # a foreign teacher (ONNX, TorchScript) has no family or depth to inherit: the built-in teacher's
+    family = s.arch or (base.family if base else recipe.teacher.arch)
+    depth = s.depth or (base.depth if base else recipe.teacher.depth)
+    width = s.width or max(1, round(base.width * s.shrink))
+    return [ArchSpec(family, max(1, round(width * s.shrink ** (k - 1))), depth, splits.input_shape,
+                     splits.classes, mean, std) for k in range(1, n + 1)]
+
+
+def _parse_student(text: str, splits: Splits, mean: Stat, std: Stat, depth: int) -> ArchSpec:
+    """"cnn:16" (that width, the default depth) or "mlp:32x2" (width x depth)."""
+    family, _, size = text.partition(":")
+    width, _, own_depth = size.partition("x")
+    try:
+        return ArchSpec(family.strip(), int(width), int(own_depth or depth), splits.input_shape, splits.classes,
+                        mean, std)
+    except ValueError:
+        raise UserError(f"student {text!r}: expected FAMILY:WIDTH or FAMILY:WIDTHxDEPTH, e.g. cnn:16x4") from None
+
+
+def input_stats(splits: Splits, how: str) -> tuple[Stat, Stat]:
+    """Mean and std that standardize the inputs inside every model: one pair for the whole
+    input, or (data.standardize "feature", "auto" for tables) one per column, since a table's
+    columns may differ in scale by orders of magnitude and one std would flatten the small ones."""
+    x = splits.x_train.astype(np.float64)  # float32 squares overflow for values beyond ~1e19
+    if how == "feature" or (how == "auto" and splits.tabular):
+        if x.ndim != 2:
+            raise UserError(f"data.standardize = \"feature\" standardizes the columns of (N, F) inputs; "
+                            f"these are {tuple(splits.input_shape)} per sample: use global")
+        std = x.std(0)
+        std[std == 0] = 1.0  # a constant column carries nothing; leave it centred, not divided by zero
+        return tuple(x.mean(0).tolist()), tuple(std.tolist())
+    std = float(x.std())
+    return float(x.mean()), std if std > 0 else 1.0
+
+
+def augment_scale(spec: ArchSpec) -> float | torch.Tensor:
+    """Input noise is scaled by the std the model standardizes with: per column when it does."""
+    return torch.tensor(spec.std, dtype=torch.float32) if isinstance(spec.std, tuple) else spec.std

@@ -1,0 +1,97 @@
+"""The teacher stage of a run: open the recipe's teacher and check it against the data
+(before the run directory exists), then train the built-in teacher, or copy a user's
+teacher (each member of an ensemble) into the run, and evaluate it.
+
+The run's copy is what a resumed run loads, so resume and re-runs need nothing outside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+from edgekd import runtimes
+from edgekd.data import Splits
+from edgekd.distill.members import Context, train_member
+from edgekd.distill.objective import Objective
+from edgekd.distill.students import input_stats
+from edgekd.distill.teachers import Teacher, check_against, load_teacher
+from edgekd.models import ArchSpec, count_macs, load_model
+from edgekd.recipe import Recipe
+from edgekd.records import TeacherEntry
+from edgekd.runs import Run, atomic_path, model_files, teacher_file, write_json
+
+
+def open_teacher(recipe: Recipe, splits: Splits, plan: Objective, run: Run | None) -> Teacher:
+    """The teacher, loaded and checked against the data, or (built-in) only its architecture:
+    nothing is trained or written yet. On resume a user's teacher comes from the run's copy."""
+    t = recipe.teacher
+    if plan.mutual:  # peers teach each other: the teacher recipe only sizes generation 1
+        return Teacher("none", "-", spec=ArchSpec(t.arch, t.width, t.depth, splits.input_shape, splits.classes))
+    if not t.spec:
+        spec = ArchSpec(t.arch, t.width, t.depth, splits.input_shape, splits.classes,
+                        *input_stats(splits, recipe.data.standardize))
+        return Teacher("edgekd", "teacher", spec=spec)  # built (so checked) by check_pairs
+    specs = (t.spec, *t.ensemble)
+    members = []
+    for i, source in enumerate(specs):
+        copies = model_files(run.teacher_copy_dir(i, len(specs))) if run else []
+        teacher = load_teacher(str(copies[0] if copies else source))
+        check_against(teacher, splits.x_val, splits.classes)
+        members.append(teacher)
+    return members[0] if len(members) == 1 else Teacher.ensemble(members, t.combine, t.primary)
+
+
+def finish_teacher(ctx: Context, teacher: Teacher) -> Teacher:
+    """Train the built-in teacher, or keep a copy of a user's teacher in the run (so resume
+    and re-runs need nothing outside it) and evaluate it; finished work is not redone."""
+    run, recipe = ctx.run, ctx.recipe
+    if teacher.kind == "none":
+        return teacher
+    if not recipe.teacher.spec:
+        if not run.eval_path("teacher").exists():
+            train_member(ctx, "teacher", teacher.spec, None, epochs=recipe.teacher.epochs)
+        module, spec = load_model(run.model_path("teacher"))
+        return Teacher("edgekd", "teacher", module=module, spec=spec)
+    parts = teacher.members or [teacher]
+    for i, part in enumerate(parts):
+        directory = run.teacher_copy_dir(i, len(parts))
+        if Path(part.source).parent.resolve() != directory.resolve():  # not already the run's copy
+            copy_into(part, directory)
+    if not run.eval_path("teacher").exists():
+        _evaluate_teacher(ctx, teacher, source=", ".join((recipe.teacher.spec, *recipe.teacher.ensemble)))
+    return dataclasses.replace(teacher, source="teacher")
+
+
+def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
+    """Score a user's teacher on the test and validation sets; record it with its size on disk."""
+    s = ctx.splits
+    preds = teacher.logits(s.x_test).argmax(1).numpy()
+    entry: TeacherEntry = {
+        "role": "teacher", "source": source, "kind": teacher.kind, "details": teacher.describe(),
+        "test_acc": float((preds == s.y_test).mean()),
+        "val_acc": float((teacher.logits(s.x_val).argmax(1).numpy() == s.y_val).mean())}
+    if (params := teacher.params()) is not None:
+        entry["params"] = params
+    count = len(teacher.members) or 1  # the run's copy of each member
+    copies = [f for i in range(count) for f in model_files(ctx.run.teacher_copy_dir(i, count))]
+    onnx = runtimes.SIZE_KIND  # an ONNX teacher's copy sits on the artifacts' size axis as it is
+    kinds = {onnx.format.name if f.suffix == Path(onnx.file).suffix else runtimes.REFERENCE.format.name for f in copies}
+    if len(kinds) == 1:  # the report's size point for the teacher, labelled by its format
+        entry["size_bytes"], entry["size_format"] = sum(f.stat().st_size for f in copies), kinds.pop()
+    if teacher.spec is not None and not teacher.members:
+        entry["arch"] = teacher.spec.to_dict()
+        entry["label"] = teacher.spec.label()
+        entry["macs"] = count_macs(teacher.module, teacher.spec.input_shape)
+    write_json(ctx.run.eval_path("teacher"), entry)
+    ctx.run.update_manifest(lambda m: m["members"].update(teacher=entry))
+
+
+def copy_into(teacher: Teacher, directory: Path) -> Path:
+    """Keep a copy of a user's teacher in the run, so resume and re-runs need nothing outside it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    dest = teacher_file(directory, teacher.kind)
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(teacher.source, tmp)
+    return dest
