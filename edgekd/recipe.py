@@ -240,8 +240,14 @@ def _set_value(text: str) -> Any:
     return text
 
 
+# Sentences the library and the CLI share
+ENSEMBLE_ONLY = "is for an ensemble: give --teacher two or more times"
+THREADS_NOT_NEGATIVE = "train.threads (--threads) must not be negative"
+EXAMPLE_METHOD = DistillRecipe.methods[0]  # the default method, for the examples in messages
+
+
 def validate(recipe: Recipe) -> Recipe:
-    """Ranges that no type check catches."""
+    """Ranges that no type check catches, and the rules between keys."""
     checks = [
         (recipe.chain.generations >= 1, "chain.generations must be at least 1"),
         (0.0 <= recipe.distill.alpha <= 1.0, "distill.alpha must be between 0 and 1"),
@@ -260,14 +266,51 @@ def validate(recipe: Recipe) -> Recipe:
         (0 < recipe.bench.min_seconds < math.inf, "bench.min_seconds must be a positive number"),
         (0.0 < recipe.data.val_fraction < 0.5, "data.val_fraction must be in (0, 0.5): validation picks the best epoch"),
         (recipe.data.standardize in ("auto", "global", "feature"), "data.standardize must be auto, global or feature"),
-        (min(recipe.train.finetune_epochs, recipe.train.baseline_epochs, recipe.train.patience,
-             recipe.train.threads) >= 0, "train.finetune_epochs, baseline_epochs, patience and threads must not be negative"),
+        (min(recipe.train.finetune_epochs, recipe.train.baseline_epochs, recipe.train.patience) >= 0,
+         "train.finetune_epochs, baseline_epochs and patience must not be negative"),
+        (recipe.train.threads >= 0, THREADS_NOT_NEGATIVE),
         (recipe.export.calibration >= 1, "export.calibration must be at least 1"),
         (recipe.bench.processes >= 1, "bench.processes must be at least 1"),
         (recipe.teacher.combine in ("mean-logits", "mean-probs"), "teacher.combine must be mean-logits or mean-probs"),
         (not recipe.teacher.ensemble or recipe.teacher.spec, "teacher.ensemble needs teacher.spec, the first teacher"),
+        (recipe.teacher.ensemble or recipe.teacher.combine == TeacherRecipe.combine, f"--ensemble {ENSEMBLE_ONLY}"),
+        (recipe.teacher.ensemble or not recipe.teacher.primary, f"--primary-teacher (teacher.primary) {ENSEMBLE_ONLY}"),
     ]
     for ok, message in checks:
         if not ok:
             raise UserError(message)
+    method_weights(recipe)
+    method_options(recipe)
     return recipe
+
+
+def method_weights(recipe: Recipe) -> dict[str, float]:
+    """distill.weights as {method: weight}, each naming one of distill.methods."""
+    weights = {}
+    for item in recipe.distill.weights:
+        name, _, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise UserError(f"--weight {item!r}: expected NAME=NUMBER, e.g. {EXAMPLE_METHOD}=0.9") from None
+    unknown = set(weights) - set(recipe.distill.methods)
+    if unknown:
+        raise UserError(f"--weight names {', '.join(sorted(unknown))}, which is not among the methods "
+                        f"({', '.join(recipe.distill.methods)})")
+    return weights
+
+
+def method_options(recipe: Recipe) -> dict[str, dict[str, str]]:
+    """distill.options as {method: {key: value}} for every one of distill.methods; an option
+    for a method not chosen is refused (it would silently do nothing)."""
+    options: dict[str, dict[str, str]] = {name: {} for name in recipe.distill.methods}
+    for item in recipe.distill.options:
+        key, eq, value = item.partition("=")
+        name, dot, option = key.rpartition(".")
+        if not eq or not dot:
+            raise UserError(f"--option {item!r}: expected METHOD.KEY=VALUE, e.g. {EXAMPLE_METHOD}.temperature=4")
+        if name not in options:
+            raise UserError(f"--option {item!r} names method {name!r}, which is not among the methods "
+                            f"({', '.join(recipe.distill.methods)})")
+        options[name][option.strip()] = value.strip()
+    return options
