@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from edgekd.distill.chain import distill
-from edgekd.recipe import Recipe
+from edgekd.recipe import Recipe, check_call
 from edgekd.runs import Run
 
 
 def run_pipeline(recipe: Recipe | None, out: Path | None = None, resume: Path | None = None,
                  on_event: Callable[[dict], None] | None = None, threads: int | None = None) -> tuple[Run, dict]:
     """The run, and what its bench measured now ({target: bench result}; {} without a bench)."""
+    check_call(recipe, out=out, resume=resume, threads=threads)
     on_event = on_event or (lambda e: None)
     measured = {}
     run = distill(recipe, out=out, resume=resume, on_event=on_event, threads=threads)

@@ -243,6 +243,7 @@ def _set_value(text: str) -> Any:
 # Sentences the library and the CLI share
 ENSEMBLE_ONLY = "is for an ensemble: give --teacher two or more times"
 THREADS_NOT_NEGATIVE = "train.threads (--threads) must not be negative"
+RESUME_ALONE = "--resume continues a run with its saved recipe; drop the other recipe flags (--threads may change)"
 EXAMPLE_METHOD = DistillRecipe.methods[0]  # the default method, for the examples in messages
 
 
@@ -314,3 +315,13 @@ def method_options(recipe: Recipe) -> dict[str, dict[str, str]]:
                             f"({', '.join(recipe.distill.methods)})")
         options[name][option.strip()] = value.strip()
     return options
+
+
+def check_call(recipe: Recipe | None, *, out: Path | None, resume: Path | None, threads: int | None) -> None:
+    """The rules about one library call (run_pipeline, chain.distill) rather than one recipe:
+    a resumed run keeps its saved recipe and directory, and only the torch threads may change
+    (it may land on a busier machine)."""
+    if threads is not None and threads < 0:
+        raise UserError(THREADS_NOT_NEGATIVE)
+    if resume is not None and (recipe is not None or out is not None):
+        raise UserError(RESUME_ALONE)
