@@ -11,11 +11,15 @@ import dataclasses
 import math
 import os
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgekd.errors import UserError
+
+if TYPE_CHECKING:
+    from edgekd.distill.methods import Method
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,11 @@ def toml_table(path: Path) -> dict:
 
 
 def load_toml(path: Path, base: Recipe | None = None) -> Recipe:
-    return from_dict(_anchor(toml_table(path), path.resolve().parent), base, where=str(path))
+    return _from_toml(path, toml_table(path), base)
+
+
+def _from_toml(path: Path, table: dict, base: Recipe | None = None) -> Recipe:
+    return from_dict(_anchor(table, path.resolve().parent), base, where=str(path))
 
 
 def _anchor(raw: dict, folder: Path) -> dict:
@@ -238,6 +246,79 @@ def _set_value(text: str) -> Any:
         if list(parsed) == ["v"]:  # not `"a"\nb = 1`, which TOML would read as two keys
             return parsed["v"]
     return text
+
+
+def from_flags(*, chain: int | None = None, data: str | None = None, transfer: str | None = None,
+               teacher: Sequence[str] | None = None, ensemble: str | None = None, primary_teacher: bool | None = None,
+               student: str | None = None, width: int | None = None, depth: int | None = None,
+               students: str | None = None, shrink: float | None = None, method: Sequence[str] | None = None,
+               weight: Sequence[str] | None = None, peers: int | None = None, option: Sequence[str] | None = None,
+               hint_layer: Sequence[str] | None = None, plugin: Sequence[Path] | None = None,
+               temperature: float | None = None, alpha: float | None = None, epochs: int | None = None,
+               teacher_epochs: int | None = None, finetune_epochs: int | None = None, patience: int | None = None,
+               augment: bool | None = None, direct: bool | None = None, baseline: bool | None = None,
+               export: bool | None = None, threads: int | None = None, seed: int | None = None,
+               config: Path | None = None, sets: Sequence[str] = (), resume: Path | None = None) -> Recipe | None:
+    """The validated recipe `edgekd distill`'s flags ask for (None: a flag not given): defaults,
+    then the TOML `config`, then `sets` (section.key=value), then the flags. Resuming a run
+    (`resume`), None: the run keeps its saved recipe, so no flag but `threads` may be given."""
+    owner = _flag_owner("peers") if peers is not None else None
+    given = _given({
+        "chain": {"generations": chain, "direct": direct, "baseline": baseline},
+        "data": {"spec": data, "transfer": transfer, "augment": augment},  # --seed leaves the splits alone
+        "teacher": {"spec": teacher[0] if teacher else None, "ensemble": teacher[1:] if teacher and len(teacher) > 1 else None,
+                    "combine": ensemble, "primary": primary_teacher, "epochs": teacher_epochs},
+        "student": {"arch": student, "width": width, "depth": depth, "students": students, "shrink": shrink},
+        "distill": {"methods": method, "weights": weight, "temperature": temperature, "alpha": alpha,
+                    "options": [*(option or []), f"{owner.name}.peers={peers}"] if owner else option,
+                    "layers": hint_layer, "plugins": [str(p.resolve()) for p in plugin] if plugin else None},
+        "train": {"epochs": epochs, "finetune_epochs": finetune_epochs, "patience": patience, "seed": seed,
+                  "threads": threads},
+        "export": {"enabled": export},
+    })
+    if resume is not None:
+        if config is not None or sets or any(keys != {"threads": threads} for keys in given.values()):
+            raise UserError(RESUME_ALONE)
+        return None
+    recipe = _layered(given, config, sets)
+    if ensemble is not None and not recipe.teacher.ensemble:  # validate cannot tell the default combine given
+        raise UserError(f"--ensemble {ENSEMBLE_ONLY}")
+    if owner and owner.name not in recipe.distill.methods:
+        raise UserError(f"--peers is for --method {owner.name} ({owner.flag_options['peers']})")
+    return validate(recipe)
+
+
+def _flag_owner(option: str) -> type[Method]:
+    """The registry's `flag_owner`, imported only when a flag needs it: the registry imports torch."""
+    from edgekd.distill.methods import flag_owner
+
+    return flag_owner(option)
+
+
+def _given(flags: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The flags given, by section, without the empty sections."""
+    given = {section: {k: v for k, v in keys.items() if v is not None} for section, keys in flags.items()}
+    return {section: keys for section, keys in given.items() if keys}
+
+
+def _layered(flags: dict[str, dict[str, Any]], config: Path | None, sets: Sequence[str]) -> Recipe:
+    """Defaults, then the recipe file, then `sets`, then `flags`. A student.students flag also
+    gives chain.generations (its length) unless something else gives it."""
+    table = toml_table(config) if config is not None else {}
+    students = flags.get("student", {}).get("students")
+    if students and not _chain_given(flags, sets, table):
+        flags = {**flags, "chain": {**flags.get("chain", {}),
+                                    "generations": len([s for s in students.split(",") if s.strip()])}}
+    recipe = _from_toml(config, table) if config is not None else Recipe()
+    return from_dict(flags, apply_sets(recipe, sets), where="flags")
+
+
+def _chain_given(flags: dict[str, dict[str, Any]], sets: Sequence[str], table: dict) -> bool:
+    """Whether the flags, a `--set` or the recipe file give chain.generations."""
+    in_file = table.get("chain")
+    return "generations" in flags.get("chain", {}) \
+        or any(item.partition("=")[0].strip() == "chain.generations" for item in sets) \
+        or (isinstance(in_file, dict) and "generations" in in_file)
 
 
 # Sentences the library and the CLI share
