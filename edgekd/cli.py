@@ -70,48 +70,18 @@ def distill(
 
     Example: edgekd distill --chain 3
     """
-    from edgekd import recipe as recipes
     from edgekd.console import ChainProgress
     from edgekd.pipeline import run_pipeline
+    from edgekd.recipe import from_flags
     from edgekd.report.chain_table import summary_rows
 
-    flags = {
-        "chain": {"generations": chain, "direct": direct, "baseline": baseline},
-        "data": {"spec": data, "transfer": transfer, "augment": augment},  # --seed leaves the splits alone
-        "teacher": {"spec": teacher[0] if teacher else None, "ensemble": teacher[1:] if teacher and len(teacher) > 1 else None,
-                    "combine": ensemble, "primary": primary_teacher, "epochs": teacher_epochs},
-        "student": {"arch": student, "width": width, "depth": depth, "students": students, "shrink": shrink},
-        "distill": {"methods": method, "weights": weight, "temperature": temperature, "alpha": alpha,
-                    "options": option, "layers": hint_layer,
-                    "plugins": [str(p.resolve()) for p in plugin] if plugin else None},
-        "train": {"epochs": epochs, "finetune_epochs": finetune_epochs, "patience": patience, "seed": seed,
-                  "threads": threads},
-        "export": {"enabled": export},
-    }
-    if peers is not None:
-        flags["distill"]["options"] = [*(option or []), f"dml.peers={peers}"]
-    in_file = recipes.toml_table(config).get("chain") if config is not None else None
-    chain_given = chain is not None or any(item.startswith("chain.generations") for item in set_ or []) \
-        or (isinstance(in_file, dict) and "generations" in in_file)
-    if students and not chain_given:  # the list says how many generations
-        flags["chain"]["generations"] = len([s for s in students.split(",") if s.strip()])
-    given = {s: {k: v for k, v in keys.items() if v is not None} for s, keys in flags.items()}
-    given = {s: keys for s, keys in given.items() if keys}
-    if threads is not None and threads < 0:
-        raise UserError("train.threads (--threads) must not be negative")
-    if resume is not None:
-        if config or set_ or out or {s: k for s, k in given.items() if k != {"threads": threads}}:
-            raise UserError("--resume continues a run with its saved recipe; drop the other recipe flags "
-                            "(--threads may change)")
-        recipe = None
-    else:
-        recipe = recipes.load_toml(config) if config else recipes.Recipe()
-        recipe = recipes.from_dict(given, recipes.apply_sets(recipe, set_ or []), where="flags")
-        if (ensemble or recipe.teacher.primary) and not recipe.teacher.ensemble:  # primary may come from a TOML
-            raise UserError(f"{'--ensemble' if ensemble else '--primary-teacher (teacher.primary)'} is for an "
-                            "ensemble: give --teacher two or more times")
-        if peers is not None and "dml" not in recipe.distill.methods:
-            raise UserError("--peers is for --method dml (online distillation between peers)")
+    recipe = from_flags(chain=chain, data=data, transfer=transfer, teacher=teacher, ensemble=ensemble,
+                        primary_teacher=primary_teacher, student=student, width=width, depth=depth,
+                        students=students, shrink=shrink, method=method, weight=weight, peers=peers, option=option,
+                        hint_layer=hint_layer, plugin=plugin, temperature=temperature, alpha=alpha, epochs=epochs,
+                        teacher_epochs=teacher_epochs, finetune_epochs=finetune_epochs, patience=patience,
+                        augment=augment, direct=direct, baseline=baseline, export=export, threads=threads,
+                        seed=seed, config=config, sets=set_ or (), resume=resume)
     with ChainProgress(quiet or as_json) as progress:
         try:
             run, measured = run_pipeline(recipe, out=out, resume=resume, on_event=progress, threads=threads)

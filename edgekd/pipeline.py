@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekd.distill.chain import distill
-from edgekd.recipe import Recipe
+from edgekd.recipe import Recipe, check_call
 from edgekd.records import Events
 from edgekd.runs import Run
 
@@ -13,6 +13,7 @@ from edgekd.runs import Run
 def run_pipeline(recipe: Recipe | None, out: Path | None = None, resume: Path | None = None,
                  on_event: Events | None = None, threads: int | None = None) -> tuple[Run, dict]:
     """The run, and what its bench measured now ({target: bench result}; {} without a bench)."""
+    check_call(recipe, out=out, resume=resume, threads=threads)
     on_event = on_event or (lambda e: None)
     measured = {}
     run = distill(recipe, out=out, resume=resume, on_event=on_event, threads=threads)

@@ -11,12 +11,16 @@ import dataclasses
 import math
 import os
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgekd.errors import UserError
 from edgekd.runtimes import DEFAULT_FORMATS, EXPORT_FORMATS
+
+if TYPE_CHECKING:
+    from edgekd.distill.methods import Method
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,7 @@ def _coerce(value: Any, kind: type, where: str) -> Any:
         return str(value)
     try:
         if isinstance(value, bool):
-            raise ValueError
+            raise ValueError  # noqa: TRY004 - caught just below: true is not the number 1 in a recipe
         converted = kind(value)
         if kind is int and isinstance(value, float) and value != int(value):
             raise ValueError
@@ -179,7 +183,11 @@ def toml_table(path: Path) -> dict:
 
 
 def load_toml(path: Path, base: Recipe | None = None) -> Recipe:
-    return from_dict(_anchor(toml_table(path), path.resolve().parent), base, where=str(path))
+    return _from_toml(path, toml_table(path), base)
+
+
+def _from_toml(path: Path, table: dict, base: Recipe | None = None) -> Recipe:
+    return from_dict(_anchor(table, path.resolve().parent), base, where=str(path))
 
 
 def _anchor(raw: dict, folder: Path) -> dict:
@@ -238,8 +246,88 @@ def _set_value(text: str) -> Any:
     return text
 
 
+def from_flags(*, chain: int | None = None, data: str | None = None, transfer: str | None = None,
+               teacher: Sequence[str] | None = None, ensemble: str | None = None, primary_teacher: bool | None = None,
+               student: str | None = None, width: int | None = None, depth: int | None = None,
+               students: str | None = None, shrink: float | None = None, method: Sequence[str] | None = None,
+               weight: Sequence[str] | None = None, peers: int | None = None, option: Sequence[str] | None = None,
+               hint_layer: Sequence[str] | None = None, plugin: Sequence[Path] | None = None,
+               temperature: float | None = None, alpha: float | None = None, epochs: int | None = None,
+               teacher_epochs: int | None = None, finetune_epochs: int | None = None, patience: int | None = None,
+               augment: bool | None = None, direct: bool | None = None, baseline: bool | None = None,
+               export: bool | None = None, threads: int | None = None, seed: int | None = None,
+               config: Path | None = None, sets: Sequence[str] = (), resume: Path | None = None) -> Recipe | None:
+    """The validated recipe `edgekd distill`'s flags ask for (None: a flag not given): defaults,
+    then the TOML `config`, then `sets` (section.key=value), then the flags. Resuming a run
+    (`resume`), None: the run keeps its saved recipe, so no flag but `threads` may be given."""
+    owner = _flag_owner("peers") if peers is not None else None
+    given = _given({
+        "chain": {"generations": chain, "direct": direct, "baseline": baseline},
+        "data": {"spec": data, "transfer": transfer, "augment": augment},  # --seed leaves the splits alone
+        "teacher": {"spec": teacher[0] if teacher else None, "ensemble": teacher[1:] if teacher and len(teacher) > 1 else None,
+                    "combine": ensemble, "primary": primary_teacher, "epochs": teacher_epochs},
+        "student": {"arch": student, "width": width, "depth": depth, "students": students, "shrink": shrink},
+        "distill": {"methods": method, "weights": weight, "temperature": temperature, "alpha": alpha,
+                    "options": [*(option or []), f"{owner.name}.peers={peers}"] if owner else option,
+                    "layers": hint_layer, "plugins": [str(p.resolve()) for p in plugin] if plugin else None},
+        "train": {"epochs": epochs, "finetune_epochs": finetune_epochs, "patience": patience, "seed": seed,
+                  "threads": threads},
+        "export": {"enabled": export},
+    })
+    if resume is not None:
+        if config is not None or sets or any(keys != {"threads": threads} for keys in given.values()):
+            raise UserError(RESUME_ALONE)
+        return None
+    recipe = _layered(given, config, sets)
+    if ensemble is not None and not recipe.teacher.ensemble:  # validate cannot tell the default combine given
+        raise UserError(f"--ensemble {ENSEMBLE_ONLY}")
+    if owner and owner.name not in recipe.distill.methods:
+        raise UserError(f"--peers is for --method {owner.name} ({owner.flag_options['peers']})")
+    return validate(recipe)
+
+
+def _flag_owner(option: str) -> type[Method]:
+    """The registry's `flag_owner`, imported only when a flag needs it: the registry imports torch."""
+    from edgekd.distill.methods import flag_owner
+
+    return flag_owner(option)
+
+
+def _given(flags: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The flags given, by section, without the empty sections."""
+    given = {section: {k: v for k, v in keys.items() if v is not None} for section, keys in flags.items()}
+    return {section: keys for section, keys in given.items() if keys}
+
+
+def _layered(flags: dict[str, dict[str, Any]], config: Path | None, sets: Sequence[str]) -> Recipe:
+    """Defaults, then the recipe file, then `sets`, then `flags`. A student.students flag also
+    gives chain.generations (its length) unless something else gives it."""
+    table = toml_table(config) if config is not None else {}
+    students = flags.get("student", {}).get("students")
+    if students and not _chain_given(flags, sets, table):
+        flags = {**flags, "chain": {**flags.get("chain", {}),
+                                    "generations": len([s for s in students.split(",") if s.strip()])}}
+    recipe = _from_toml(config, table) if config is not None else Recipe()
+    return from_dict(flags, apply_sets(recipe, sets), where="flags")
+
+
+def _chain_given(flags: dict[str, dict[str, Any]], sets: Sequence[str], table: dict) -> bool:
+    """Whether the flags, a `--set` or the recipe file give chain.generations."""
+    in_file = table.get("chain")
+    return "generations" in flags.get("chain", {}) \
+        or any(item.partition("=")[0].strip() == "chain.generations" for item in sets) \
+        or (isinstance(in_file, dict) and "generations" in in_file)
+
+
+# Sentences the library and the CLI share
+ENSEMBLE_ONLY = "is for an ensemble: give --teacher two or more times"
+THREADS_NOT_NEGATIVE = "train.threads (--threads) must not be negative"
+RESUME_ALONE = "--resume continues a run with its saved recipe; drop the other recipe flags (--threads may change)"
+EXAMPLE_METHOD = DistillRecipe.methods[0]  # the default method, for the examples in messages
+
+
 def validate(recipe: Recipe) -> Recipe:
-    """Ranges that no type check catches."""
+    """Ranges that no type check catches, and the rules between keys."""
     checks = [
         (recipe.chain.generations >= 1, "chain.generations must be at least 1"),
         (0.0 <= recipe.distill.alpha <= 1.0, "distill.alpha must be between 0 and 1"),
@@ -258,14 +346,61 @@ def validate(recipe: Recipe) -> Recipe:
         (0 < recipe.bench.min_seconds < math.inf, "bench.min_seconds must be a positive number"),
         (0.0 < recipe.data.val_fraction < 0.5, "data.val_fraction must be in (0, 0.5): validation picks the best epoch"),
         (recipe.data.standardize in ("auto", "global", "feature"), "data.standardize must be auto, global or feature"),
-        (min(recipe.train.finetune_epochs, recipe.train.baseline_epochs, recipe.train.patience,
-             recipe.train.threads) >= 0, "train.finetune_epochs, baseline_epochs, patience and threads must not be negative"),
+        (min(recipe.train.finetune_epochs, recipe.train.baseline_epochs, recipe.train.patience) >= 0,
+         "train.finetune_epochs, baseline_epochs and patience must not be negative"),
+        (recipe.train.threads >= 0, THREADS_NOT_NEGATIVE),
         (recipe.export.calibration >= 1, "export.calibration must be at least 1"),
         (recipe.bench.processes >= 1, "bench.processes must be at least 1"),
         (recipe.teacher.combine in ("mean-logits", "mean-probs"), "teacher.combine must be mean-logits or mean-probs"),
         (not recipe.teacher.ensemble or recipe.teacher.spec, "teacher.ensemble needs teacher.spec, the first teacher"),
+        (recipe.teacher.ensemble or recipe.teacher.combine == TeacherRecipe.combine, f"--ensemble {ENSEMBLE_ONLY}"),
+        (recipe.teacher.ensemble or not recipe.teacher.primary, f"--primary-teacher (teacher.primary) {ENSEMBLE_ONLY}"),
     ]
     for ok, message in checks:
         if not ok:
             raise UserError(message)
+    method_weights(recipe)
+    method_options(recipe)
     return recipe
+
+
+def method_weights(recipe: Recipe) -> dict[str, float]:
+    """distill.weights as {method: weight}, each naming one of distill.methods."""
+    weights = {}
+    for item in recipe.distill.weights:
+        name, _, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise UserError(f"--weight {item!r}: expected NAME=NUMBER, e.g. {EXAMPLE_METHOD}=0.9") from None
+    unknown = set(weights) - set(recipe.distill.methods)
+    if unknown:
+        raise UserError(f"--weight names {', '.join(sorted(unknown))}, which is not among the methods "
+                        f"({', '.join(recipe.distill.methods)})")
+    return weights
+
+
+def method_options(recipe: Recipe) -> dict[str, dict[str, str]]:
+    """distill.options as {method: {key: value}} for every one of distill.methods; an option
+    for a method not chosen is refused (it would silently do nothing)."""
+    options: dict[str, dict[str, str]] = {name: {} for name in recipe.distill.methods}
+    for item in recipe.distill.options:
+        key, eq, value = item.partition("=")
+        name, dot, option = key.rpartition(".")
+        if not eq or not dot:
+            raise UserError(f"--option {item!r}: expected METHOD.KEY=VALUE, e.g. {EXAMPLE_METHOD}.temperature=4")
+        if name not in options:
+            raise UserError(f"--option {item!r} names method {name!r}, which is not among the methods "
+                            f"({', '.join(recipe.distill.methods)})")
+        options[name][option.strip()] = value.strip()
+    return options
+
+
+def check_call(recipe: Recipe | None, *, out: Path | None, resume: Path | None, threads: int | None) -> None:
+    """The rules about one library call (run_pipeline, chain.distill) rather than one recipe:
+    a resumed run keeps its saved recipe and directory, and only the torch threads may change
+    (it may land on a busier machine)."""
+    if threads is not None and threads < 0:
+        raise UserError(THREADS_NOT_NEGATIVE)
+    if resume is not None and (recipe is not None or out is not None):
+        raise UserError(RESUME_ALONE)

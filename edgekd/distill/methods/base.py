@@ -38,6 +38,9 @@ class Method(nn.Module):
     same_architecture: ClassVar[bool] = False
     # True for online distillation: peers learn from each other, no pre-trained teacher.
     mutual: ClassVar[bool] = False
+    # Options that a command-line flag of the same name sets, each with what it is for
+    # (`--peers N` is dml's `peers`): the CLI then needs no method's name.
+    flag_options: ClassVar[dict[str, str]] = {}
 
     def attach(self, student: nn.Module, teacher: nn.Module | None, example: torch.Tensor) -> None:
         """Hook into the models before training; most methods need nothing.
@@ -59,8 +62,19 @@ _REGISTRY: dict[str, type[Method]] = {}
 def register(cls: type[Method]) -> type[Method]:
     if cls.name in _REGISTRY:
         raise ValueError(f"distillation method {cls.name!r} registered twice")
+    for option in cls.flag_options:  # one flag sets one method's option
+        if any(option in other.flag_options for other in _REGISTRY.values()):
+            raise ValueError(f"flag --{option} of method {cls.name!r} already belongs to {flag_owner(option).name!r}")
     _REGISTRY[cls.name] = cls
     return cls
+
+
+def flag_owner(option: str) -> type[Method]:
+    """The method whose option `option` a command-line flag of that name sets."""
+    owners = [cls for cls in _REGISTRY.values() if option in cls.flag_options]
+    if not owners:
+        raise KeyError(f"no distillation method takes the flag --{option}")
+    return owners[0]
 
 
 def names() -> list[str]:

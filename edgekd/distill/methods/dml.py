@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -36,6 +38,7 @@ class DML(Method):
     paper = "Zhang et al. 2018, Deep Mutual Learning"
     summary = "sum_k mean_{j!=k} T^2 * KL(softmax(s_j/T) || softmax(s_k/T))"
     mutual = True
+    flag_options: ClassVar[dict[str, str]] = {"peers": "online distillation between peers"}
 
     def __init__(self, *, temperature: float = 2.0, peers: int = 2):
         super().__init__()
