@@ -246,6 +246,13 @@ def _set_value(text: str) -> Any:
     return text
 
 
+# Sentences the library and the CLI share
+ENSEMBLE_ONLY = "is for an ensemble: give --teacher two or more times"
+THREADS_NOT_NEGATIVE = "train.threads (--threads) must not be negative"
+RESUME_ALONE = "--resume continues a run with its saved recipe; drop the other recipe flags (--threads may change)"
+EXAMPLE_METHOD = DistillRecipe.methods[0]  # the default method, for the examples in messages
+
+
 def from_flags(*, chain: int | None = None, data: str | None = None, transfer: str | None = None,
                teacher: Sequence[str] | None = None, ensemble: str | None = None, primary_teacher: bool | None = None,
                student: str | None = None, width: int | None = None, depth: int | None = None,
@@ -257,9 +264,10 @@ def from_flags(*, chain: int | None = None, data: str | None = None, transfer: s
                augment: bool | None = None, direct: bool | None = None, baseline: bool | None = None,
                export: bool | None = None, threads: int | None = None, seed: int | None = None,
                config: Path | None = None, sets: Sequence[str] = (), resume: Path | None = None) -> Recipe | None:
-    """The validated recipe `edgekd distill`'s flags ask for (None: a flag not given): defaults,
-    then the TOML `config`, then `sets` (section.key=value), then the flags. Resuming a run
-    (`resume`), None: the run keeps its saved recipe, so no flag but `threads` may be given."""
+    """The validated recipe that `edgekd distill`'s flags ask for: the defaults, then the TOML
+    `config`, then `sets` ("section.key=value"), then every flag given (None: not given).
+    With `resume`, None instead: a resumed run keeps its saved recipe, so no flag but
+    `threads` may be given (run_pipeline takes that one)."""
     owner = _flag_owner("peers") if peers is not None else None
     given = _given({
         "chain": {"generations": chain, "direct": direct, "baseline": baseline},
@@ -317,13 +325,6 @@ def _chain_given(flags: dict[str, dict[str, Any]], sets: Sequence[str], table: d
     return "generations" in flags.get("chain", {}) \
         or any(item.partition("=")[0].strip() == "chain.generations" for item in sets) \
         or (isinstance(in_file, dict) and "generations" in in_file)
-
-
-# Sentences the library and the CLI share
-ENSEMBLE_ONLY = "is for an ensemble: give --teacher two or more times"
-THREADS_NOT_NEGATIVE = "train.threads (--threads) must not be negative"
-RESUME_ALONE = "--resume continues a run with its saved recipe; drop the other recipe flags (--threads may change)"
-EXAMPLE_METHOD = DistillRecipe.methods[0]  # the default method, for the examples in messages
 
 
 def validate(recipe: Recipe) -> Recipe:
