@@ -30,7 +30,7 @@ from edgekd.distill.students import plan_students
 from edgekd.distill.teacher_stage import finish_teacher, open_teacher
 from edgekd.errors import UserError
 from edgekd.models import ArchSpec
-from edgekd.recipe import Recipe, from_dict, validate
+from edgekd.recipe import Recipe, check_call, from_dict, validate
 from edgekd.records import Events
 from edgekd.runs import Run, default_run_dir, link_latest
 
@@ -39,6 +39,7 @@ def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path 
             on_event: Events | None = None, threads: int | None = None) -> Run:
     """Run (or resume) a whole chain and return its run directory. `threads` overrides the
     recipe's train.threads (a resumed run may land on a busier machine)."""
+    check_call(recipe, out=out, resume=resume, threads=threads)
     run = Run.open(resume) if resume is not None else None
     if run is not None:
         saved = run.manifest()["recipe"]
@@ -71,7 +72,8 @@ def _distill(recipe: Recipe, out: Path | None, run: Run | None, on_event: Events
     transfer = recipe.data.transfer
     if plan.mutual:  # peers have no teacher to label a transfer set
         if str(transfer) not in ("auto", "0") and not resume:  # runs from before this rule still resume
-            raise UserError("--method dml trains peers without a teacher, and only a teacher labels a transfer set; "
+            mutual = next(name for name, m in plan.terms.items() if m.mutual)
+            raise UserError(f"--method {mutual} trains peers without a teacher, and only a teacher labels a transfer set; "
                             "drop --transfer")
         transfer = "0"
     on_event({"kind": "stage", "member": "data", "status": "start"})

@@ -22,6 +22,7 @@ from edgekd.distill.methods import Batch, Method, create
 from edgekd.distill.plugins import load_plugin
 from edgekd.errors import UserError
 from edgekd.models import ArchSpec, build
+from edgekd.recipe import method_options, method_weights
 
 if TYPE_CHECKING:
     from edgekd.distill.teachers import Teacher
@@ -85,29 +86,10 @@ class Objective(nn.Module):
 
 def build_objective(recipe: Recipe) -> Objective:
     """The recipe's methods with their weights and options; unknown names fail here, before any work."""
-    weights = {}
-    for item in recipe.distill.weights:
-        name, eq, value = item.partition("=")
-        try:
-            weights[name.strip()] = float(value)
-        except ValueError:
-            raise UserError(f"--weight {item!r}: expected NAME=NUMBER, e.g. kd=0.9") from None
-    unknown = set(weights) - set(recipe.distill.methods)
-    if unknown:
-        raise UserError(f"--weight names {', '.join(sorted(unknown))}, which is not among the methods "
-                        f"({', '.join(recipe.distill.methods)})")
+    weights = method_weights(recipe)
     for plugin in recipe.distill.plugins:
         load_plugin(Path(plugin))
-    options: dict[str, dict[str, str]] = {name: {} for name in recipe.distill.methods}
-    for item in recipe.distill.options:
-        key, eq, value = item.partition("=")
-        name, dot, option = key.rpartition(".")
-        if not eq or not dot:
-            raise UserError(f"--option {item!r}: expected METHOD.KEY=VALUE, e.g. kd.temperature=4")
-        if name not in options:
-            raise UserError(f"--option {item!r} names method {name!r}, which is not among the methods "
-                            f"({', '.join(recipe.distill.methods)})")
-        options[name][option.strip()] = value.strip()
+    options = method_options(recipe)
     shared = {"temperature": recipe.distill.temperature, "layers": recipe.distill.layers}
     terms = {name: (create(name, options[name], shared), weights.get(name, 1.0))
              for name in recipe.distill.methods}
