@@ -90,71 +90,70 @@ def main() -> None:
                 print(f"| {calib} | {m} | {measured[m]:.3g} | {pred:.3g} | {measured[m] / pred:.2f} |")
         print(f"\nhost cross-model ratio measured/predicted: {quantiles(ratios1)}")
 
-        # 2. published latencies on real boards
+        # 2. published latencies on real boards, predicted from this host's ONNX Runtime measurement
         print("\n## 2. published board latencies: published / predicted from this host's measurement")
-        print("| target | model | runtime (published) | threads | published ms | host ms | predicted ms [interval] | ratio |")
-        print("|---|---|---|---|---|---|---|---|")
-        ratios2 = []
         host_ms: dict[tuple[str, int], float] = {}
-        for target in list_targets():
-            for key, published in sorted(target.reference_latency_ms.items()):
-                parts = key.split(".")
-                if len(parts) != 3 or parts[0] not in MODELS:
-                    continue  # e.g. an int8 or detector figure: no model of ours to match it
-                name, runtime, t = parts
-                t_threads = int(t.rstrip("t"))
-                h_threads = min(t_threads, cores)
-                if (name, h_threads) not in host_ms:
-                    host_ms[(name, h_threads)] = measure(models[name][0], (3, 224, 224), h_threads, tmp)
-                got = predict.predict_ms(
-                    host_ms[(name, h_threads)], *costs[name], "fp32",
-                    predict.Machine(host_t.peak_gflops_fp32, host_t.memory_bandwidth_gbs, cores, h_threads),
-                    predict.Machine(target.peak_gflops_fp32, target.memory_bandwidth_gbs, target.cores, t_threads))
-                ratio = published / got["p50_ms"]
-                ratios2.append(ratio)
-                print(f"| {target.name} | {name} | {runtime} | {t_threads} | {published:g} | "
-                      f"{host_ms[(name, h_threads)]:.3g} | {predicted_ms(got)} | {ratio:.2f} |")
-        if ratios2:
-            inside = sum(predict.LOW <= r <= predict.HIGH for r in ratios2) / len(ratios2)
-            print(f"\nboard ratio published/predicted: {quantiles(ratios2)}")
-            print(f"published figures inside the stated interval x{predict.LOW}-x{predict.HIGH}: {100 * inside:.0f}%")
-        if runtimes.RUNTIMES["ncnn"].installed(converters=True):
-            _ncnn_rows(models, costs, host_t, cores, tmp)
+
+        def ort_ms(name: str, threads: int) -> float:
+            if (name, threads) not in host_ms:
+                host_ms[(name, threads)] = measure(models[name][0], (3, 224, 224), threads, tmp)
+            return host_ms[(name, threads)]
+
+        rows = _board_rows(costs, host_t, cores, ort_ms, lambda runtime: True)
+        _summary("board ratio published/predicted", [r for _, r in rows])
+        ncnn = runtimes.kind("ncnn-fp32")
+        _summary("of which ncnn's published figures", [r for runtime, r in rows if runtime == ncnn.runtime.name])
+        if not ncnn.runtime.installed(converters=True):
+            return
+
+        # 3. the same ncnn figures, predicted from this host's ncnn measurement of the same model
+        print("\n## 3. ncnn rows like for like: published ncnn latency / predicted from this host's ncnn latency")
+        exported: dict[str, Path] = {}
+
+        def ncnn_ms(name: str, threads: int) -> float:
+            if name not in exported:
+                exported[name] = tmp / "ncnn" / f"{name}.param"
+                ncnn.build(runtimes.ExportContext(MODELS[name]().eval(), (3, 224, 224), None, None, exported[name]))
+            if (name, -threads) not in host_ms:
+                host_ms[(name, -threads)] = measure(exported[name], (3, 224, 224), threads, tmp, ncnn.name)
+            return host_ms[(name, -threads)]
+
+        rows = _board_rows(costs, host_t, cores, ncnn_ms, lambda runtime: runtime == ncnn.runtime.name)
+        _summary("ncnn rows, ratio published/predicted", [r for _, r in rows])
 
 
-def _ncnn_rows(models: dict, costs: dict, host_t, cores: int, tmp: Path) -> None:
-    """3. ncnn's published board latencies, predicted from this host's ncnn measurement."""
-    kind = runtimes.kind("ncnn-fp32")
-    print("\n## 3. ncnn rows like for like: published ncnn latency / predicted from this host's ncnn latency")
-    print("| target | model | threads | published ms | host ncnn ms | predicted ms [interval] | ratio |")
-    print("|---|---|---|---|---|---|---|")
-    exported, host_ms, ratios = {}, {}, []
+def _board_rows(costs: dict, host_t, cores: int, host_ms, published_by) -> list[tuple[str, float]]:
+    """Each published latency of a reference model (whose runtime `published_by` accepts),
+    predicted for its board from `host_ms(model, threads)`: a table row each; returns
+    (published runtime, published / predicted) per row."""
+    print("| target | model | runtime (published) | threads | published ms | host ms | predicted ms [interval] | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    out = []
     for target in list_targets():
         for key, published in sorted(target.reference_latency_ms.items()):
             parts = key.split(".")
-            if len(parts) != 3 or parts[0] not in MODELS or parts[1] != kind.runtime.name:
-                continue
-            name, t_threads = parts[0], int(parts[2].rstrip("t"))
+            if len(parts) != 3 or parts[0] not in MODELS or not published_by(parts[1]):
+                continue  # e.g. an int8 or detector figure: no model of ours to match it
+            name, runtime, t = parts
+            t_threads = int(t.rstrip("t"))
             h_threads = min(t_threads, cores)
-            if name not in exported:
-                out = tmp / "ncnn" / f"{name}.param"
-                kind.build(runtimes.ExportContext(MODELS[name]().eval(), (3, 224, 224), None, None, out))
-                exported[name] = out
-            if (name, h_threads) not in host_ms:
-                host_ms[(name, h_threads)] = measure(exported[name], (3, 224, 224), h_threads, tmp, kind.name)
+            measured = host_ms(name, h_threads)
             got = predict.predict_ms(
-                host_ms[(name, h_threads)], *costs[name], "fp32",
+                measured, *costs[name], "fp32",
                 predict.Machine(host_t.peak_gflops_fp32, host_t.memory_bandwidth_gbs, cores, h_threads),
                 predict.Machine(target.peak_gflops_fp32, target.memory_bandwidth_gbs, target.cores, t_threads))
             ratio = published / got["p50_ms"]
-            ratios.append(ratio)
-            print(f"| {target.name} | {name} | {t_threads} | {published:g} | {host_ms[(name, h_threads)]:.3g} | "
-                  f"{predicted_ms(got)} | {ratio:.2f} |")
+            out.append((runtime, ratio))
+            print(f"| {target.name} | {name} | {runtime} | {t_threads} | {published:g} | "
+                  f"{measured:.3g} | {predicted_ms(got)} | {ratio:.2f} |")
+    return out
+
+
+def _summary(what: str, ratios: list[float]) -> None:
     if ratios:
         inside = sum(predict.LOW <= r <= predict.HIGH for r in ratios) / len(ratios)
-        print(f"\nncnn rows, ratio published/predicted: {quantiles(ratios)}")
+        print(f"\n{what}: {quantiles(ratios)}")
         print(f"inside the stated interval x{predict.LOW}-x{predict.HIGH}: {100 * inside:.0f}%")
-
 
 if __name__ == "__main__":
     main()
