@@ -1,8 +1,10 @@
+import hashlib
 import os
 import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # Tiny but real: every test run trains, exports and measures actual models. One recipe, used
@@ -61,3 +63,35 @@ def exported_run(tiny_run, tmp_path_factory):
 
     export_run(root, calibration=128)
     return root
+
+
+@pytest.fixture
+def damaged(exported_run, tmp_path):
+    """A fresh copy of the exported run under a given name, for a test to damage."""
+    def copy(name):
+        shutil.copytree(exported_run, tmp_path / name)
+        return tmp_path / name
+
+    return copy
+
+
+def assert_refused(result, *words):
+    """A `cli` result that is bad input: exit 2, one line on stderr naming every word, no traceback."""
+    code, out, err = result
+    assert code == 2, (code, err)
+    assert "Traceback" not in err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    for w in words:
+        assert w.lower() in err.lower(), (w, err)
+
+
+def file_hashes(root):
+    """Every file under root with its sha256: equal before and after means nothing was written."""
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def write_npz(path, **arrays):
+    """Save arrays as an .npz and return its data spec."""
+    np.savez(path, **arrays)
+    return f"npz:{path}"

@@ -9,7 +9,7 @@ from PIL import Image
 from edgekd.data import load_splits
 from edgekd.errors import UserError
 
-from conftest import TINY
+from conftest import TINY, write_npz
 
 
 def _refused(cli, spec, tmp_path, *words):
@@ -97,11 +97,6 @@ def test_csv_without_header_keeps_its_first_row(tmp_path):
 
 # --- npz -------------------------------------------------------------------------------------------------------
 
-def _npz(path, **arrays):
-    np.savez(path, **arrays)
-    return f"npz:{path}"
-
-
 X = np.random.default_rng(0).normal(size=(60, 3))
 
 
@@ -117,7 +112,7 @@ X = np.random.default_rng(0).normal(size=(60, 3))
     ({"x": np.zeros((60, 0)), "y": np.arange(60) % 2}, ["no features"]),
 ])
 def test_bad_npz_is_refused(cli, tmp_path, arrays, words):
-    _refused(cli, _npz(tmp_path / "d.npz", **arrays), tmp_path, *words)
+    _refused(cli, write_npz(tmp_path / "d.npz", **arrays), tmp_path, *words)
 
 
 def test_a_text_file_named_npz(cli, tmp_path):
@@ -134,13 +129,13 @@ def test_resume_of_a_file(cli, tmp_path):
 @pytest.mark.filterwarnings("error")  # numpy's ComplexWarning must not be the only sign
 def test_complex_inputs_are_refused(tmp_path):
     with pytest.raises(UserError, match="complex"):
-        load_splits(_npz(tmp_path / "c.npz", x=X + 1j, y=np.arange(60) % 2))
+        load_splits(write_npz(tmp_path / "c.npz", x=X + 1j, y=np.arange(60) % 2))
 
 
 @pytest.mark.filterwarnings("error")  # numpy's overflow RuntimeWarning must not come first
 def test_float64_beyond_float32_is_refused_by_name(tmp_path):
     with pytest.raises(UserError, match="beyond float32's range"):
-        load_splits(_npz(tmp_path / "big.npz", x=X.astype(np.float64) * 1e300, y=np.arange(60) % 2))
+        load_splits(write_npz(tmp_path / "big.npz", x=X.astype(np.float64) * 1e300, y=np.arange(60) % 2))
 
 
 # --- folder ----------------------------------------------------------------------------------------------------

@@ -1,32 +1,12 @@
 """Every kind of bad input: one sentence on stderr, exit 2, no traceback, nothing damaged."""
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import TINY
-
-
-def _files(root):
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def _assert_refused(result, *words):
-    code, out, err = result
-    assert code == 2, (code, err)
-    assert "Traceback" not in err
-    lines = [l for l in err.strip().splitlines() if l.strip()]
-    assert len(lines) == 1, err
-    for w in words:
-        assert w.lower() in err.lower(), (w, err)
-
-
-def _npz(path, **arrays):
-    np.savez(path, **arrays)
-    return f"npz:{path}"
+from conftest import TINY, assert_refused, file_hashes, write_npz
 
 
 @pytest.fixture
@@ -36,13 +16,13 @@ def bad(tmp_path):
     nan = x.copy()
     nan[5, 2] = np.nan
     return {
-        "nan": _npz(tmp_path / "nan.npz", x=nan, y=y),
-        "inf": _npz(tmp_path / "inf.npz", x=np.where(x > 2, np.inf, x), y=y),
-        "empty": _npz(tmp_path / "empty.npz", x=np.zeros((0, 10), np.float32), y=np.zeros(0)),
-        "nolabels": _npz(tmp_path / "nolabels.npz", x=x),
-        "mismatch": _npz(tmp_path / "mismatch.npz", x=x, y=y[:50]),
-        "nhwc": _npz(tmp_path / "nhwc.npz", x=np.zeros((60, 12, 12, 3), np.float32), y=y),
-        "grey2d": _npz(tmp_path / "grey2d.npz", x=np.zeros((60, 12, 12), np.float32), y=y),
+        "nan": write_npz(tmp_path / "nan.npz", x=nan, y=y),
+        "inf": write_npz(tmp_path / "inf.npz", x=np.where(x > 2, np.inf, x), y=y),
+        "empty": write_npz(tmp_path / "empty.npz", x=np.zeros((0, 10), np.float32), y=np.zeros(0)),
+        "nolabels": write_npz(tmp_path / "nolabels.npz", x=x),
+        "mismatch": write_npz(tmp_path / "mismatch.npz", x=x, y=y[:50]),
+        "nhwc": write_npz(tmp_path / "nhwc.npz", x=np.zeros((60, 12, 12, 3), np.float32), y=y),
+        "grey2d": write_npz(tmp_path / "grey2d.npz", x=np.zeros((60, 12, 12), np.float32), y=y),
     }
 
 
@@ -51,36 +31,36 @@ def bad(tmp_path):
     ("nolabels", ["'y'"]), ("mismatch", ["labels"]),
     ("nhwc", ["channels last", "x.transpose(0, 3, 1, 2)"]), ("grey2d", ["(N, 1, H, W)", "x[:, None]"])])
 def test_bad_data(cli, bad, case, words, tmp_path):
-    _assert_refused(cli("distill", "--data", bad[case], *TINY, "--transfer", "0", "--out", tmp_path / "r"), *words)
+    assert_refused(cli("distill", "--data", bad[case], *TINY, "--transfer", "0", "--out", tmp_path / "r"), *words)
     assert not (tmp_path / "r").exists()
 
 
 def test_missing_data_file(cli, tmp_path):
-    _assert_refused(cli("distill", "--data", "npz:nope.npz", "--out", tmp_path / "r"), "does not exist")
+    assert_refused(cli("distill", "--data", "npz:nope.npz", "--out", tmp_path / "r"), "does not exist")
 
 
 def test_unknown_data_spec(cli):
-    _assert_refused(cli("distill", "--data", "imagenet"), "unknown data spec", "mnist1d")
+    assert_refused(cli("distill", "--data", "imagenet"), "unknown data spec", "mnist1d")
 
 
 def test_missing_teacher(cli):
-    _assert_refused(cli("distill", "--teacher", "missing.pt"), "does not exist")
+    assert_refused(cli("distill", "--teacher", "missing.pt"), "does not exist")
 
 
 def test_teacher_with_wrong_class_count(cli, tiny_run, tmp_path):
     x = np.random.default_rng(0).normal(size=(60, 40)).astype(np.float32)  # the teacher's input shape, 3 classes
-    data = _npz(tmp_path / "three.npz", x=x, y=np.arange(60) % 3)
-    _assert_refused(cli("distill", "--data", data, "--teacher", tiny_run, "--transfer", "0",
+    data = write_npz(tmp_path / "three.npz", x=x, y=np.arange(60) % 3)
+    assert_refused(cli("distill", "--data", data, "--teacher", tiny_run, "--transfer", "0",
                         "--out", tmp_path / "r"), "predicts 10 classes but the data has 3")
 
 
 def test_teacher_with_wrong_input_shape(cli, tiny_run, tmp_path):
-    _assert_refused(cli("distill", "--data", "digits", "--teacher", tiny_run, "--transfer", "0",
+    assert_refused(cli("distill", "--data", "digits", "--teacher", tiny_run, "--transfer", "0",
                         "--out", tmp_path / "r"), "trained on inputs of shape (40,)", "(1, 8, 8)")
     # a 1-D signal of another length: the CNN's global pooling would run it, on meaningless features
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "short.npz", x=rng.normal(size=(300, 20)).astype(np.float32), y=np.arange(300) % 10)
-    _assert_refused(cli("distill", "--data", f"npz:{tmp_path / 'short.npz'}", "--teacher", tiny_run, "--transfer", "0",
+    assert_refused(cli("distill", "--data", f"npz:{tmp_path / 'short.npz'}", "--teacher", tiny_run, "--transfer", "0",
                         "--out", tmp_path / "r"), "trained on inputs of shape (40,), the data's are (20,)")
     assert not (tmp_path / "r").exists()
 
@@ -88,13 +68,13 @@ def test_teacher_with_wrong_input_shape(cli, tiny_run, tmp_path):
 def test_corrupt_checkpoint(cli, tmp_path):
     path = tmp_path / "broken.pt"
     path.write_bytes(b"PK\x03\x04 this is not a checkpoint")
-    _assert_refused(cli("distill", "--teacher", path), "corrupt")
+    assert_refused(cli("distill", "--teacher", path), "corrupt")
 
 
 def test_foreign_checkpoint(cli, tmp_path):
     path = tmp_path / "foreign.pt"
     torch.save({"weight": torch.zeros(3)}, path)
-    _assert_refused(cli("distill", "--teacher", path), "not an edgekd model")
+    assert_refused(cli("distill", "--teacher", path), "not an edgekd model")
 
 
 class Evil:
@@ -106,24 +86,24 @@ def test_pickle_with_code_is_refused_not_run(cli, tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format": "edgekd-model-1", "arch": Evil()}, path)
     result = cli("distill", "--teacher", path)
-    _assert_refused(result, "not plain weights")
+    assert_refused(result, "not plain weights")
     assert "this must never run" not in result[1] + result[2]
 
 
 def test_invalid_toml(cli, tmp_path):
     path = tmp_path / "r.toml"
     path.write_text("[train\nepochs = 3\n")
-    _assert_refused(cli("distill", "--config", path), "not valid TOML")
+    assert_refused(cli("distill", "--config", path), "not valid TOML")
 
 
 def test_unknown_recipe_key(cli, tmp_path):
     path = tmp_path / "r.toml"
     path.write_text("[train]\nepohcs = 3\n")
-    _assert_refused(cli("distill", "--config", path), "unknown key train.epohcs", "valid keys")
+    assert_refused(cli("distill", "--config", path), "unknown key train.epohcs", "valid keys")
 
 
 def test_unknown_recipe_key_in_set(cli):
-    _assert_refused(cli("distill", "--set", "chain.lenght=3"), "unknown key chain.lenght")
+    assert_refused(cli("distill", "--set", "chain.lenght=3"), "unknown key chain.lenght")
 
 
 def test_set_reads_values_as_a_recipe_file_does(tmp_path):
@@ -150,26 +130,26 @@ def test_set_reads_values_as_a_recipe_file_does(tmp_path):
 def test_wrong_type_in_recipe(cli, tmp_path):
     path = tmp_path / "r.toml"
     path.write_text('[train]\nepochs = "many"\n')
-    _assert_refused(cli("distill", "--config", path), "train.epochs", "integer")
+    assert_refused(cli("distill", "--config", path), "train.epochs", "integer")
 
 
 def test_unknown_method(cli):
-    _assert_refused(cli("distill", "--method", "magic", *TINY), "unknown distillation method", "kd")
+    assert_refused(cli("distill", "--method", "magic", *TINY), "unknown distillation method", "kd")
 
 
 def test_existing_run_is_not_damaged(cli, tiny_run):
-    before = _files(tiny_run)
-    _assert_refused(cli("distill", "--out", tiny_run), "already holds a run")
-    _assert_refused(cli("distill", "--resume", tiny_run, "--epochs", "3"), "--resume")
-    assert _files(tiny_run) == before
+    before = file_hashes(tiny_run)
+    assert_refused(cli("distill", "--out", tiny_run), "already holds a run")
+    assert_refused(cli("distill", "--resume", tiny_run, "--epochs", "3"), "--resume")
+    assert file_hashes(tiny_run) == before
 
 
 def test_resume_of_something_that_is_not_a_run(cli, tmp_path):
-    _assert_refused(cli("distill", "--resume", tmp_path), "not an edgekd run")
+    assert_refused(cli("distill", "--resume", tmp_path), "not an edgekd run")
 
 
 def test_unknown_method_option(cli):
-    _assert_refused(cli("distill", "--option", "kd.temprature=3", *TINY), "has no option 'temprature'", "temperature")
+    assert_refused(cli("distill", "--option", "kd.temprature=3", *TINY), "has no option 'temprature'", "temperature")
 
 
 def test_feature_method_with_onnx_teacher(cli, tiny_run, tmp_path):
@@ -179,7 +159,7 @@ def test_feature_method_with_onnx_teacher(cli, tiny_run, tmp_path):
     path = tmp_path / "t.onnx"
     torch.onnx.export(model, (torch.zeros(1, *spec.input_shape),), str(path), dynamo=False,
                       input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n"}})
-    _assert_refused(cli("distill", "--teacher", path, "--method", "fitnet", "--students", "cnn:8x3", "--chain", "1",
+    assert_refused(cli("distill", "--teacher", path, "--method", "fitnet", "--students", "cnn:8x3", "--chain", "1",
                         "--transfer", "0", "--out", tmp_path / "r"), "intermediate layers")
 
 
@@ -203,31 +183,31 @@ def test_onnx_teacher_that_cannot_teach(cli, tiny_run, tmp_path, case, words):
         else (model, ["logits"], 4)
     torch.onnx.export(net, (torch.zeros(batch, *spec.input_shape),), str(tmp_path / "t.onnx"), dynamo=False,
                       input_names=["x"], output_names=outputs)
-    _assert_refused(cli("distill", "--teacher", tmp_path / "t.onnx", "--students", "cnn:8x3", "--chain", "1",
+    assert_refused(cli("distill", "--teacher", tmp_path / "t.onnx", "--students", "cnn:8x3", "--chain", "1",
                         "--out", tmp_path / "r"), *words)
     assert not (tmp_path / "r").exists()
 
 
 def test_bench_of_a_run_without_exports(cli, tiny_run):
-    _assert_refused(cli("bench", tiny_run, "--target", "raspberry-pi-4"), "no exported artifacts")
+    assert_refused(cli("bench", tiny_run, "--target", "raspberry-pi-4"), "no exported artifacts")
 
 
 def test_unknown_target(cli, exported_run):
-    _assert_refused(cli("bench", exported_run, "--target", "raspberry-pi-9"), "unknown target", "raspberry-pi-4")
-    _assert_refused(cli("bench", exported_run, "--target", "pi4", "--port", "2222"), "give --remote user@host too")
+    assert_refused(cli("bench", exported_run, "--target", "raspberry-pi-9"), "unknown target", "raspberry-pi-4")
+    assert_refused(cli("bench", exported_run, "--target", "pi4", "--port", "2222"), "give --remote user@host too")
 
 
 def test_out_is_a_file(cli, tmp_path):
     (tmp_path / "f").write_text("x")
-    _assert_refused(cli("distill", *TINY, "--out", tmp_path / "f"), "is a file")
+    assert_refused(cli("distill", *TINY, "--out", tmp_path / "f"), "is a file")
 
 
 def test_zero_validation_fraction(cli):
-    _assert_refused(cli("distill", "--set", "data.val_fraction=0"), "val_fraction")
+    assert_refused(cli("distill", "--set", "data.val_fraction=0"), "val_fraction")
 
 
 def test_dml_with_a_teacher_method(cli):
-    _assert_refused(cli("distill", "--method", "dml", "--method", "kd", *TINY), "without a teacher")
+    assert_refused(cli("distill", "--method", "dml", "--method", "kd", *TINY), "without a teacher")
 
 
 def test_target_name_cannot_escape_the_run(cli, exported_run, tmp_path):
@@ -235,7 +215,7 @@ def test_target_name_cannot_escape_the_run(cli, exported_run, tmp_path):
     bad = bad.replace('name = "raspberry-pi-4"', 'name = "../manifest"').replace('aliases = ["raspberry-pi", "rpi4", "pi4"]', "")
     (tmp_path / "evil.toml").write_text(bad)
     before = (exported_run / "manifest.json").read_bytes()
-    _assert_refused(cli("bench", exported_run, "--target", tmp_path / "evil.toml"), "must be letters")
+    assert_refused(cli("bench", exported_run, "--target", tmp_path / "evil.toml"), "must be letters")
     assert (exported_run / "manifest.json").read_bytes() == before
 
 
@@ -260,7 +240,7 @@ def test_target_name_cannot_escape_the_run(cli, exported_run, tmp_path):
 ])
 def test_bad_settings_are_refused_before_any_training(cli, args, words, tmp_path):
     # the run directory is made just before the teacher trains: its absence proves nothing trained
-    _assert_refused(cli("distill", *TINY, *args, "--out", tmp_path / "r"), *words)
+    assert_refused(cli("distill", *TINY, *args, "--out", tmp_path / "r"), *words)
     assert not (tmp_path / "r").exists()
 
 
@@ -270,19 +250,19 @@ def test_bad_settings_are_refused_before_any_training(cli, args, words, tmp_path
 ])
 def test_unreadable_teacher_file(cli, content, words, tmp_path):
     (tmp_path / "t.pt").write_bytes(content)
-    _assert_refused(cli("distill", "--teacher", tmp_path / "t.pt", "--out", tmp_path / "r"), *words)
+    assert_refused(cli("distill", "--teacher", tmp_path / "t.pt", "--out", tmp_path / "r"), *words)
     assert not (tmp_path / "r").exists()
 
 
 def test_incomplete_model_file(cli, tmp_path):
     arch = {"family": "cnn", "width": 4, "depth": 2, "input_shape": [40], "classes": 10}
     torch.save({"format": "edgekd-model-1", "arch": arch}, tmp_path / "t.pt")
-    _assert_refused(cli("distill", "--teacher", tmp_path / "t.pt"), "incomplete", "state_dict")
+    assert_refused(cli("distill", "--teacher", tmp_path / "t.pt"), "incomplete", "state_dict")
 
 
 def test_plugin_that_is_not_python(cli, tmp_path):
     (tmp_path / "loss.toml").write_text("x = 1\n")
-    _assert_refused(cli("methods", "--plugin", tmp_path / "loss.toml"), "not a Python file")
+    assert_refused(cli("methods", "--plugin", tmp_path / "loss.toml"), "not a Python file")
 
 
 def test_empty_checkpoint_on_resume(cli, tiny_run, tmp_path):
@@ -292,18 +272,7 @@ def test_empty_checkpoint_on_resume(cli, tiny_run, tmp_path):
     shutil.copytree(tiny_run, run)
     (run / "gen-2" / "eval.json").unlink()  # gen-2 unfinished, and its checkpoint lost to a crash
     (run / "gen-2" / "checkpoint.pt").write_bytes(b"")
-    _assert_refused(cli("distill", "--resume", run, "-q"), "checkpoint.pt", "empty")
-
-
-@pytest.fixture
-def damaged(exported_run, tmp_path):
-    import shutil
-
-    def copy(name):
-        shutil.copytree(exported_run, tmp_path / name)
-        return tmp_path / name
-
-    return copy
+    assert_refused(cli("distill", "--resume", run, "-q"), "checkpoint.pt", "empty")
 
 
 def test_damaged_run_files_are_named(cli, damaged):
@@ -312,27 +281,27 @@ def test_damaged_run_files_are_named(cli, damaged):
     metrics = damaged("metrics")
     with open(metrics / "gen-1" / "metrics.jsonl", "a") as f:
         f.write('{"epoch": 3, "val')
-    _assert_refused(cli("report", metrics), "metrics.jsonl line", "not valid JSON")
+    assert_refused(cli("report", metrics), "metrics.jsonl line", "not valid JSON")
     bench = damaged("bench")
     (bench / "bench").mkdir(exist_ok=True)
     (bench / "bench" / "raspberry-pi-4.json").write_text("[]")
-    _assert_refused(cli("report", bench), "raspberry-pi-4.json", "not an edgekd bench result")
+    assert_refused(cli("report", bench), "raspberry-pi-4.json", "not an edgekd bench result")
     manifest = damaged("manifest")
     data = json.loads((manifest / "manifest.json").read_text())
     del data["members"]
     (manifest / "manifest.json").write_text(json.dumps(data))
-    before = _files(manifest)
+    before = file_hashes(manifest)
     for command in (["report", manifest], ["export", manifest], ["bench", manifest, "-t", "pi4"],
                     ["distill", "--resume", manifest]):
-        _assert_refused(cli(*command), "manifest.json is damaged", "members")
-    assert _files(manifest) == before
+        assert_refused(cli(*command), "manifest.json is damaged", "members")
+    assert file_hashes(manifest) == before
 
 
 def test_compare_into_a_file(cli, exported_run, tiny_run, tmp_path):
     (tmp_path / "f").write_text("keep")
-    _assert_refused(cli("compare", exported_run, tiny_run, "--out", tmp_path / "f"), "is a file")
+    assert_refused(cli("compare", exported_run, tiny_run, "--out", tmp_path / "f"), "is a file")
     assert (tmp_path / "f").read_text() == "keep"
-    _assert_refused(cli("compare", exported_run, tiny_run, "--out", tmp_path / "f" / "sub"), "cannot write the comparison")
+    assert_refused(cli("compare", exported_run, tiny_run, "--out", tmp_path / "f" / "sub"), "cannot write the comparison")
 
 
 def test_bench_reports_damaged_artifacts_per_row(cli, damaged):
@@ -363,10 +332,10 @@ def test_bench_reports_damaged_artifacts_per_row(cli, damaged):
 def test_students_set_the_chain_length_next_to_a_recipe_file(cli, tmp_path):
     (tmp_path / "plain.toml").write_text("[train]\nepochs = 1\n")
     # a later check (the hint layer) fails: the student count was accepted as the chain length
-    _assert_refused(cli("distill", "--config", tmp_path / "plain.toml", "--students", "cnn:4, cnn:2, ", "--method",
+    assert_refused(cli("distill", "--config", tmp_path / "plain.toml", "--students", "cnn:4, cnn:2, ", "--method",
                         "fitnet", "--hint-layer", "nope", "--out", tmp_path / "r"), "no module 'nope'")
     (tmp_path / "three.toml").write_text("[chain]\ngenerations = 3\n")
-    _assert_refused(cli("distill", "--config", tmp_path / "three.toml", "--students", "cnn:4,cnn:2",
+    assert_refused(cli("distill", "--config", tmp_path / "three.toml", "--students", "cnn:4,cnn:2",
                         "--out", tmp_path / "r"), "lists 2 architectures for 3 generations")
 
 
@@ -379,10 +348,10 @@ def test_export_and_bench_refuse_data_changed_since_training(cli, tmp_path):
                          "--out", tmp_path / "run", "-q")
     assert code == 0, err
     np.savez(data, x=rng.normal(size=(300, 16)).astype(np.float32), y=np.arange(300) % 4)  # rewritten since
-    before = _files(tmp_path / "run")
-    _assert_refused(cli("export", tmp_path / "run"), "has changed since", "trained")
-    _assert_refused(cli("distill", "--resume", tmp_path / "run"), "has changed since", "trained")
-    assert _files(tmp_path / "run") == before
+    before = file_hashes(tmp_path / "run")
+    assert_refused(cli("export", tmp_path / "run"), "has changed since", "trained")
+    assert_refused(cli("distill", "--resume", tmp_path / "run"), "has changed since", "trained")
+    assert file_hashes(tmp_path / "run") == before
 
 
 def test_long_library_messages_are_cut_at_a_word():
