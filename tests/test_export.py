@@ -86,12 +86,12 @@ class Spectral(torch.nn.Module):
         return self.head(torch.fft.rfft(x).abs())
 
 
-register("spectral-test")(Spectral)
+def test_broken_export_is_reported_without_losing_the_rest(tiny_run, tmp_path, cli, monkeypatch):
+    from edgekd.models import ArchSpec, registry, save_model
 
-
-def test_broken_export_is_reported_without_losing_the_rest(tiny_run, tmp_path, cli):
-    from edgekd.models import ArchSpec, save_model
-
+    # the family registry is process-global: register into a copy that is thrown away after the test
+    monkeypatch.setattr(registry, "_FAMILIES", dict(registry._FAMILIES))
+    register("spectral-test")(Spectral)
     root = tmp_path / "run"
     shutil.copytree(tiny_run, root)
     spec = ArchSpec("spectral-test", 1, 1, (40,), 10)
