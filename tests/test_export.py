@@ -1,3 +1,6 @@
+"""Export: every artifact built, verified against torch and recorded; int8 sizes and accuracy; no network;
+the same bytes on re-export; a narrower export keeps what it does not rebuild; failures named per artifact."""
+
 import json
 import os
 import shutil
@@ -11,6 +14,8 @@ import torch
 from edgekd.export.onnx import initializer_count
 from edgekd.models import count_params, load_model, register
 from edgekd.runs import Run
+
+from conftest import assert_refused, file_hashes
 
 ALL = ["onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-fp16", "openvino-int8"]
 
@@ -116,6 +121,21 @@ def test_export_bad_input(cli, tmp_path, tiny_run):
     assert code == 2 and "not an edgekd run" in err
     code, _, err = cli("export", tiny_run, "--format", "tflite")
     assert code == 2 and "unknown export format" in err
+
+
+def test_export_and_bench_refuse_data_changed_since_training(cli, tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "d.npz"
+    np.savez(data, x=rng.normal(size=(300, 16)).astype(np.float32), y=np.arange(300) % 3)
+    code, out, err = cli("distill", "--data", f"npz:{data}", "--chain", "1", "--set", "teacher.width=8",
+                         "--set", "teacher.epochs=1", "--set", "train.epochs=1", "--no-baseline", "--no-export",
+                         "--out", tmp_path / "run", "-q")
+    assert code == 0, err
+    np.savez(data, x=rng.normal(size=(300, 16)).astype(np.float32), y=np.arange(300) % 4)  # rewritten since
+    before = file_hashes(tmp_path / "run")
+    assert_refused(cli("export", tmp_path / "run"), "has changed since", "trained")
+    assert_refused(cli("distill", "--resume", tmp_path / "run"), "has changed since", "trained")
+    assert file_hashes(tmp_path / "run") == before
 
 
 NETWORK_PROBE = textwrap.dedent("""

@@ -1,5 +1,6 @@
 """Every registered distillation method, on tiny real edgekd models; hand-computed values for
-the feature and relation methods; a plugin file registering its own method."""
+the feature, relation and mutual methods; born-again and DML chains; a plugin file registering its own
+method; unknown methods and options refused before training."""
 
 import copy
 import io
@@ -16,13 +17,19 @@ from edgekd.distill.objective import Objective
 from edgekd.errors import UserError
 from edgekd.models import ArchSpec, build
 
+from conftest import TINY, assert_refused
+
 # student spec, teacher spec: different widths, and for cnn-1d different spatial sizes (10 vs 20)
 PAIRS = {
     "cnn-1d": (ArchSpec("cnn", 8, 3, (40,), 10), ArchSpec("cnn", 16, 2, (40,), 10)),
     "cnn-2d": (ArchSpec("cnn", 8, 3, (1, 8, 8), 10), ArchSpec("cnn", 16, 3, (1, 8, 8), 10)),
     "mlp": (ArchSpec("mlp", 8, 2, (40,), 10), ArchSpec("mlp", 8, 3, (40,), 10)),
 }
+
+
 SHARED = {"temperature": 2.0, "layers": ()}
+
+
 # methods whose loss is not ~0 when the student is a copy of the teacher (tested on their own below)
 NOT_ZERO_AT_EQUALITY = {"fitnet"}
 
@@ -210,6 +217,8 @@ class Reshape(nn.Module):
 
 X = np.array([[1.0, -2.0, 0.5, 3.0, 0.0, 1.5, -1.0, 2.0],
               [0.5, 0.5, -1.0, 2.0, 1.0, -0.5, 3.0, 1.0]])
+
+
 # the hooked layer "0" gives the input itself: student (2, 2, 4), teacher (2, 1, 8)
 STUDENT, TEACHER = nn.Sequential(Reshape(2, 4)), nn.Sequential(Reshape(1, 8))
 
@@ -296,6 +305,65 @@ def test_rkd_on_layers_by_hand():
     assert got == pytest.approx(hand_rkd(rows, rows, 1.0, 2.0), abs=1e-6)
 
 
+def test_dml_loss_by_hand():
+    from edgekd.distill.methods import Batch, create
+    from edgekd.distill.methods.kd import soft_kl
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 4, 5, generator=g)
+    value = create("dml", {"peers": "3"}).forward(Batch(logits, None, torch.zeros(4, dtype=torch.long)))
+    expected = sum(sum(soft_kl(logits[i], logits[j], 2.0) for j in range(3) if j != i) / 2 for i in range(3))
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+# --- self and mutual distillation in a chain --------------------------------------------------------------------------
+
+
+def test_born_again_keeps_the_teachers_architecture(cli, tmp_path):
+    from conftest import TINY
+
+    code, out, err = cli("distill", *TINY, "--method", "born-again", "--no-baseline", "--out", tmp_path / "b", "--json")
+    assert code == 0, err
+    members = json.loads((tmp_path / "b" / "manifest.json").read_text())["members"]
+    assert members["gen-1"]["arch"] == members["gen-2"]["arch"]
+    assert members["gen-1"]["params"] == members["teacher"]["params"]
+    assert members["gen-2"]["teacher"] == "gen-1"
+
+
+def test_mutual_learning_trains_peers_without_a_teacher(cli, tmp_path):
+    code, out, err = cli("distill", "--method", "dml", "--peers", "3", "--chain", "1", "--epochs", "2",
+                         "--set", "teacher.width=16", "--no-export", "--out", tmp_path / "m", "--json")
+    assert code == 0, err
+    members = json.loads((tmp_path / "m" / "manifest.json").read_text())["members"]
+    assert "teacher" not in members and not (tmp_path / "m" / "teacher").exists()
+    gen = members["gen-1"]
+    assert gen["teacher"] == "peers" and len(gen["peer_test_acc"]) == 3
+    best = max(range(3), key=lambda i: gen["peer_val_acc"][i])   # the best peer on validation is exported
+    assert gen["exported_peer"] == best and gen["peer_test_acc"][best] == gen["test_acc"]
+    curve = [json.loads(l) for l in (tmp_path / "m" / "gen-1" / "metrics.jsonl").read_text().splitlines()]
+    assert curve[gen["best_epoch"] - 1]["val_acc"] == gen["val_acc"] == max(gen["peer_val_acc"])  # the exported peer's
+    assert members["baseline-1"]["epochs"] == gen["epochs"]    # same budget: neither uses the transfer set
+    data = json.loads((tmp_path / "m" / "manifest.json").read_text())["data"]
+    assert data["transfer"] == 0  # "auto" makes none: no teacher would label it
+    code, out, err = cli("distill", "--method", "dml", "--transfer", "3600", "--chain", "1", "--out", tmp_path / "m2")
+    assert code == 2 and "only a teacher labels a transfer set" in err and not (tmp_path / "m2").exists()
+
+
+# --- refused before training ------------------------------------------------------------------------------------------
+
+
+def test_unknown_method(cli):
+    assert_refused(cli("distill", "--method", "magic", *TINY), "unknown distillation method", "kd")
+
+
+def test_unknown_method_option(cli):
+    assert_refused(cli("distill", "--option", "kd.temprature=3", *TINY), "has no option 'temprature'", "temperature")
+
+
+def test_dml_with_a_teacher_method(cli):
+    assert_refused(cli("distill", "--method", "dml", "--method", "kd", *TINY), "without a teacher")
+
+
 # --- plugins -----------------------------------------------------------------------------
 PLUGIN = '''
 import torch.nn.functional as F
@@ -347,3 +415,8 @@ def test_methods_warns_about_a_plugin_that_registers_nothing_and_refuses_two_for
     assert code == 0 and "registered no method" in err and "kd" in {m["name"] for m in json.loads(out)}
     code, out, err = cli("methods", "--json", "--markdown")
     assert code == 2 and "not both" in err
+
+
+def test_plugin_that_is_not_python(cli, tmp_path):
+    (tmp_path / "loss.toml").write_text("x = 1\n")
+    assert_refused(cli("methods", "--plugin", tmp_path / "loss.toml"), "not a Python file")
