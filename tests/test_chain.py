@@ -80,6 +80,7 @@ def test_chain_lineage_and_table(tiny_run):
     assert m["data"]["fingerprint"] and m["recipe"]["chain"]["generations"] == 2
 
 
+@pytest.mark.slow
 def test_two_scratch_controls_when_the_transfer_set_lengthens_epochs(cli, tmp_path):
     # 3,600 transfer rows double gen-1's epoch: the same-steps control trains 2 epochs on the
     # labelled rows, the same-epochs control 1; both start from gen-1's initial weights
@@ -130,6 +131,7 @@ def test_one_scratch_run_is_both_controls_in_the_table(tiny_run):
     assert _control_columns(manifest) == [("baseline_acc", "scratch", "pct"), ("delta", "gain", "delta")]
 
 
+@pytest.mark.slow
 def test_direct_order_teaches_every_generation_from_the_teacher(cli, tmp_path):
     before = torch.get_num_threads()
     code, out, err = cli("distill", *TINY, "--direct", "--no-baseline", "--threads", "1", "--out", tmp_path / "d",
@@ -181,6 +183,7 @@ def test_existing_run_is_not_damaged(cli, tiny_run):
 # --- resume -----------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     args = [sys.executable, "-m", "edgekd", "distill", "--chain", "1", "--teacher-epochs", "2", "--epochs", "12",
             "--transfer", "2000", "--set", "teacher.width=16", "--no-baseline", "--no-export", "-q"]

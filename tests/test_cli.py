@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import assert_refused, file_hashes
 
 
@@ -40,6 +42,7 @@ def test_long_library_messages_are_cut_at_a_word():
     assert reason(ValueError("short"), 60) == "short"
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_how_to_resume(tmp_path):
     args = [sys.executable, "-m", "edgekd", "distill", "--chain", "1", "--teacher-epochs", "50", "--transfer", "0",
             "--set", "teacher.width=16", "--no-export", "--out", str(tmp_path / "r")]

@@ -42,6 +42,7 @@ def test_transfer_generated_and_from_npz(tmp_path):
         load_transfer(load_splits("mnist1d"), f"npz:{tmp_path / 'bad.npz'}")
 
 
+@pytest.mark.slow
 def test_other_data_needs_no_transfer_flag(cli, tmp_path):
     code, out, err = cli("distill", "--data", "digits", "--chain", "1", "--teacher-epochs", "2", "--epochs", "1",
                          "--set", "teacher.width=8", "--no-baseline", "--no-export", "--out", tmp_path / "d", "--json")
@@ -334,6 +335,7 @@ def test_input_statistics_of_huge_but_finite_values():
     assert np.isfinite(mean).all() and len(std) == 8 and all(0.5e20 < s < 2e20 for s in std)
 
 
+@pytest.mark.slow
 def test_table_columns_on_different_scales_are_standardized_one_by_one(cli, tmp_path):
     # the label lives in a column of scale 1e-3 next to a noise column of scale 1e4: one global
     # std would shrink the signal to ~1e-7 and leave the teacher guessing
@@ -369,6 +371,7 @@ def test_feature_standardization_needs_a_table(cli, tmp_path):
     assert not Path("runs").exists()
 
 
+@pytest.mark.slow
 def test_resuming_a_run_from_before_per_column_standardization_keeps_one_mean(cli, tmp_path):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((300, 3)) * [1.0, 100.0, 0.01]

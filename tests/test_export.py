@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 import torch
 
 from edgekd.export.onnx import initializer_count
@@ -123,6 +124,7 @@ def test_export_bad_input(cli, tmp_path, tiny_run):
     assert code == 2 and "unknown export format" in err
 
 
+@pytest.mark.slow
 def test_export_and_bench_refuse_data_changed_since_training(cli, tmp_path):
     rng = np.random.default_rng(0)
     data = tmp_path / "d.npz"

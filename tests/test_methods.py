@@ -319,6 +319,7 @@ def test_dml_loss_by_hand():
 # --- self and mutual distillation in a chain --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_born_again_keeps_the_teachers_architecture(cli, tmp_path):
     from conftest import TINY
 
@@ -330,6 +331,7 @@ def test_born_again_keeps_the_teachers_architecture(cli, tmp_path):
     assert members["gen-2"]["teacher"] == "gen-1"
 
 
+@pytest.mark.slow
 def test_mutual_learning_trains_peers_without_a_teacher(cli, tmp_path):
     code, out, err = cli("distill", "--method", "dml", "--peers", "3", "--chain", "1", "--epochs", "2",
                          "--set", "teacher.width=16", "--no-export", "--out", tmp_path / "m", "--json")
