@@ -32,13 +32,13 @@ def test_width_shrinks_params():
 def test_corrupt_checkpoint(cli, tmp_path):
     path = tmp_path / "broken.pt"
     path.write_bytes(b"PK\x03\x04 this is not a checkpoint")
-    assert_refused(cli("distill", "--teacher", path), "corrupt")
+    assert_refused(cli("distill", "--teacher", path, "--transfer", "0"), "corrupt")
 
 
 def test_foreign_checkpoint(cli, tmp_path):
     path = tmp_path / "foreign.pt"
     torch.save({"weight": torch.zeros(3)}, path)
-    assert_refused(cli("distill", "--teacher", path), "not an edgekd model")
+    assert_refused(cli("distill", "--teacher", path, "--transfer", "0"), "not an edgekd model")
 
 
 class Evil:
@@ -49,7 +49,7 @@ class Evil:
 def test_pickle_with_code_is_refused_not_run(cli, tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format": "edgekd-model-1", "arch": Evil()}, path)
-    result = cli("distill", "--teacher", path)
+    result = cli("distill", "--teacher", path, "--transfer", "0")
     assert_refused(result, "not plain weights")
     assert "this must never run" not in result[1] + result[2]
 
@@ -60,11 +60,11 @@ def test_pickle_with_code_is_refused_not_run(cli, tmp_path):
 ])
 def test_unreadable_teacher_file(cli, content, words, tmp_path):
     (tmp_path / "t.pt").write_bytes(content)
-    assert_refused(cli("distill", "--teacher", tmp_path / "t.pt", "--out", tmp_path / "r"), *words)
+    assert_refused(cli("distill", "--teacher", tmp_path / "t.pt", "--transfer", "0", "--out", tmp_path / "r"), *words)
     assert not (tmp_path / "r").exists()
 
 
 def test_incomplete_model_file(cli, tmp_path):
     arch = {"family": "cnn", "width": 4, "depth": 2, "input_shape": [40], "classes": 10}
     torch.save({"format": "edgekd-model-1", "arch": arch}, tmp_path / "t.pt")
-    assert_refused(cli("distill", "--teacher", tmp_path / "t.pt"), "incomplete", "state_dict")
+    assert_refused(cli("distill", "--teacher", tmp_path / "t.pt", "--transfer", "0"), "incomplete", "state_dict")

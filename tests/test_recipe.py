@@ -110,7 +110,8 @@ def test_students_set_the_chain_length_next_to_a_recipe_file(cli, tmp_path):
     (tmp_path / "plain.toml").write_text("[train]\nepochs = 1\n")
     # a later check (the hint layer) fails: the student count was accepted as the chain length
     assert_refused(cli("distill", "--config", tmp_path / "plain.toml", "--students", "cnn:4, cnn:2, ", "--method",
-                        "fitnet", "--hint-layer", "nope", "--out", tmp_path / "r"), "no module 'nope'")
+                       "fitnet", "--hint-layer", "nope", "--transfer", "0", "--out", tmp_path / "r"),
+                   "no module 'nope'")
     (tmp_path / "three.toml").write_text("[chain]\ngenerations = 3\n")
-    assert_refused(cli("distill", "--config", tmp_path / "three.toml", "--students", "cnn:4,cnn:2",
-                        "--out", tmp_path / "r"), "lists 2 architectures for 3 generations")
+    assert_refused(cli("distill", "--config", tmp_path / "three.toml", "--students", "cnn:4,cnn:2", "--transfer", "0",
+                       "--out", tmp_path / "r"), "lists 2 architectures for 3 generations")

@@ -115,7 +115,7 @@ def test_torchscript_teacher(cli, tmp_path, tiny_run):
 
 
 def test_missing_teacher(cli):
-    assert_refused(cli("distill", "--teacher", "missing.pt"), "does not exist")
+    assert_refused(cli("distill", "--teacher", "missing.pt", "--transfer", "0"), "does not exist")
 
 
 def test_teacher_with_wrong_class_count(cli, tiny_run, tmp_path):
