@@ -2,6 +2,7 @@ import hashlib
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ def cli(capsys, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
+def tiny_run(tmp_path_factory) -> Iterator[Path]:
     """One small finished run, shared by the tests that only read it."""
     from edgekd.distill.chain import distill
     from edgekd.recipe import from_dict
@@ -54,7 +55,7 @@ def tiny_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("runs") / "tiny"
     recipe = from_dict(TINY_RECIPE)
     distill(recipe, out=root)
-    return root
+    yield from read_only(root)
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +72,7 @@ def exported_run(tiny_run, tmp_path_factory):
     from edgekd.export.pipeline import export_run
 
     export_run(root, calibration=128)
-    return root
+    yield from read_only(root)
 
 
 @pytest.fixture
@@ -93,6 +94,16 @@ def assert_refused(result, *words):
     assert len(lines) == 1, err
     for w in words:
         assert w.lower() in err.lower(), (w, err)
+
+
+def read_only(root):
+    """A shared run's fixture body: yields the run, then fails if any test changed a file in it.
+    A test that writes (resume, export, bench, report) works on its own copy."""
+    before = file_hashes(root)
+    yield root
+    after = file_hashes(root)
+    changed = sorted(str(p.relative_to(root)) for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    assert not changed, f"a test wrote into the shared run {root}: {', '.join(changed)}"
 
 
 def file_hashes(root):

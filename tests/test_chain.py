@@ -209,12 +209,13 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     assert [r["epoch"] for r in history] == list(range(1, 13))
 
 
-def test_resume_skips_finished_generations(cli, tiny_run):
-    before = (tiny_run / "gen-1" / "model.pt").stat().st_mtime_ns
-    code, out, err = cli("distill", "--resume", tiny_run, "--threads", "1", "--json")  # threads may change
+def test_resume_skips_finished_generations(cli, tiny_run, tmp_path):
+    run = shutil.copytree(tiny_run, tmp_path / "run")  # resume rewrites the manifest: not the shared run
+    before = (run / "gen-1" / "model.pt").stat().st_mtime_ns
+    code, out, err = cli("distill", "--resume", run, "--threads", "1", "--json")  # threads may change
     assert code == 0, err
-    assert (tiny_run / "gen-1" / "model.pt").stat().st_mtime_ns == before
-    code, out, err = cli("distill", "--resume", tiny_run, "--epochs", "5")
+    assert (run / "gen-1" / "model.pt").stat().st_mtime_ns == before
+    code, out, err = cli("distill", "--resume", run, "--epochs", "5")
     assert code == 2 and "drop the other recipe flags" in err
 
 

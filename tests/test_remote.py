@@ -94,15 +94,17 @@ def test_bench_on_device_over_ssh(cli, exported_run, ssh_home, tmp_path):
 
 
 def test_unreachable_device_is_one_sentence(cli, exported_run, ssh_home, tmp_path):
+    run = shutil.copytree(exported_run, tmp_path / "run")  # bench caches its inputs in the run before it connects
     closed = _free_port()
-    code, out, err = cli("bench", exported_run, "--target", "raspberry-pi-4", "--remote", "nobody@127.0.0.1",
+    code, out, err = cli("bench", run, "--target", "raspberry-pi-4", "--remote", "nobody@127.0.0.1",
                          "--port", closed, "--identity", ssh_home["key"])
     assert code == 2 and "cannot reach nobody@127.0.0.1" in err and "Traceback" not in err
 
 
 def test_auth_failure_is_one_sentence(cli, exported_run, ssh_home, tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")], check=True)
-    code, out, err = cli("bench", exported_run, "--target", "raspberry-pi-4", "--remote",
+    run = shutil.copytree(exported_run, tmp_path / "run")
+    code, out, err = cli("bench", run, "--target", "raspberry-pi-4", "--remote",
                          f"{ssh_home['user']}@127.0.0.1", "--port", ssh_home["port"], "--identity", tmp_path / "stranger")
     assert code == 2 and "cannot reach" in err and "ermission denied" in err
 
@@ -110,7 +112,8 @@ def test_auth_failure_is_one_sentence(cli, exported_run, ssh_home, tmp_path):
 def test_missing_runtime_on_device_is_a_failed_row(cli, exported_run, ssh_home, tmp_path):
     venvless = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
     before = set(Path("/tmp").glob("edgekd.*"))  # the device is this machine: its working folders are here
-    code, out, err = cli("bench", exported_run, "--target", "raspberry-pi-4", "--remote",
+    run = shutil.copytree(exported_run, tmp_path / "run")
+    code, out, err = cli("bench", run, "--target", "raspberry-pi-4", "--remote",
                          f"{ssh_home['user']}@127.0.0.1", "--port", ssh_home["port"], "--identity", ssh_home["key"],
                          "--remote-python", venvless, "--runtime", "onnxruntime", "--processes", "1")
     # the system python has neither numpy nor onnxruntime: refused up front, in one sentence

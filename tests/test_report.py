@@ -10,7 +10,7 @@ import pytest
 
 from edgekd.report.results import pareto
 
-from conftest import assert_refused
+from conftest import assert_refused, read_only
 
 
 def test_pareto_front():
@@ -31,7 +31,7 @@ def benched_run(exported_run, tmp_path_factory):
     root = tmp_path_factory.mktemp("benched") / "run"
     shutil.copytree(exported_run, root)
     bench_run(root, ["raspberry-pi-4"], processes=2, min_seconds=0.05)
-    return root
+    yield from read_only(root)
 
 
 def test_bench_notes_and_intervals_read_plainly():
@@ -113,10 +113,11 @@ def test_budget_summary_counts_what_the_row_notes_mark(benched_run, tmp_path):
     assert judged - within == sum("over the" in l for l in deployable)
 
 
-def test_report_files_and_results_schema(cli, benched_run):
-    code, out, err = cli("report", benched_run, "--json")
+def test_report_files_and_results_schema(cli, benched_run, tmp_path):
+    root = shutil.copytree(benched_run, tmp_path / "run")  # the report is written into the run
+    code, out, err = cli("report", root, "--json")
     assert code == 0, err
-    report = benched_run / "report"
+    report = root / "report"
     for name in ("report.html", "report.md", "results.json", "plots/size_vs_accuracy.png", "plots/size_vs_accuracy.svg",
                  "plots/latency_vs_accuracy_raspberry-pi-4.png", "plots/chain.png", "plots/training_curves.png"):
         assert (report / name).is_file(), name
@@ -183,8 +184,9 @@ def test_html_report_renders_in_headless_chromium(benched_run, tmp_path):
         pytest.skip("chromium is not installed (apt-get install chromium)")
     from edgekd.report.render import build_report
 
-    build_report(benched_run)
-    page = benched_run / "report" / "report.html"
+    root = shutil.copytree(benched_run, tmp_path / "run")  # the report is written into the run
+    build_report(root)
+    page = root / "report" / "report.html"
     shot = tmp_path / "report.png"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
