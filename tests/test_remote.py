@@ -85,10 +85,14 @@ def test_bench_on_device_over_ssh(cli, exported_run, ssh_home, tmp_path):
     assert report["measured_on"] == "device" and report["device"].endswith("@127.0.0.1")
     rows = report["rows"]
     assert {r["artifact"] for r in rows} == {"onnx-fp32", "onnx-int8"}
+    manifest = json.loads((root / "manifest.json").read_text())
     for r in rows:
         assert "error" not in r, f"{r}\nsshd log:\n{ssh_home['log'].read_text()[-2000:]}"
         assert r["measured_on"] == "device" and "predicted" not in r
-        assert r["p50_ms"] > 0 and r["processes"] == 2 and 0 <= r["accuracy"] <= 1
+        assert r["p50_ms"] > 0 and r["processes"] == 2
+        # the device evaluates the artifact on the test set in the same runtime as export's check did
+        exported = manifest["members"][r["member"]]["artifacts"][r["artifact"]]["accuracy"]
+        assert r["accuracy"] == pytest.approx(exported, abs=1 / manifest["data"]["test"] + 1e-6), r
     saved = json.loads((root / "bench" / "raspberry-pi-4.json").read_text())
     assert saved["rows"] == rows
 

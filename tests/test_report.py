@@ -237,10 +237,12 @@ def test_compare_overlays_runs_and_lists_differences(cli, benched_run, tiny_run,
     result = json.loads(out)
     assert (tmp_path / "cmp" / "compare.html").is_file() and (tmp_path / "cmp" / "plots" / "compare_size_vs_accuracy.png").is_file()
     assert len(result["runs"]) == 2
-    for run in result["runs"]:  # numbers, not display strings
-        assert 0 < run["teacher_acc"] <= 1 and 0 < run["smallest"]["test_acc"] <= 1
+    for run in result["runs"]:  # numbers, each its run's own, not display strings
+        members = json.loads((Path(run["path"]) / "manifest.json").read_text())["members"]
+        assert run["teacher_acc"] == members["teacher"]["test_acc"]
         assert run["smallest"]["member"] == "gen-2" and isinstance(run["smallest"]["params"], int)
-        base = json.loads((Path(run["path"]) / "manifest.json").read_text())["members"]["baseline-2"]["test_acc"]
+        assert run["smallest"]["test_acc"] == members["gen-2"]["test_acc"]
+        base = members["baseline-2"]["test_acc"]
         assert run["gain_pts"] == pytest.approx(100 * (run["smallest"]["test_acc"] - base), abs=0.01)
 
 
