@@ -115,7 +115,8 @@ def test_two_scratch_controls_when_the_transfer_set_lengthens_epochs(cli, tmp_pa
     assert "scratch-1" not in md  # a control for the table, not a model to ship
     code, out, err = cli("export", tmp_path / "r", "--format", "onnx", "--no-int8")
     assert code == 0, err
-    assert (tmp_path / "r" / "baseline-1" / "export").is_dir() and not (tmp_path / "r" / "scratch-1" / "export").exists()
+    assert (tmp_path / "r" / "baseline-1" / "export").is_dir()
+    assert not (tmp_path / "r" / "scratch-1" / "export").exists()
 
     # a run from before two controls, made with train.baseline_epochs = 1: its one baseline was
     # that epoch-matched control; resuming it trains no duplicate, and the table says so
@@ -214,7 +215,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     whole = json.loads((tmp_path / "whole" / "gen-1" / "eval.json").read_text())
     assert resumed["test_acc"] == whole["test_acc"]
     assert resumed["val_acc"] == whole["val_acc"]
-    history = [json.loads(l) for l in (killed / "gen-1" / "metrics.jsonl").read_text().splitlines()]
+    history = [json.loads(line) for line in (killed / "gen-1" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in history] == list(range(1, 13))
 
 

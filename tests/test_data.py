@@ -221,7 +221,8 @@ def test_csv_without_header_keeps_its_first_row(tmp_path):
     assert bare.classes == 3 and bare.fingerprint() == named.fingerprint() == pandas.fingerprint()
     with pytest.raises(UserError, match="no header row: name its label column by number, 1 to 3"):
         load_splits(f"csv:{tmp_path / 'bare.csv'}::label")
-    moved = load_splits(_csv(tmp_path / "moved.csv", None, [",".join(r.split(",")[-1:] + r.split(",")[:-1]) for r in rows]) + "::1")
+    label_first = [",".join(r.split(",")[-1:] + r.split(",")[:-1]) for r in rows]
+    moved = load_splits(_csv(tmp_path / "moved.csv", None, label_first) + "::1")
     assert moved.fingerprint() == bare.fingerprint()  # the same table, label first, named by number
 
 
@@ -347,8 +348,9 @@ def test_table_columns_on_different_scales_are_standardized_one_by_one(cli, tmp_
     np.savetxt(path, table, delimiter=",", header="small,huge,plain,constant,label", comments="")
     accuracy = {}
     for how, extra in (("global", ["--no-export"]), ("auto", ["--augment", "--set", "bench.enabled=false"])):
-        code, out, err = cli("distill", "--data", f"csv:{path}", "--chain", "1", "--teacher-epochs", "5", "--epochs", "2",
-                             "--set", "teacher.arch=mlp", "--set", "teacher.width=16", "--set", f"data.standardize={how}",
+        code, out, err = cli("distill", "--data", f"csv:{path}", "--chain", "1", "--teacher-epochs", "5",
+                             "--epochs", "2", "--set", "teacher.arch=mlp", "--set", "teacher.width=16",
+                             "--set", f"data.standardize={how}",
                              "--no-baseline", *extra, "--out", tmp_path / how, "--json")
         assert code == 0, err
         manifest = json.loads((tmp_path / how / "manifest.json").read_text())
@@ -377,7 +379,8 @@ def test_resuming_a_run_from_before_per_column_standardization_keeps_one_mean(cl
     x = rng.standard_normal((300, 3)) * [1.0, 100.0, 0.01]
     path = tmp_path / "t.csv"
     np.savetxt(path, np.column_stack([x, (x[:, 0] > 0).astype(int)]), delimiter=",", header="a,b,c,label", comments="")
-    args = ["--data", f"csv:{path}", "--chain", "1", "--teacher-epochs", "1", "--epochs", "1", "--set", "teacher.width=8",
+    args = ["--data", f"csv:{path}", "--chain", "1", "--teacher-epochs", "1", "--epochs", "1",
+            "--set", "teacher.width=8",
             "--no-baseline", "--no-export", "--out", tmp_path / "r"]
     code, out, err = cli("distill", *args, "--set", "data.standardize=global")
     assert code == 0, err

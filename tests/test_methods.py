@@ -243,8 +243,8 @@ def test_fitnet_by_hand():
     total = 0.0
     for row in X:
         s0, s1 = row[:4], row[4:]
-        pooled = [(row[2 * l] + row[2 * l + 1]) / 2 for l in range(4)]  # teacher length 8 -> 4
-        total += sum((0.5 * s0[l] - 1.0 * s1[l] + 0.25 - pooled[l]) ** 2 for l in range(4))
+        pooled = [(row[2 * j] + row[2 * j + 1]) / 2 for j in range(4)]  # teacher length 8 -> 4
+        total += sum((0.5 * s0[j] - 1.0 * s1[j] + 0.25 - pooled[j]) ** 2 for j in range(4))
     assert hooked(create("fitnet", {"layers": "0"}), prepare) == pytest.approx(total / 8, rel=1e-6)
 
 
@@ -252,9 +252,9 @@ def test_fitnet_by_hand():
 def test_attention_by_hand(p):
     total = 0.0
     for row in X:
-        qs = np.array([(abs(row[l]) ** p + abs(row[4 + l]) ** p) / 2 for l in range(4)])          # mean over 2 channels
+        qs = np.array([(abs(row[j]) ** p + abs(row[4 + j]) ** p) / 2 for j in range(4)])          # mean over 2 channels
         qt = np.abs(row) ** p
-        qt = np.array([(qt[2 * l] + qt[2 * l + 1]) / 2 for l in range(4)])                        # pooled 8 -> 4
+        qt = np.array([(qt[2 * j] + qt[2 * j + 1]) / 2 for j in range(4)])                        # pooled 8 -> 4
         total += np.sqrt(np.sum((qs / np.sqrt(np.sum(qs ** 2)) - qt / np.sqrt(np.sum(qt ** 2))) ** 2))
     assert hooked(create("attention", {"layers": "0", "p": str(p)})) == pytest.approx(total / 2, rel=1e-5)
 
@@ -266,7 +266,10 @@ def huber(a, b):
 
 def hand_rkd(s, t, wd, wa):
     n = len(s)
-    dist = lambda x, i, j: math.dist(x[i], x[j])
+
+    def dist(x, i, j):
+        return math.dist(x[i], x[j])
+
     pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
     mu_s = sum(dist(s, i, j) for i, j in pairs) / len(pairs)
     mu_t = sum(dist(t, i, j) for i, j in pairs) / len(pairs)
@@ -342,7 +345,7 @@ def test_mutual_learning_trains_peers_without_a_teacher(cli, tmp_path):
     assert gen["teacher"] == "peers" and len(gen["peer_test_acc"]) == 3
     best = max(range(3), key=lambda i: gen["peer_val_acc"][i])   # the best peer on validation is exported
     assert gen["exported_peer"] == best and gen["peer_test_acc"][best] == gen["test_acc"]
-    curve = [json.loads(l) for l in (tmp_path / "m" / "gen-1" / "metrics.jsonl").read_text().splitlines()]
+    curve = [json.loads(line) for line in (tmp_path / "m" / "gen-1" / "metrics.jsonl").read_text().splitlines()]
     assert curve[gen["best_epoch"] - 1]["val_acc"] == gen["val_acc"] == max(gen["peer_val_acc"])  # the exported peer's
     assert members["baseline-1"]["epochs"] == gen["epochs"]    # same budget: neither uses the transfer set
     data = json.loads((tmp_path / "m" / "manifest.json").read_text())["data"]
@@ -388,9 +391,8 @@ class CosineLogits(Method):
 
 
 def test_a_plugin_file_registers_a_method(tmp_path, monkeypatch):
-    from edgekd.distill.chain import load_plugin
-
     from edgekd.distill import chain
+    from edgekd.distill.chain import load_plugin
 
     # the registry is process-global: register into a copy that is thrown away after the test
     monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))

@@ -108,8 +108,8 @@ def test_unreachable_device_is_one_sentence(cli, exported_run, ssh_home, tmp_pat
 def test_auth_failure_is_one_sentence(cli, exported_run, ssh_home, tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")], check=True)
     run = shutil.copytree(exported_run, tmp_path / "run")
-    code, out, err = cli("bench", run, "--target", "raspberry-pi-4", "--remote",
-                         f"{ssh_home['user']}@127.0.0.1", "--port", ssh_home["port"], "--identity", tmp_path / "stranger")
+    code, out, err = cli("bench", run, "--target", "raspberry-pi-4", "--remote", f"{ssh_home['user']}@127.0.0.1",
+                         "--port", ssh_home["port"], "--identity", tmp_path / "stranger")
     assert code == 2 and "cannot reach" in err and "ermission denied" in err
 
 

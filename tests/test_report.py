@@ -39,7 +39,8 @@ def test_bench_notes_and_intervals_read_plainly():
 
     assert predicted_ms({"p50_ms": 285.4, "low_ms": 114.2, "high_ms": 1684.0}) == "285 [114–1,684]"
     assert predicted_ms({"p50_ms": 0.0816, "low_ms": 0.0331, "high_ms": 0.2}) == "0.0816 [0.0331–0.2]"
-    assert predicted_ms({"p50_ms": 0.0000123, "low_ms": 0.00000456, "high_ms": 0.00009}) == "0.0000123 [0.00000456–0.0000900]"
+    tiny = {"p50_ms": 0.0000123, "low_ms": 0.00000456, "high_ms": 0.00009}
+    assert predicted_ms(tiny) == "0.0000123 [0.00000456–0.0000900]"
     row = {"runtime": "openvino", "runtime_on_target": False, "p50_ms": 0.02, "predicted": {"p50_ms": 6.0},
            "unstable": True, "unstable_reason": "median 4.0x the fastest run"}
     predicting = {"target": {"latency_budget_ms": 5.0}, "prediction_method": "roofline"}
@@ -107,10 +108,10 @@ def test_budget_summary_counts_what_the_row_notes_mark(benched_run, tmp_path):
     summary = " ".join(build_report(root)["summary"])
     within, judged = map(int, re.search(r"(\d+) of (\d+) artifacts are within", summary).groups())
     table = (root / "report" / "report.md").read_text().split("## raspberry-pi-4")[1].split("##")[0]
-    lines = [l for l in table.splitlines() if l.startswith("| gen-")]
-    deployable = [l for l in lines if "not on target" not in l and l.split(" | ")[5] != "-"]
+    lines = [line for line in table.splitlines() if line.startswith("| gen-")]
+    deployable = [line for line in lines if "not on target" not in line and line.split(" | ")[5] != "-"]
     assert judged == len(deployable) and 0 < within < judged
-    assert judged - within == sum("over the" in l for l in deployable)
+    assert judged - within == sum("over the" in line for line in deployable)
 
 
 def test_report_files_and_results_schema(cli, benched_run, tmp_path):
@@ -235,7 +236,8 @@ def test_compare_overlays_runs_and_lists_differences(cli, benched_run, tiny_run,
     code, out, err = cli("compare", benched_run, tiny_run, "--out", tmp_path / "cmp", "--json")
     assert code == 0, err
     result = json.loads(out)
-    assert (tmp_path / "cmp" / "compare.html").is_file() and (tmp_path / "cmp" / "plots" / "compare_size_vs_accuracy.png").is_file()
+    assert (tmp_path / "cmp" / "compare.html").is_file()
+    assert (tmp_path / "cmp" / "plots" / "compare_size_vs_accuracy.png").is_file()
     assert len(result["runs"]) == 2
     for run in result["runs"]:  # numbers, each its run's own, not display strings
         members = json.loads((Path(run["path"]) / "manifest.json").read_text())["members"]
@@ -277,4 +279,5 @@ def test_compare_into_a_file(cli, exported_run, tiny_run, tmp_path):
     (tmp_path / "f").write_text("keep")
     assert_refused(cli("compare", exported_run, tiny_run, "--out", tmp_path / "f"), "is a file")
     assert (tmp_path / "f").read_text() == "keep"
-    assert_refused(cli("compare", exported_run, tiny_run, "--out", tmp_path / "f" / "sub"), "cannot write the comparison")
+    assert_refused(cli("compare", exported_run, tiny_run, "--out", tmp_path / "f" / "sub"),
+                   "cannot write the comparison")

@@ -60,7 +60,8 @@ def test_primary_teacher_hooks_the_first_but_the_ensemble_teaches(cli, tiny_run,
     kd = {}
     for name, others in (("alone", []), ("with-gen-1", [tiny_run / "gen-1"]), ("with-gen-2", [tiny_run / "gen-2"])):
         flags = [arg for other in others for arg in ("--teacher", other)] + (["--primary-teacher"] if others else [])
-        code, out, err = cli("distill", "--teacher", tiny_run / "teacher", *flags, "--method", "kd", "--method", "fitnet",
+        code, out, err = cli("distill", "--teacher", tiny_run / "teacher", *flags, "--method", "kd",
+                             "--method", "fitnet",
                              "--chain", "1", "--epochs", "1", "--transfer", "0", "--no-baseline", "--no-export",
                              "--out", tmp_path / name, "-q")
         assert code == 0, err
@@ -95,11 +96,13 @@ def test_onnx_teacher_teaches_a_student(cli, tmp_path, tiny_run, dynamic_batch):
     assert rows[1]["teacher"] == "teacher" and rows[1]["arch"] == ("cnn:8x3" if dynamic_batch else "cnn:8x4")
     # its size is the ONNX file's; its weights are the torch model's, less the batch norms the export folded
     assert rows[0]["size_bytes"] == path.stat().st_size
-    assert 0.9 * sum(p.numel() for p in model.parameters()) < rows[0]["params"] <= sum(p.numel() for p in model.parameters())
+    params = sum(p.numel() for p in model.parameters())
+    assert 0.9 * params < rows[0]["params"] <= params
     code, out, err = cli("distill", "--teacher", path, "--chain", "1", "--out", tmp_path / "n")
     assert code == 2 and "give generation 1's --width" in err and not (tmp_path / "n").exists()
     # the same network in ONNX Runtime: the same test accuracy as the torch teacher it came from
-    assert rows[0]["test_acc"] == pytest.approx(json.loads((tiny_run / "teacher" / "eval.json").read_text())["test_acc"], abs=1e-6)
+    torch_acc = json.loads((tiny_run / "teacher" / "eval.json").read_text())["test_acc"]
+    assert rows[0]["test_acc"] == pytest.approx(torch_acc, abs=1e-6)
 
 
 def test_torchscript_teacher(cli, tmp_path, tiny_run):
