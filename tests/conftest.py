@@ -18,13 +18,12 @@ TINY_RECIPE = {"chain": {"generations": 2}, "teacher": {"width": 16, "epochs": 3
 TINY = [arg for section, keys in TINY_RECIPE.items() for key, value in keys.items()
         for arg in ("--set", f"{section}.{key}={value}")]
 
-# Fixtures that train, export or bench when first used: every test that uses one is slow.
-SLOW_FIXTURES = {"tiny_run", "exported_run", "benched_run", "damaged"}
-
 
 def pytest_collection_modifyitems(config, items):
+    # tiny_run trains a run and exported_run, benched_run and damaged build on it; fixturenames
+    # holds every fixture a test needs, through other fixtures too
     for item in items:
-        if SLOW_FIXTURES & set(item.fixturenames):
+        if "tiny_run" in item.fixturenames:
             item.add_marker(pytest.mark.slow)
 
 
