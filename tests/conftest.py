@@ -17,6 +17,7 @@ TINY_RECIPE = {"chain": {"generations": 2}, "teacher": {"width": 16, "epochs": 3
                "export": {"enabled": False}}
 TINY = [arg for section, keys in TINY_RECIPE.items() for key, value in keys.items()
         for arg in ("--set", f"{section}.{key}={value}")]
+SOURCE = str(Path(__file__).resolve().parents[1])  # the checkout whose edgekd these tests import
 
 
 def pytest_collection_modifyitems(config, items):
@@ -62,6 +63,9 @@ def _cwd(tmp_path, monkeypatch):
     # runs/ defaults and runs/latest must never land in the checkout
     monkeypatch.chdir(tmp_path)
     os.environ.setdefault("OMP_NUM_THREADS", "2")
+    # subprocesses (python -m edgekd, probe scripts) start in tmp_path: they import the edgekd
+    # these tests import, not another checkout the virtualenv has installed
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [SOURCE, os.environ.get("PYTHONPATH")])))
 
 
 @pytest.fixture(scope="session")
