@@ -4,7 +4,7 @@ PY ?= python3
 VENV ?= .venv
 PIP = $(VENV)/bin/pip install -q -c constraints.txt
 
-.PHONY: venv demo test bench
+.PHONY: venv demo test lint bench
 
 $(VENV)/bin/python:
 	$(PY) -m venv $(VENV)
@@ -17,6 +17,9 @@ demo: venv
 
 test: venv
 	$(VENV)/bin/python -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check .
 
 bench: venv
 	$(VENV)/bin/pip install -q --no-deps torchdistill  # the peer benchmark only; its torchvision pin cannot be met

@@ -65,7 +65,8 @@ def main() -> None:
             print(f"| &nbsp;&nbsp;data, soft targets, evaluation, files | {seconds - sum(trained.values()):.1f} |")
     print(f"| **total** | **{sum(phases.values()):.1f}** |\n")
     print("| member | arch | params | x smaller | taught by | test acc | "
-          + " | ".join(f"scratch, {control_name(m['recipe'], kind)} | gain (pts)" for kind in CONTROLS) + " | train s |")
+          + " | ".join(f"scratch, {control_name(m['recipe'], kind)} | gain (pts)" for kind in CONTROLS)
+          + " | train s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     teacher = members["teacher"]
     for name in ["teacher"] + [f"gen-{k}" for k in range(1, recipe.chain.generations + 1)]:
@@ -73,15 +74,17 @@ def main() -> None:
         columns = ""
         for kind in CONTROLS:
             b = controls.get(kind)
-            columns += f"| {100 * b['test_acc']:.1f}% | {100 * (g['test_acc'] - b['test_acc']):+.1f} " if b else "| - | - "
+            columns += (f"| {100 * b['test_acc']:.1f}% | {100 * (g['test_acc'] - b['test_acc']):+.1f} " if b
+                        else "| - | - ")
         print(f"| {name} | {g['label']} | {g['params']:,} | {teacher['params'] / g['params']:.1f} "
               f"| {g.get('teacher') or '-'} | {100 * g['test_acc']:.1f}% {columns}| {g['train_seconds']:.1f} |")
-    print("\n| member | artifact | size (bytes) | weights (bytes) | accuracy in its runtime | agreement with torch | max abs diff | verified |")
+    print("\n| member | artifact | size (bytes) | weights (bytes) | accuracy in its runtime | agreement with torch "
+          "| max abs diff | verified |")
     print("|---|---|---|---|---|---|---|---|")
     for name in [f"gen-{k}" for k in range(1, recipe.chain.generations + 1)]:
         for art, a in members[name]["artifacts"].items():
-            print(f"| {name} | {art} | {a['bytes']:,} | {a['weight_bytes']:,} | {100 * a['accuracy']:.1f}% | {100 * a['agreement']:.1f}% "
-                  f"| {a['max_abs_diff']:.2g} | {'yes' if a['passed'] else 'NO'} |")
+            print(f"| {name} | {art} | {a['bytes']:,} | {a['weight_bytes']:,} | {100 * a['accuracy']:.1f}% "
+                  f"| {100 * a['agreement']:.1f}% | {a['max_abs_diff']:.2g} | {'yes' if a['passed'] else 'NO'} |")
     print(f"\nBatch-1 latency on this host ({bench['settings']['threads']} threads, median of "
           f"{bench['settings']['processes']} fresh processes), and predicted for {bench['target']['name']}:\n")
     print("| member | artifact | host p50 ms | vs torch eager | predicted p50 ms [interval] |\n|---|---|---|---|---|")
@@ -92,7 +95,8 @@ def main() -> None:
             continue
         pred = r.get("predicted")
         interval = predicted_ms(pred) if pred else "-"
-        print(f"| {r['member']} | {r['artifact']} | {r['p50_ms']:.4f} | {r['p50_ms'] / eager[r['member']]:.2f}x | {interval} |")
+        print(f"| {r['member']} | {r['artifact']} | {r['p50_ms']:.4f} | {r['p50_ms'] / eager[r['member']]:.2f}x "
+              f"| {interval} |")
     _runtimes_side_by_side(bench)
     print(f"\nRecipe: {json.dumps(m['recipe']['train'])}; distill {json.dumps(m['recipe']['distill'])}; "
           f"transfer set {m['data']['transfer']} generated MNIST-1D inputs.")

@@ -57,7 +57,8 @@ def main() -> None:
     teacher = build(ArchSpec("cnn", 64, 4, (40,), 10, mean, std)).eval()
     with torch.inference_mode():
         soft = torch.cat([teacher(x[i:i + 4096]) for i in range(0, len(x), 4096)])
-    kd = lambda: build_objective(Recipe())  # the default recipe: kd, T=2, alpha=0.9
+    def kd():  # the default recipe: kd, T=2, alpha=0.9
+        return build_objective(Recipe())
 
     def teacher_forward_epoch() -> float:  # what an online teacher must cost at least
         t = time.perf_counter()
@@ -69,7 +70,8 @@ def main() -> None:
     configs = {
         "plain": lambda: epoch_seconds(Objective(), TrainData(x, y, x_val, y_val), student),
         "kd cached": lambda: epoch_seconds(kd(), TrainData(x, y, x_val, y_val, soft=soft), student),
-        "plain + augment": lambda: epoch_seconds(Objective(), TrainData(x, y, x_val, y_val, augment_scale=std), student),
+        "plain + augment": lambda: epoch_seconds(
+            Objective(), TrainData(x, y, x_val, y_val, augment_scale=std), student),
         "kd online + augment": lambda: epoch_seconds(
             kd(), TrainData(x, y, x_val, y_val, teacher=teacher, augment_scale=std), student),
         "teacher forward": teacher_forward_epoch,
@@ -86,7 +88,8 @@ def main() -> None:
             times[name].append(configs[name]())
     med = {name: min(v) for name, v in times.items()}
     print(f"# distillation cost per epoch  (host: {host.cpu_model()}, {torch.get_num_threads()} torch threads; "
-          f"cnn:16x4 student, cnn:64x4 teacher, {ROWS} rows, batch {BATCH}, fastest of {REPEATS} interleaved, rotated epochs)\n")
+          f"cnn:16x4 student, cnn:64x4 teacher, {ROWS} rows, batch {BATCH}, "
+          f"fastest of {REPEATS} interleaved, rotated epochs)\n")
     print("| configuration | seconds per epoch |\n|---|---|")
     for name, v in med.items():
         print(f"| {name} | {v:.2f} |")
@@ -102,7 +105,8 @@ def main() -> None:
           f"augment, so the trainer's own work is at its floor; the remaining "
           f"{med['kd online + augment'] - med['kd online + augment, free teacher'] - med['teacher forward']:+.2f} s "
           "per epoch appear only when a real teacher forward runs between the student's steps: an interaction of the "
-          "two models on this 2-core VM (most likely competing for its caches; not profiled further), not trainer code.")
+          "two models on this 2-core VM (most likely competing for its caches; not profiled further), "
+          "not trainer code.")
 
     # What holds the cached ratio above 1: the loss itself, timed alone on one batch of logits.
     plain_loss, kd_loss = loss_us(Objective(), soft[:BATCH], y[:BATCH]), loss_us(kd(), soft[:BATCH], y[:BATCH])

@@ -54,7 +54,10 @@ def measure(path: Path, shape: tuple[int, ...], threads: int, tmp: Path, kind: s
 
 def quantiles(ratios: list[float]) -> str:
     r = sorted(ratios)
-    q = lambda f: r[min(len(r) - 1, int(f * len(r)))]
+
+    def q(f: float) -> float:
+        return r[min(len(r) - 1, int(f * len(r)))]
+
     within2 = sum(0.5 <= x <= 2 for x in r) / len(r)
     return (f"n={len(r)}  median {statistics.median(r):.2f}  p10 {q(0.1):.2f}  p90 {q(0.9):.2f}  "
             f"min {r[0]:.2f}  max {r[-1]:.2f}  within 2x: {100 * within2:.0f}%")
@@ -64,7 +67,8 @@ def main() -> None:
     host_t = probe_host()
     cores = host.cores()
     print(f"# predictor error  (host: {host.cpu_model()}, {cores} cores; probed peak {host_t.peak_gflops_fp32:.0f} "
-          f"GFLOP/s, bandwidth {host_t.memory_bandwidth_gbs:.1f} GB/s; onnxruntime {host.versions().get('onnxruntime')})")
+          f"GFLOP/s, bandwidth {host_t.memory_bandwidth_gbs:.1f} GB/s; "
+          f"onnxruntime {host.versions().get('onnxruntime')})")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         models = {name: (export(f(), (3, 224, 224), tmp / f"{name}.onnx"), (3, 224, 224)) for name, f in MODELS.items()}
@@ -77,7 +81,8 @@ def main() -> None:
         threads = cores
         hm = predict.Machine(host_t.peak_gflops_fp32, host_t.memory_bandwidth_gbs, cores, threads)
         measured = {n: measure(p, s, threads, tmp) for n, (p, s) in models.items()}
-        print(f"\n## 1. this host, {threads} threads: measured / predicted, calibrated on one model, predicting the others")
+        print(f"\n## 1. this host, {threads} threads: measured / predicted, "
+              "calibrated on one model, predicting the others")
         print("| calibrated on | predicted | measured ms | predicted ms | ratio |\n|---|---|---|---|---|")
         ratios1 = []
         for calib in models:

@@ -42,7 +42,8 @@ def main() -> None:
     for total, wall, train_s, peak in rows:
         print(f"| {total:,} | {wall:.1f} | {train_s:.1f} | {1000 * train_s / total:.3f} | {peak:.0f} |")
     first, last = rows[0], rows[-1]
-    print(f"\nFrom {first[0]:,} to {last[0]:,} rows ({last[0] / first[0]:.0f}x): training time x{last[2] / first[2]:.1f}, "
+    print(f"\nFrom {first[0]:,} to {last[0]:,} rows ({last[0] / first[0]:.0f}x): "
+          f"training time x{last[2] / first[2]:.1f}, "
           f"peak memory x{last[3] / first[3]:.2f}. Peak RSS is the running maximum over the child processes, "
           "so it can only grow from one row to the next.")
 

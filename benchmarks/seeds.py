@@ -56,7 +56,8 @@ def main() -> None:
                 line += "| - | - "
                 continue
             gains = [a - b for a, b in zip(accs, scratch)]
-            line += f"| {_pcts(scratch)} | {100 * statistics.mean(gains):+.1f} ({', '.join(f'{100 * g:+.1f}' for g in gains)}) "
+            each = ", ".join(f"{100 * g:+.1f}" for g in gains)
+            line += f"| {_pcts(scratch)} | {100 * statistics.mean(gains):+.1f} ({each}) "
         print(line + "|")
 
 

@@ -53,7 +53,10 @@ def main() -> None:
     x, y = mnist1d_arrays(ROWS, TRANSFER_SEED)
     x, y = torch.from_numpy(x), torch.from_numpy(y)
     mean, std = float(x.mean()), float(x.std())
-    spec = lambda width: ArchSpec("cnn", width, 4, (40,), 10, mean, std)
+
+    def spec(width: int) -> ArchSpec:
+        return ArchSpec("cnn", width, 4, (40,), 10, mean, std)
+
     teacher = build(spec(64)).eval()
 
     def teacher_logits(mode) -> torch.Tensor:
@@ -126,7 +129,8 @@ def main() -> None:
         (f"{CALLS} OpenVINO calls, cnn:8x4", "compile once", "compile per call"):
             (calls(False), calls(True)),
     }
-    jobs = [(key, side, fn) for key, (after, before) in pairs.items() for side, fn in (("after", after), ("before", before))]
+    jobs = [(key, side, fn) for key, (after, before) in pairs.items()
+            for side, fn in (("after", after), ("before", before))]
     for _, _, fn in jobs[:2]:
         fn()  # warm-up: allocator, kernels, OpenVINO plugin
     times: dict[tuple, list[float]] = {}

@@ -46,3 +46,10 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
     assert first_block.splitlines()[0].startswith("make demo") and "make test" in first_block
     assert "edgekd distill --chain 3" in (ROOT / "Makefile").read_text()
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_contributing_names_the_fast_tests_and_ci_lints_before_testing():
+    contributing = README.split("\n## Contributing\n", 1)[1]
+    assert 'pytest -m "not slow"' in contributing and "make lint" in contributing
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.index("make lint") < ci.index("make test")

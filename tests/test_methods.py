@@ -1,5 +1,6 @@
 """Every registered distillation method, on tiny real edgekd models; hand-computed values for
-the feature and relation methods; a plugin file registering its own method."""
+the feature, relation and mutual methods; born-again and DML chains; a plugin file registering its own
+method; unknown methods and options refused before training."""
 
 import copy
 import io
@@ -16,13 +17,19 @@ from edgekd.distill.objective import Objective
 from edgekd.errors import UserError
 from edgekd.models import ArchSpec, build
 
+from conftest import TINY, assert_refused
+
 # student spec, teacher spec: different widths, and for cnn-1d different spatial sizes (10 vs 20)
 PAIRS = {
     "cnn-1d": (ArchSpec("cnn", 8, 3, (40,), 10), ArchSpec("cnn", 16, 2, (40,), 10)),
     "cnn-2d": (ArchSpec("cnn", 8, 3, (1, 8, 8), 10), ArchSpec("cnn", 16, 3, (1, 8, 8), 10)),
     "mlp": (ArchSpec("mlp", 8, 2, (40,), 10), ArchSpec("mlp", 8, 3, (40,), 10)),
 }
+
+
 SHARED = {"temperature": 2.0, "layers": ()}
+
+
 # methods whose loss is not ~0 when the student is a copy of the teacher (tested on their own below)
 NOT_ZERO_AT_EQUALITY = {"fitnet"}
 
@@ -210,6 +217,8 @@ class Reshape(nn.Module):
 
 X = np.array([[1.0, -2.0, 0.5, 3.0, 0.0, 1.5, -1.0, 2.0],
               [0.5, 0.5, -1.0, 2.0, 1.0, -0.5, 3.0, 1.0]])
+
+
 # the hooked layer "0" gives the input itself: student (2, 2, 4), teacher (2, 1, 8)
 STUDENT, TEACHER = nn.Sequential(Reshape(2, 4)), nn.Sequential(Reshape(1, 8))
 
@@ -234,8 +243,8 @@ def test_fitnet_by_hand():
     total = 0.0
     for row in X:
         s0, s1 = row[:4], row[4:]
-        pooled = [(row[2 * l] + row[2 * l + 1]) / 2 for l in range(4)]  # teacher length 8 -> 4
-        total += sum((0.5 * s0[l] - 1.0 * s1[l] + 0.25 - pooled[l]) ** 2 for l in range(4))
+        pooled = [(row[2 * j] + row[2 * j + 1]) / 2 for j in range(4)]  # teacher length 8 -> 4
+        total += sum((0.5 * s0[j] - 1.0 * s1[j] + 0.25 - pooled[j]) ** 2 for j in range(4))
     assert hooked(create("fitnet", {"layers": "0"}), prepare) == pytest.approx(total / 8, rel=1e-6)
 
 
@@ -243,9 +252,9 @@ def test_fitnet_by_hand():
 def test_attention_by_hand(p):
     total = 0.0
     for row in X:
-        qs = np.array([(abs(row[l]) ** p + abs(row[4 + l]) ** p) / 2 for l in range(4)])          # mean over 2 channels
+        qs = np.array([(abs(row[j]) ** p + abs(row[4 + j]) ** p) / 2 for j in range(4)])          # mean over 2 channels
         qt = np.abs(row) ** p
-        qt = np.array([(qt[2 * l] + qt[2 * l + 1]) / 2 for l in range(4)])                        # pooled 8 -> 4
+        qt = np.array([(qt[2 * j] + qt[2 * j + 1]) / 2 for j in range(4)])                        # pooled 8 -> 4
         total += np.sqrt(np.sum((qs / np.sqrt(np.sum(qs ** 2)) - qt / np.sqrt(np.sum(qt ** 2))) ** 2))
     assert hooked(create("attention", {"layers": "0", "p": str(p)})) == pytest.approx(total / 2, rel=1e-5)
 
@@ -257,7 +266,10 @@ def huber(a, b):
 
 def hand_rkd(s, t, wd, wa):
     n = len(s)
-    dist = lambda x, i, j: math.dist(x[i], x[j])
+
+    def dist(x, i, j):
+        return math.dist(x[i], x[j])
+
     pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
     mu_s = sum(dist(s, i, j) for i, j in pairs) / len(pairs)
     mu_t = sum(dist(t, i, j) for i, j in pairs) / len(pairs)
@@ -294,6 +306,67 @@ def test_rkd_on_layers_by_hand():
     method.detach()
     rows = x.tolist()  # both layers give the input itself, only reshaped: flattened, they are equal
     assert got == pytest.approx(hand_rkd(rows, rows, 1.0, 2.0), abs=1e-6)
+
+
+def test_dml_loss_by_hand():
+    from edgekd.distill.methods import Batch, create
+    from edgekd.distill.methods.kd import soft_kl
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 4, 5, generator=g)
+    value = create("dml", {"peers": "3"}).forward(Batch(logits, None, torch.zeros(4, dtype=torch.long)))
+    expected = sum(sum(soft_kl(logits[i], logits[j], 2.0) for j in range(3) if j != i) / 2 for i in range(3))
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+# --- self and mutual distillation in a chain --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_born_again_keeps_the_teachers_architecture(cli, tmp_path):
+    from conftest import TINY
+
+    code, out, err = cli("distill", *TINY, "--method", "born-again", "--no-baseline", "--out", tmp_path / "b", "--json")
+    assert code == 0, err
+    members = json.loads((tmp_path / "b" / "manifest.json").read_text())["members"]
+    assert members["gen-1"]["arch"] == members["gen-2"]["arch"]
+    assert members["gen-1"]["params"] == members["teacher"]["params"]
+    assert members["gen-2"]["teacher"] == "gen-1"
+
+
+@pytest.mark.slow
+def test_mutual_learning_trains_peers_without_a_teacher(cli, tmp_path):
+    code, out, err = cli("distill", "--method", "dml", "--peers", "3", "--chain", "1", "--epochs", "2",
+                         "--set", "teacher.width=16", "--no-export", "--out", tmp_path / "m", "--json")
+    assert code == 0, err
+    members = json.loads((tmp_path / "m" / "manifest.json").read_text())["members"]
+    assert "teacher" not in members and not (tmp_path / "m" / "teacher").exists()
+    gen = members["gen-1"]
+    assert gen["teacher"] == "peers" and len(gen["peer_test_acc"]) == 3
+    best = max(range(3), key=lambda i: gen["peer_val_acc"][i])   # the best peer on validation is exported
+    assert gen["exported_peer"] == best and gen["peer_test_acc"][best] == gen["test_acc"]
+    curve = [json.loads(line) for line in (tmp_path / "m" / "gen-1" / "metrics.jsonl").read_text().splitlines()]
+    assert curve[gen["best_epoch"] - 1]["val_acc"] == gen["val_acc"] == max(gen["peer_val_acc"])  # the exported peer's
+    assert members["baseline-1"]["epochs"] == gen["epochs"]    # same budget: neither uses the transfer set
+    data = json.loads((tmp_path / "m" / "manifest.json").read_text())["data"]
+    assert data["transfer"] == 0  # "auto" makes none: no teacher would label it
+    code, out, err = cli("distill", "--method", "dml", "--transfer", "3600", "--chain", "1", "--out", tmp_path / "m2")
+    assert code == 2 and "only a teacher labels a transfer set" in err and not (tmp_path / "m2").exists()
+
+
+# --- refused before training ------------------------------------------------------------------------------------------
+
+
+def test_unknown_method(cli):
+    assert_refused(cli("distill", "--method", "magic", *TINY), "unknown distillation method", "kd")
+
+
+def test_unknown_method_option(cli):
+    assert_refused(cli("distill", "--option", "kd.temprature=3", *TINY), "has no option 'temprature'", "temperature")
+
+
+def test_dml_with_a_teacher_method(cli):
+    assert_refused(cli("distill", "--method", "dml", "--method", "kd", *TINY), "without a teacher")
 
 
 # --- plugins -----------------------------------------------------------------------------
@@ -346,3 +419,8 @@ def test_methods_warns_about_a_plugin_that_registers_nothing_and_refuses_two_for
     assert code == 0 and "registered no method" in err and "kd" in {m["name"] for m in json.loads(out)}
     code, out, err = cli("methods", "--json", "--markdown")
     assert code == 2 and "not both" in err
+
+
+def test_plugin_that_is_not_python(cli, tmp_path):
+    (tmp_path / "loss.toml").write_text("x = 1\n")
+    assert_refused(cli("methods", "--plugin", tmp_path / "loss.toml"), "not a Python file")

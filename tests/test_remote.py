@@ -85,32 +85,39 @@ def test_bench_on_device_over_ssh(cli, exported_run, ssh_home, tmp_path):
     assert report["measured_on"] == "device" and report["device"].endswith("@127.0.0.1")
     rows = report["rows"]
     assert {r["artifact"] for r in rows} == {"onnx-fp32", "onnx-int8"}
+    manifest = json.loads((root / "manifest.json").read_text())
     for r in rows:
         assert "error" not in r, f"{r}\nsshd log:\n{ssh_home['log'].read_text()[-2000:]}"
         assert r["measured_on"] == "device" and "predicted" not in r
-        assert r["p50_ms"] > 0 and r["processes"] == 2 and 0 <= r["accuracy"] <= 1
+        assert r["p50_ms"] > 0 and r["processes"] == 2
+        # the device evaluates the artifact on the test set in the same runtime as export's check did
+        exported = manifest["members"][r["member"]]["artifacts"][r["artifact"]]["accuracy"]
+        assert r["accuracy"] == pytest.approx(exported, abs=1 / manifest["data"]["test"] + 1e-6), r
     saved = json.loads((root / "bench" / "raspberry-pi-4.json").read_text())
     assert saved["rows"] == rows
 
 
 def test_unreachable_device_is_one_sentence(cli, exported_run, ssh_home, tmp_path):
+    run = shutil.copytree(exported_run, tmp_path / "run")  # bench caches its inputs in the run before it connects
     closed = _free_port()
-    code, out, err = cli("bench", exported_run, "--target", "raspberry-pi-4", "--remote", "nobody@127.0.0.1",
+    code, out, err = cli("bench", run, "--target", "raspberry-pi-4", "--remote", "nobody@127.0.0.1",
                          "--port", closed, "--identity", ssh_home["key"])
     assert code == 2 and "cannot reach nobody@127.0.0.1" in err and "Traceback" not in err
 
 
 def test_auth_failure_is_one_sentence(cli, exported_run, ssh_home, tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")], check=True)
-    code, out, err = cli("bench", exported_run, "--target", "raspberry-pi-4", "--remote",
-                         f"{ssh_home['user']}@127.0.0.1", "--port", ssh_home["port"], "--identity", tmp_path / "stranger")
+    run = shutil.copytree(exported_run, tmp_path / "run")
+    code, out, err = cli("bench", run, "--target", "raspberry-pi-4", "--remote", f"{ssh_home['user']}@127.0.0.1",
+                         "--port", ssh_home["port"], "--identity", tmp_path / "stranger")
     assert code == 2 and "cannot reach" in err and "ermission denied" in err
 
 
 def test_missing_runtime_on_device_is_a_failed_row(cli, exported_run, ssh_home, tmp_path):
     venvless = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
     before = set(Path("/tmp").glob("edgekd.*"))  # the device is this machine: its working folders are here
-    code, out, err = cli("bench", exported_run, "--target", "raspberry-pi-4", "--remote",
+    run = shutil.copytree(exported_run, tmp_path / "run")
+    code, out, err = cli("bench", run, "--target", "raspberry-pi-4", "--remote",
                          f"{ssh_home['user']}@127.0.0.1", "--port", ssh_home["port"], "--identity", ssh_home["key"],
                          "--remote-python", venvless, "--runtime", "onnxruntime", "--processes", "1")
     # the system python has neither numpy nor onnxruntime: refused up front, in one sentence

@@ -1,3 +1,6 @@
+"""Report and compare: the Pareto front, results.json, report.md and report.html with its plots, the summary's
+fastest and budget lines, stale and unfinished runs; compare overlays runs over the same data."""
+
 import json
 import shutil
 import subprocess
@@ -6,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from edgekd.report.results import pareto
+
+from conftest import assert_refused, read_only
 
 
 def test_pareto_front():
@@ -26,84 +31,7 @@ def benched_run(exported_run, tmp_path_factory):
     root = tmp_path_factory.mktemp("benched") / "run"
     shutil.copytree(exported_run, root)
     bench_run(root, ["raspberry-pi-4"], processes=2, min_seconds=0.05)
-    return root
-
-
-def test_bench_on_host_is_measured_and_torch_alone_can_run(cli, exported_run, tmp_path):
-    root = tmp_path / "run"
-    shutil.copytree(exported_run, root)
-    code, out, err = cli("bench", root, "-t", "host", "--runtime", "torch", "--processes", "1",
-                         "--min-seconds", "0.01", "--json")
-    assert code == 0, err
-    result = json.loads(out)["host"]
-    assert {r["artifact"] for r in result["rows"]} == {"torch-fp32"} and len(result["rows"]) == 2
-    assert all(r["p50_ms"] > 0 and "predicted" not in r for r in result["rows"])
-    assert result["prediction_method"] is None
-    code, out, err = cli("report", root, "--within", "nan")
-    assert code == 2 and "--within" in err
-
-
-def _export(root, *flags):
-    """Export in a fresh process: OpenVINO names IR nodes by a per-process counter, so only a
-    process's first export gives the same bytes every time."""
-    import sys
-
-    done = subprocess.run([sys.executable, "-m", "edgekd", "export", str(root), "-q", *flags], capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-
-
-def test_narrower_bench_keeps_earlier_rows_and_report_drops_stale_ones(cli, tiny_run, tmp_path):
-    root = tmp_path / "run"
-    shutil.copytree(tiny_run, root)
-    _export(root, "--format", "openvino")  # builds model.onnx too, as OpenVINO's source
-    fast = ("--processes", "1", "--min-seconds", "0.01", "--json")
-    code, out, err = cli("bench", root, "-t", "pi4", "--runtime", "onnxruntime", *fast)
-    assert code == 0, err
-    first = json.loads(out)["raspberry-pi-4"]["rows"]
-    assert {r["artifact"] for r in first} == {"onnx-fp32"} and all(r["sha256"] for r in first)
-    code, out, err = cli("bench", root, "-t", "pi4", "--runtime", "openvino", *fast)
-    assert code == 0, err
-    second = json.loads(out)["raspberry-pi-4"]
-    assert second["kept_rows"] == len(first)
-    kept = [r for r in second["rows"] if r["runtime"] == "onnxruntime"]
-    assert [{k: v for k, v in r.items() if k != "earlier"} for r in kept] == [{**r, "kept": True} for r in first]
-    assert all(r["earlier"]["min_seconds"] == 0.01 and r["earlier"]["peak_gflops_fp32"] > 0 for r in kept)
-    assert {r["artifact"] for r in second["rows"] if "kept" not in r} == {"openvino-fp32", "openvino-fp16",
-                                                                          "openvino-int8"}
-    code, out, err = cli("report", root, "--json")
-    assert code == 0 and not any("re-exported" in m for m in json.loads(out)["missing"])
-    for gen in ("gen-1", "gen-2"):  # the OpenVINO artifacts are deleted, so the export cannot keep them
-        shutil.rmtree(root / gen / "openvino")
-    _export(root, "--format", "onnx", "--no-int8")  # model.onnx is rebuilt the same
-    code, out, err = cli("report", root, "--json")
-    assert code == 0, err
-    rows = [r for r in json.loads((root / "report" / "results.json").read_text())["rows"] if r["target"]]
-    assert sorted((r["member"], r["artifact"]) for r in rows) == [("gen-1", "onnx-fp32"), ("gen-2", "onnx-fp32")]
-    assert any(m.startswith("6 raspberry-pi-4 bench rows, left out") for m in json.loads(out)["missing"])
-    path = root / "bench" / "raspberry-pi-4.json"
-    elsewhere = json.loads(path.read_text())
-    elsewhere["host"]["cpu"] = "another CPU"  # rows measured on another machine are not mixed in
-    path.write_text(json.dumps(elsewhere))
-    code, out, err = cli("bench", root, "-t", "pi4", "--runtime", "torch", *fast)
-    assert code == 0 and json.loads(out)["raspberry-pi-4"]["kept_rows"] == 0
-    assert "dropped 2 row(s) of the earlier raspberry-pi-4 bench, measured with a different machine" in err
-
-
-def test_unstable_when_most_runs_are_slower_than_the_fastest():
-    from edgekd.bench.local import aggregate
-
-    run = {"p90_ms": 1.2, "p99_ms": 1.5, "mean_ms": 1.1, "first_ms": 3.0, "load_ms": 5.0, "throughput_per_s": 900.0,
-           "peak_rss_delta_mb": 1.0, "peak_rss_mb": 50.0, "runtime_import_mb": 20.0, "accuracy": 0.9,
-           "iterations": 100, "warmup": 10, "batch": 1, "settings": {}}
-    steady = aggregate([{**run, "p50_ms": 1.0, "min_ms": 0.9}])
-    assert not steady["unstable"] and steady["processes"] == 1
-    preempted = aggregate([{**run, "p50_ms": 20.0, "min_ms": 0.16}])  # one process, mostly descheduled
-    assert preempted["unstable"] and "fastest run" in preempted["unstable_reason"]
-    spread = aggregate([{**run, "p50_ms": 1.0, "min_ms": 0.9}, {**run, "p50_ms": 1.6, "min_ms": 0.9}])
-    assert spread["unstable"] and "between processes" in spread["unstable_reason"]
-    tail = aggregate([{**run, "p50_ms": 0.3, "min_ms": 0.28, "p90_ms": 72.0}])  # a tenth of the runs preempted
-    assert tail["unstable"] and tail["unstable_reason"] == "p90 240x the median"
+    yield from read_only(root)
 
 
 def test_bench_notes_and_intervals_read_plainly():
@@ -111,7 +39,8 @@ def test_bench_notes_and_intervals_read_plainly():
 
     assert predicted_ms({"p50_ms": 285.4, "low_ms": 114.2, "high_ms": 1684.0}) == "285 [114–1,684]"
     assert predicted_ms({"p50_ms": 0.0816, "low_ms": 0.0331, "high_ms": 0.2}) == "0.0816 [0.0331–0.2]"
-    assert predicted_ms({"p50_ms": 0.0000123, "low_ms": 0.00000456, "high_ms": 0.00009}) == "0.0000123 [0.00000456–0.0000900]"
+    tiny = {"p50_ms": 0.0000123, "low_ms": 0.00000456, "high_ms": 0.00009}
+    assert predicted_ms(tiny) == "0.0000123 [0.00000456–0.0000900]"
     row = {"runtime": "openvino", "runtime_on_target": False, "p50_ms": 0.02, "predicted": {"p50_ms": 6.0},
            "unstable": True, "unstable_reason": "median 4.0x the fastest run"}
     predicting = {"target": {"latency_budget_ms": 5.0}, "prediction_method": "roofline"}
@@ -179,16 +108,17 @@ def test_budget_summary_counts_what_the_row_notes_mark(benched_run, tmp_path):
     summary = " ".join(build_report(root)["summary"])
     within, judged = map(int, re.search(r"(\d+) of (\d+) artifacts are within", summary).groups())
     table = (root / "report" / "report.md").read_text().split("## raspberry-pi-4")[1].split("##")[0]
-    lines = [l for l in table.splitlines() if l.startswith("| gen-")]
-    deployable = [l for l in lines if "not on target" not in l and l.split(" | ")[5] != "-"]
+    lines = [line for line in table.splitlines() if line.startswith("| gen-")]
+    deployable = [line for line in lines if "not on target" not in line and line.split(" | ")[5] != "-"]
     assert judged == len(deployable) and 0 < within < judged
-    assert judged - within == sum("over the" in l for l in deployable)
+    assert judged - within == sum("over the" in line for line in deployable)
 
 
-def test_report_files_and_results_schema(cli, benched_run):
-    code, out, err = cli("report", benched_run, "--json")
+def test_report_files_and_results_schema(cli, benched_run, tmp_path):
+    root = shutil.copytree(benched_run, tmp_path / "run")  # the report is written into the run
+    code, out, err = cli("report", root, "--json")
     assert code == 0, err
-    report = benched_run / "report"
+    report = root / "report"
     for name in ("report.html", "report.md", "results.json", "plots/size_vs_accuracy.png", "plots/size_vs_accuracy.svg",
                  "plots/latency_vs_accuracy_raspberry-pi-4.png", "plots/chain.png", "plots/training_curves.png"):
         assert (report / name).is_file(), name
@@ -238,46 +168,6 @@ def test_report_of_a_run_with_no_finished_member(cli, tiny_run, tmp_path):
     assert "no exported artifacts" in out and (root / "report" / "plots" / "chain.png").is_file()
 
 
-def test_compare_overlays_runs_and_lists_differences(cli, benched_run, tiny_run, tmp_path):
-    code, out, err = cli("compare", benched_run, tiny_run, "--out", tmp_path / "cmp", "--json")
-    assert code == 0, err
-    result = json.loads(out)
-    assert (tmp_path / "cmp" / "compare.html").is_file() and (tmp_path / "cmp" / "plots" / "compare_size_vs_accuracy.png").is_file()
-    assert len(result["runs"]) == 2
-    for run in result["runs"]:  # numbers, not display strings
-        assert 0 < run["teacher_acc"] <= 1 and 0 < run["smallest"]["test_acc"] <= 1
-        assert run["smallest"]["member"] == "gen-2" and isinstance(run["smallest"]["params"], int)
-        base = json.loads((Path(run["path"]) / "manifest.json").read_text())["members"]["baseline-2"]["test_acc"]
-        assert run["gain_pts"] == pytest.approx(100 * (run["smallest"]["test_acc"] - base), abs=0.01)
-
-
-def test_compare_labels_runs_that_share_a_name(cli, tiny_run, tmp_path):
-    import shutil
-
-    for parent in ("a", "b"):
-        shutil.copytree(tiny_run, tmp_path / parent / "run")
-    code, out, err = cli("compare", tmp_path / "a" / "run", tmp_path / "b" / "run", "--out", tmp_path / "cmp", "--json")
-    assert code == 0, err
-    result = json.loads(out)
-    assert [run["run"] for run in result["runs"]] == [str(tmp_path / "a" / "run"), str(tmp_path / "b" / "run")]
-    code, out, err = cli("compare", tiny_run, tiny_run, "--out", tmp_path / "cmp2")
-    assert code == 2 and "same run twice" in err
-
-
-def test_compare_refuses_runs_over_different_data(cli, tiny_run, tmp_path):
-    from edgekd.distill.chain import distill
-    from edgekd.recipe import from_dict
-
-    other = tmp_path / "digits"
-    distill(from_dict({"data": {"spec": "digits", "transfer": "0"}, "chain": {"generations": 1, "baseline": False},
-                       "teacher": {"width": 8, "epochs": 1}, "train": {"epochs": 1}, "export": {"enabled": False}}),
-            out=other)
-    code, out, err = cli("compare", tiny_run, other, "--out", tmp_path / "cmp")
-    assert code == 2 and "different data" in err and "--force" in err
-    code, out, err = cli("compare", tiny_run, other, "--out", tmp_path / "cmp", "--force")
-    assert code == 0, err
-
-
 def test_report_of_missing_run(cli, tmp_path):
     code, out, err = cli("report", tmp_path / "nope")
     assert code == 2 and "does not exist" in err
@@ -295,8 +185,9 @@ def test_html_report_renders_in_headless_chromium(benched_run, tmp_path):
         pytest.skip("chromium is not installed (apt-get install chromium)")
     from edgekd.report.render import build_report
 
-    build_report(benched_run)
-    page = benched_run / "report" / "report.html"
+    root = shutil.copytree(benched_run, tmp_path / "run")  # the report is written into the run
+    build_report(root)
+    page = root / "report" / "report.html"
     shot = tmp_path / "report.png"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -336,3 +227,57 @@ def test_report_of_an_unfinished_run_says_so_and_keeps_no_stale_plots(cli, bench
     assert code == 0, err
     assert any("the run is not finished" in m and "--resume" in m for m in json.loads(out)["missing"])
     assert not stale.exists() and (root / "report" / "plots" / "latency_vs_accuracy_raspberry-pi-4.png").is_file()
+
+
+# --- compare ----------------------------------------------------------------------------------------------------------
+
+
+def test_compare_overlays_runs_and_lists_differences(cli, benched_run, tiny_run, tmp_path):
+    code, out, err = cli("compare", benched_run, tiny_run, "--out", tmp_path / "cmp", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert (tmp_path / "cmp" / "compare.html").is_file()
+    assert (tmp_path / "cmp" / "plots" / "compare_size_vs_accuracy.png").is_file()
+    assert len(result["runs"]) == 2
+    for run in result["runs"]:  # numbers, each its run's own, not display strings
+        members = json.loads((Path(run["path"]) / "manifest.json").read_text())["members"]
+        assert run["teacher_acc"] == members["teacher"]["test_acc"]
+        assert run["smallest"]["member"] == "gen-2" and isinstance(run["smallest"]["params"], int)
+        assert run["smallest"]["test_acc"] == members["gen-2"]["test_acc"]
+        base = members["baseline-2"]["test_acc"]
+        assert run["gain_pts"] == pytest.approx(100 * (run["smallest"]["test_acc"] - base), abs=0.01)
+
+
+def test_compare_labels_runs_that_share_a_name(cli, tiny_run, tmp_path):
+    import shutil
+
+    for parent in ("a", "b"):
+        shutil.copytree(tiny_run, tmp_path / parent / "run")
+    code, out, err = cli("compare", tmp_path / "a" / "run", tmp_path / "b" / "run", "--out", tmp_path / "cmp", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert [run["run"] for run in result["runs"]] == [str(tmp_path / "a" / "run"), str(tmp_path / "b" / "run")]
+    code, out, err = cli("compare", tiny_run, tiny_run, "--out", tmp_path / "cmp2")
+    assert code == 2 and "same run twice" in err
+
+
+def test_compare_refuses_runs_over_different_data(cli, tiny_run, tmp_path):
+    from edgekd.distill.chain import distill
+    from edgekd.recipe import from_dict
+
+    other = tmp_path / "digits"
+    distill(from_dict({"data": {"spec": "digits", "transfer": "0"}, "chain": {"generations": 1, "baseline": False},
+                       "teacher": {"width": 8, "epochs": 1}, "train": {"epochs": 1}, "export": {"enabled": False}}),
+            out=other)
+    code, out, err = cli("compare", tiny_run, other, "--out", tmp_path / "cmp")
+    assert code == 2 and "different data" in err and "--force" in err
+    code, out, err = cli("compare", tiny_run, other, "--out", tmp_path / "cmp", "--force")
+    assert code == 0, err
+
+
+def test_compare_into_a_file(cli, exported_run, tiny_run, tmp_path):
+    (tmp_path / "f").write_text("keep")
+    assert_refused(cli("compare", exported_run, tiny_run, "--out", tmp_path / "f"), "is a file")
+    assert (tmp_path / "f").read_text() == "keep"
+    assert_refused(cli("compare", exported_run, tiny_run, "--out", tmp_path / "f" / "sub"),
+                   "cannot write the comparison")

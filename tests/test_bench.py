@@ -1,0 +1,133 @@
+"""Bench: artifacts measured in fresh processes on the host and predicted for a target; a narrower bench keeps
+the earlier rows; a damaged artifact fails its own row; unknown targets and runs without exports are refused."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from conftest import assert_refused
+
+
+def test_bench_on_host_is_measured_and_torch_alone_can_run(cli, exported_run, tmp_path):
+    root = tmp_path / "run"
+    shutil.copytree(exported_run, root)
+    code, out, err = cli("bench", root, "-t", "host", "--runtime", "torch", "--processes", "1",
+                         "--min-seconds", "0.01", "--json")
+    assert code == 0, err
+    result = json.loads(out)["host"]
+    assert {r["artifact"] for r in result["rows"]} == {"torch-fp32"} and len(result["rows"]) == 2
+    assert all(r["p50_ms"] > 0 and "predicted" not in r for r in result["rows"])
+    assert result["prediction_method"] is None
+    code, out, err = cli("report", root, "--within", "nan")
+    assert code == 2 and "--within" in err
+
+
+def _export(root, *flags):
+    """Export in a fresh process: OpenVINO names IR nodes by a per-process counter, so only a
+    process's first export gives the same bytes every time."""
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "edgekd", "export", str(root), "-q", *flags], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+def test_narrower_bench_keeps_earlier_rows_and_report_drops_stale_ones(cli, tiny_run, tmp_path):
+    root = tmp_path / "run"
+    shutil.copytree(tiny_run, root)
+    _export(root, "--format", "openvino")  # builds model.onnx too, as OpenVINO's source
+    fast = ("--processes", "1", "--min-seconds", "0.01", "--json")
+    code, out, err = cli("bench", root, "-t", "pi4", "--runtime", "onnxruntime", *fast)
+    assert code == 0, err
+    first = json.loads(out)["raspberry-pi-4"]["rows"]
+    assert {r["artifact"] for r in first} == {"onnx-fp32"} and all(r["sha256"] for r in first)
+    code, out, err = cli("bench", root, "-t", "pi4", "--runtime", "openvino", *fast)
+    assert code == 0, err
+    second = json.loads(out)["raspberry-pi-4"]
+    assert second["kept_rows"] == len(first)
+    kept = [r for r in second["rows"] if r["runtime"] == "onnxruntime"]
+    assert [{k: v for k, v in r.items() if k != "earlier"} for r in kept] == [{**r, "kept": True} for r in first]
+    assert all(r["earlier"]["min_seconds"] == 0.01 and r["earlier"]["peak_gflops_fp32"] > 0 for r in kept)
+    assert {r["artifact"] for r in second["rows"] if "kept" not in r} == {"openvino-fp32", "openvino-fp16",
+                                                                          "openvino-int8"}
+    code, out, err = cli("report", root, "--json")
+    assert code == 0 and not any("re-exported" in m for m in json.loads(out)["missing"])
+    for gen in ("gen-1", "gen-2"):  # the OpenVINO artifacts are deleted, so the export cannot keep them
+        shutil.rmtree(root / gen / "openvino")
+    _export(root, "--format", "onnx", "--no-int8")  # model.onnx is rebuilt the same
+    code, out, err = cli("report", root, "--json")
+    assert code == 0, err
+    rows = [r for r in json.loads((root / "report" / "results.json").read_text())["rows"] if r["target"]]
+    assert sorted((r["member"], r["artifact"]) for r in rows) == [("gen-1", "onnx-fp32"), ("gen-2", "onnx-fp32")]
+    assert any(m.startswith("6 raspberry-pi-4 bench rows, left out") for m in json.loads(out)["missing"])
+    path = root / "bench" / "raspberry-pi-4.json"
+    elsewhere = json.loads(path.read_text())
+    elsewhere["host"]["cpu"] = "another CPU"  # rows measured on another machine are not mixed in
+    path.write_text(json.dumps(elsewhere))
+    code, out, err = cli("bench", root, "-t", "pi4", "--runtime", "torch", *fast)
+    assert code == 0 and json.loads(out)["raspberry-pi-4"]["kept_rows"] == 0
+    assert "dropped 2 row(s) of the earlier raspberry-pi-4 bench, measured with a different machine" in err
+
+
+def test_unstable_when_most_runs_are_slower_than_the_fastest():
+    from edgekd.bench.local import aggregate
+
+    run = {"p90_ms": 1.2, "p99_ms": 1.5, "mean_ms": 1.1, "first_ms": 3.0, "load_ms": 5.0, "throughput_per_s": 900.0,
+           "peak_rss_delta_mb": 1.0, "peak_rss_mb": 50.0, "runtime_import_mb": 20.0, "accuracy": 0.9,
+           "iterations": 100, "warmup": 10, "batch": 1, "settings": {}}
+    steady = aggregate([{**run, "p50_ms": 1.0, "min_ms": 0.9}])
+    assert not steady["unstable"] and steady["processes"] == 1
+    preempted = aggregate([{**run, "p50_ms": 20.0, "min_ms": 0.16}])  # one process, mostly descheduled
+    assert preempted["unstable"] and "fastest run" in preempted["unstable_reason"]
+    spread = aggregate([{**run, "p50_ms": 1.0, "min_ms": 0.9}, {**run, "p50_ms": 1.6, "min_ms": 0.9}])
+    assert spread["unstable"] and "between processes" in spread["unstable_reason"]
+    tail = aggregate([{**run, "p50_ms": 0.3, "min_ms": 0.28, "p90_ms": 72.0}])  # a tenth of the runs preempted
+    assert tail["unstable"] and tail["unstable_reason"] == "p90 240x the median"
+
+
+def test_bench_reports_damaged_artifacts_per_row(cli, damaged):
+    import json
+
+    run = damaged("artifacts")
+    (run / "gen-1" / "model.onnx").write_bytes(b"garbage")   # its prediction reads this graph
+    (run / "gen-2" / "model.int8.onnx").unlink()
+    (run / "bench").mkdir(exist_ok=True)
+    (run / "bench" / "inputs.npz").write_bytes(b"x")          # a damaged cache is rebuilt
+    code, out, err = cli("bench", run, "-t", "pi4", "--runtime", "onnxruntime", "--processes", "1",
+                         "--min-seconds", "0.01", "--json")
+    assert code == 1 and "2 bench rows failed" in err, err  # the others are measured; a script still notices
+    rows = {(r["member"], r["artifact"]): r for r in json.loads(out)["raspberry-pi-4"]["rows"]}
+    assert "changed since it was exported" in rows["gen-1", "onnx-fp32"]["error"]  # not timed: not what was verified
+    assert "gen-2/model.int8.onnx is missing" in rows["gen-2", "onnx-int8"]["error"]
+    assert rows["gen-1", "onnx-int8"]["p50_ms"] > 0
+    assert "cannot be read" in rows["gen-1", "onnx-int8"]["prediction_error"]
+    assert rows["gen-2", "onnx-fp32"]["predicted"]["p50_ms"] > 0
+    with np.load(run / "bench" / "inputs.npz") as cached:
+        assert len(cached["x"]) == len(cached["y"]) > 0
+    code, out, err = cli("bench", run, "-t", "pi4", "--runtime", "torch", "--processes", "1", "--min-seconds", "0.01",
+                         "--json")
+    assert code == 0, err  # a narrower bench keeps the good rows, never the failures
+    again = json.loads(out)["raspberry-pi-4"]
+    assert again["kept_rows"] == 2 and not any("error" in r for r in again["rows"])
+
+
+def test_bench_of_a_run_without_exports(cli, tiny_run):
+    assert_refused(cli("bench", tiny_run, "--target", "raspberry-pi-4"), "no exported artifacts")
+
+
+def test_unknown_target(cli, exported_run):
+    assert_refused(cli("bench", exported_run, "--target", "raspberry-pi-9"), "unknown target", "raspberry-pi-4")
+    assert_refused(cli("bench", exported_run, "--target", "pi4", "--port", "2222"), "give --remote user@host too")
+
+
+def test_target_name_cannot_escape_the_run(cli, exported_run, tmp_path):
+    bad = (Path(__file__).parent.parent / "targets" / "raspberry-pi-4.toml").read_text()
+    bad = bad.replace('name = "raspberry-pi-4"', 'name = "../manifest"')
+    bad = bad.replace('aliases = ["raspberry-pi", "rpi4", "pi4"]', "")
+    (tmp_path / "evil.toml").write_text(bad)
+    before = (exported_run / "manifest.json").read_bytes()
+    assert_refused(cli("bench", exported_run, "--target", tmp_path / "evil.toml"), "must be letters")
+    assert (exported_run / "manifest.json").read_bytes() == before

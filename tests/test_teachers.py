@@ -1,0 +1,175 @@
+"""Teachers: a run's teacher, ONNX and TorchScript files, ensembles and the primary teacher feature methods
+hook into; a teacher that cannot teach the data or the method is refused before training."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from edgekd.distill.teachers import Teacher
+from edgekd.models import ArchSpec, build
+
+from conftest import assert_refused, write_npz
+
+
+def _teacher(seed):
+    torch.manual_seed(seed)
+    return Teacher("edgekd", f"t{seed}", module=build(ArchSpec("mlp", 8, 1, (5,), 3)).eval())
+
+
+def test_ensemble_combines_in_logit_or_probability_space():
+    a, b = _teacher(0), _teacher(1)
+    x = torch.randn(4, 5)
+    la, lb = a.logits(x), b.logits(x)
+    torch.testing.assert_close(Teacher.ensemble([a, b], "mean-logits", False).logits(x), (la + lb) / 2)
+    probs = Teacher.ensemble([a, b], "mean-probs", False).logits(x).exp()
+    torch.testing.assert_close(probs, (la.softmax(1) + lb.softmax(1)) / 2)
+    assert Teacher.ensemble([a, b], "mean-logits", False).module is None   # no layers to hook into
+    assert Teacher.ensemble([a, b], "mean-logits", True).module is a.module
+
+
+def test_ensemble_of_torch_and_onnx_teachers(cli, tiny_run, tmp_path):
+    from edgekd.models import load_model
+
+    model, spec = load_model(tiny_run / "gen-1" / "model.pt")
+    onnx_path = tmp_path / "other.onnx"
+    torch.onnx.export(model, (torch.zeros(1, *spec.input_shape),), str(onnx_path), dynamo=False,
+                      input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n"}})
+    code, out, err = cli("distill", "--teacher", tiny_run, "--teacher", onnx_path, "--ensemble", "mean-probs",
+                         "--chain", "1", "--epochs", "1", "--transfer", "200", "--no-baseline", "--no-export",
+                         "--out", tmp_path / "e", "--json")
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
+    teacher = manifest["members"]["teacher"]
+    assert teacher["kind"] == "ensemble" and manifest["recipe"]["teacher"]["combine"] == "mean-probs"
+    assert (tmp_path / "e" / "teacher" / "member-0" / "model.pt").is_file()
+    assert (tmp_path / "e" / "teacher" / "member-1" / "model.onnx").is_file()
+    # the first teacher's architecture, shrunk, is generation 1's
+    assert manifest["members"]["gen-1"]["arch"]["width"] == 8
+    code, out, err = cli("distill", "--teacher", tmp_path / "e", "--chain", "1", "--out", tmp_path / "again")
+    assert code == 2 and "taught by an ensemble" in err and "member-1" in err  # says what to give instead
+    code, out, err = cli("distill", "--teacher", onnx_path, "--teacher", tiny_run, "--primary-teacher", "--method",
+                         "fitnet", "--students", "cnn:4", "--chain", "1", "--out", tmp_path / "p")
+    assert code == 2 and "put a torch teacher first" in err
+
+
+def test_primary_teacher_hooks_the_first_but_the_ensemble_teaches(cli, tiny_run, tmp_path):
+    """--primary-teacher: feature methods read the first teacher's layers; the soft targets
+    stay the ensemble's, so a different second member changes what the student learns."""
+    kd = {}
+    for name, others in (("alone", []), ("with-gen-1", [tiny_run / "gen-1"]), ("with-gen-2", [tiny_run / "gen-2"])):
+        flags = [arg for other in others for arg in ("--teacher", other)] + (["--primary-teacher"] if others else [])
+        code, out, err = cli("distill", "--teacher", tiny_run / "teacher", *flags, "--method", "kd",
+                             "--method", "fitnet",
+                             "--chain", "1", "--epochs", "1", "--transfer", "0", "--no-baseline", "--no-export",
+                             "--out", tmp_path / name, "-q")
+        assert code == 0, err
+        row = json.loads((tmp_path / name / "gen-1" / "metrics.jsonl").read_text().splitlines()[0])
+        assert row["fitnet"] > 0
+        kd[name] = row["kd"]
+    assert len(set(kd.values())) == 3, kd
+
+
+def test_hooked_teacher_takes_batches_larger_than_its_soft_target_chunks(cli, tiny_run, tmp_path):
+    code, out, err = cli("distill", "--teacher", tiny_run, "--method", "kd", "--method", "fitnet", "--chain", "1",
+                         "--epochs", "1", "--transfer", "0", "--no-baseline", "--no-export", "--set",
+                         "train.batch_size=3000", "--out", tmp_path / "big", "-q")
+    assert code == 0, err  # the hook must see the whole batch, not its last 2048-row chunk
+
+
+@pytest.mark.parametrize("dynamic_batch", [True, False])  # torch.onnx.export fixes batch 1 unless told
+def test_onnx_teacher_teaches_a_student(cli, tmp_path, tiny_run, dynamic_batch):
+    from edgekd.models import load_model
+
+    model, spec = load_model(tiny_run / "teacher" / "model.pt")
+    path = tmp_path / "teacher.onnx"
+    torch.onnx.export(model, (torch.zeros(1, *spec.input_shape),), str(path), dynamo=False, input_names=["x"],
+                      output_names=["logits"], dynamic_axes={"x": {0: "n"}} if dynamic_batch else None)
+    # an ONNX teacher has no architecture to shrink: --width is needed, family and depth default to cnn x4
+    arch = ["--student", "cnn", "--width", "8", "--depth", "3"] if dynamic_batch else ["--width", "8"]
+    code, out, err = cli("distill", "--teacher", path, *arch, "--chain", "1", "--epochs", "1", "--transfer", "200",
+                         "--no-baseline", "--no-export", "--out", tmp_path / "o", "--json")
+    assert code == 0, err
+    assert (tmp_path / "o" / "teacher" / "model.onnx").is_file()
+    rows = json.loads(out)["generations"]
+    assert rows[1]["teacher"] == "teacher" and rows[1]["arch"] == ("cnn:8x3" if dynamic_batch else "cnn:8x4")
+    # its size is the ONNX file's; its weights are the torch model's, less the batch norms the export folded
+    assert rows[0]["size_bytes"] == path.stat().st_size
+    params = sum(p.numel() for p in model.parameters())
+    assert 0.9 * params < rows[0]["params"] <= params
+    code, out, err = cli("distill", "--teacher", path, "--chain", "1", "--out", tmp_path / "n")
+    assert code == 2 and "give generation 1's --width" in err and not (tmp_path / "n").exists()
+    # the same network in ONNX Runtime: the same test accuracy as the torch teacher it came from
+    torch_acc = json.loads((tiny_run / "teacher" / "eval.json").read_text())["test_acc"]
+    assert rows[0]["test_acc"] == pytest.approx(torch_acc, abs=1e-6)
+
+
+def test_torchscript_teacher(cli, tmp_path, tiny_run):
+    from edgekd.models import load_model
+
+    model, spec = load_model(tiny_run / "teacher" / "model.pt")
+    path = tmp_path / "teacher.pt"
+    torch.jit.trace(model, torch.zeros(2, *spec.input_shape)).save(str(path))
+    code, out, err = cli("distill", "--teacher", path, "--students", "cnn:8x3", "--chain", "1", "--epochs", "1",
+                         "--transfer", "200", "--no-baseline", "--no-export", "--out", tmp_path / "o", "--json")
+    assert code == 0, err
+    assert (tmp_path / "o" / "teacher" / "model.ts").is_file()
+
+
+def test_missing_teacher(cli):
+    assert_refused(cli("distill", "--teacher", "missing.pt", "--transfer", "0"), "does not exist")
+
+
+def test_teacher_with_wrong_class_count(cli, tiny_run, tmp_path):
+    x = np.random.default_rng(0).normal(size=(60, 40)).astype(np.float32)  # the teacher's input shape, 3 classes
+    data = write_npz(tmp_path / "three.npz", x=x, y=np.arange(60) % 3)
+    assert_refused(cli("distill", "--data", data, "--teacher", tiny_run, "--transfer", "0",
+                        "--out", tmp_path / "r"), "predicts 10 classes but the data has 3")
+
+
+def test_teacher_with_wrong_input_shape(cli, tiny_run, tmp_path):
+    assert_refused(cli("distill", "--data", "digits", "--teacher", tiny_run, "--transfer", "0",
+                        "--out", tmp_path / "r"), "trained on inputs of shape (40,)", "(1, 8, 8)")
+    # a 1-D signal of another length: the CNN's global pooling would run it, on meaningless features
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "short.npz", x=rng.normal(size=(300, 20)).astype(np.float32), y=np.arange(300) % 10)
+    assert_refused(cli("distill", "--data", f"npz:{tmp_path / 'short.npz'}", "--teacher", tiny_run, "--transfer", "0",
+                        "--out", tmp_path / "r"), "trained on inputs of shape (40,), the data's are (20,)")
+    assert not (tmp_path / "r").exists()
+
+
+def test_feature_method_with_onnx_teacher(cli, tiny_run, tmp_path):
+    from edgekd.models import load_model
+
+    model, spec = load_model(tiny_run / "teacher" / "model.pt")
+    path = tmp_path / "t.onnx"
+    torch.onnx.export(model, (torch.zeros(1, *spec.input_shape),), str(path), dynamo=False,
+                      input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n"}})
+    assert_refused(cli("distill", "--teacher", path, "--method", "fitnet", "--students", "cnn:8x3", "--chain", "1",
+                        "--transfer", "0", "--out", tmp_path / "r"), "intermediate layers")
+
+
+class LogitsAndProbs(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        logits = self.model(x)
+        return logits, logits.softmax(1)
+
+
+@pytest.mark.parametrize("case,words", [("two-outputs", ["2 outputs", "logits, probs"]),
+                                        ("batch-4", ["fixed batch of 4", "dynamic batch axis"])])
+def test_onnx_teacher_that_cannot_teach(cli, tiny_run, tmp_path, case, words):
+    from edgekd.models import load_model
+
+    model, spec = load_model(tiny_run / "teacher" / "model.pt")
+    net, outputs, batch = (LogitsAndProbs(model), ["logits", "probs"], 1) if case == "two-outputs" \
+        else (model, ["logits"], 4)
+    torch.onnx.export(net, (torch.zeros(batch, *spec.input_shape),), str(tmp_path / "t.onnx"), dynamo=False,
+                      input_names=["x"], output_names=outputs)
+    assert_refused(cli("distill", "--teacher", tmp_path / "t.onnx", "--students", "cnn:8x3", "--chain", "1",
+                        "--out", tmp_path / "r"), *words)
+    assert not (tmp_path / "r").exists()
