@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 from edgekd import host
-from edgekd.runtimes import RUNTIMES
 from edgekd.report.render import predicted_ms
 from edgekd.report.results import control_name
 from edgekd.runs import CONTROLS, controls_of
+from edgekd.runtimes import RUNTIMES
 
 PLOTS = Path(__file__).parent / "default-run"
 

@@ -131,7 +131,8 @@ def _board_rows(costs: dict, host_t, cores: int, host_ms, published_by) -> list[
     """Each published latency of a reference model (whose runtime `published_by` accepts),
     predicted for its board from `host_ms(model, threads)`: a table row each; returns
     (published runtime, published / predicted) per row."""
-    print("| target | model | runtime (published) | threads | published ms | host ms | predicted ms [interval] | ratio |")
+    print("| target | model | runtime (published) | threads | published ms | host ms | predicted ms [interval] "
+          "| ratio |")
     print("|---|---|---|---|---|---|---|---|")
     out = []
     for target in list_targets():

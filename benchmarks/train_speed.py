@@ -33,10 +33,10 @@ from edgekd.data.builtin import TRANSFER_SEED, mnist1d_arrays
 from edgekd.distill import trainer
 from edgekd.distill.objective import build_objective
 from edgekd.distill.trainer import TrainData
-from edgekd.runtimes import RUNTIMES, ExportContext
-from edgekd.runtimes.onnx import export_fp32
 from edgekd.models import ArchSpec, build
 from edgekd.recipe import Recipe
+from edgekd.runtimes import RUNTIMES, ExportContext
+from edgekd.runtimes.onnx import export_fp32
 
 from benchmarks.kd_cost import BATCH, epoch_seconds
 

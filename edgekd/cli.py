@@ -32,20 +32,30 @@ Opt = typer.Option
 def distill(
     chain: Annotated[Optional[int], Opt("--chain", help="Number of generations, each smaller than the last.")] = None,
     data: Annotated[Optional[str], Opt(help="mnist1d | digits | npz:PATH | csv:PATH | folder:PATH")] = None,
-    transfer: Annotated[Optional[str], Opt(help="Unlabeled inputs the teacher labels: N (generated) | npz:PATH | 0")] = None,
-    teacher: Annotated[Optional[list[str]], Opt("--teacher", help="Run dir, edgekd .pt, TorchScript or .onnx file; repeat for an ensemble; default: train one")] = None,
-    ensemble: Annotated[Optional[str], Opt(help="How an ensemble's soft targets combine: mean-logits | mean-probs")] = None,
-    primary_teacher: Annotated[Optional[bool], Opt("--primary-teacher/--no-primary-teacher", help="Feature methods hook into the first --teacher of an ensemble")] = None,
+    transfer: Annotated[Optional[str], Opt(
+        help="Unlabeled inputs the teacher labels: N (generated) | npz:PATH | 0")] = None,
+    teacher: Annotated[Optional[list[str]], Opt(
+        "--teacher",
+        help="Run dir, edgekd .pt, TorchScript or .onnx file; repeat for an ensemble; default: train one")] = None,
+    ensemble: Annotated[Optional[str], Opt(
+        help="How an ensemble's soft targets combine: mean-logits | mean-probs")] = None,
+    primary_teacher: Annotated[Optional[bool], Opt(
+        "--primary-teacher/--no-primary-teacher",
+        help="Feature methods hook into the first --teacher of an ensemble")] = None,
     student: Annotated[Optional[str], Opt(help="Family of generation 1 (cnn, mlp); default: the teacher's")] = None,
     width: Annotated[Optional[int], Opt(help="Width of generation 1; default: teacher width x shrink")] = None,
     depth: Annotated[Optional[int], Opt(help="Depth of every generation; default: the teacher's")] = None,
     students: Annotated[Optional[str], Opt(help="Explicit generations, e.g. cnn:16,cnn:8,mlp:32x2")] = None,
     shrink: Annotated[Optional[float], Opt(help="Width factor from one generation to the next")] = None,
-    method: Annotated[Optional[list[str]], Opt("--method", help="Distillation method (repeatable); see `edgekd methods`")] = None,
+    method: Annotated[Optional[list[str]], Opt(
+        "--method",
+        help="Distillation method (repeatable); see `edgekd methods`")] = None,
     weight: Annotated[Optional[list[str]], Opt("--weight", help="Weight of a method, NAME=W (repeatable)")] = None,
     peers: Annotated[Optional[int], Opt(help="Peers per generation for --method dml (online distillation)")] = None,
     option: Annotated[Optional[list[str]], Opt("--option", help="Method option METHOD.KEY=VALUE (repeatable)")] = None,
-    hint_layer: Annotated[Optional[list[str]], Opt("--hint-layer", help="Module path feature methods match, or STUDENT:TEACHER paths (repeatable)")] = None,
+    hint_layer: Annotated[Optional[list[str]], Opt(
+        "--hint-layer",
+        help="Module path feature methods match, or STUDENT:TEACHER paths (repeatable)")] = None,
     plugin: Annotated[Optional[list[Path]], Opt("--plugin", help="Python file registering extra methods")] = None,
     temperature: Annotated[Optional[float], Opt(help="Softmax temperature T")] = None,
     alpha: Annotated[Optional[float], Opt(help="Weight of distillation; 1 - alpha goes to hard labels")] = None,
@@ -53,14 +63,25 @@ def distill(
     teacher_epochs: Annotated[Optional[int], Opt(help="Epochs for the built-in teacher")] = None,
     finetune_epochs: Annotated[Optional[int], Opt(help="Hard-label fine-tune epochs after distillation")] = None,
     patience: Annotated[Optional[int], Opt(help="Early stopping patience in epochs (0: off)")] = None,
-    augment: Annotated[Optional[bool], Opt("--augment/--no-augment", help="Augment inputs; the teacher then runs online")] = None,
-    direct: Annotated[Optional[bool], Opt("--direct/--assistant", help="Teach every generation from the original teacher")] = None,
-    baseline: Annotated[Optional[bool], Opt("--baseline/--no-baseline", help="Also train each student from scratch: for the same optimizer steps and for the recipe's epochs")] = None,
+    augment: Annotated[Optional[bool], Opt(
+        "--augment/--no-augment",
+        help="Augment inputs; the teacher then runs online")] = None,
+    direct: Annotated[Optional[bool], Opt(
+        "--direct/--assistant",
+        help="Teach every generation from the original teacher")] = None,
+    baseline: Annotated[Optional[bool], Opt(
+        "--baseline/--no-baseline",
+        help="Also train each student from scratch: for the same optimizer steps and for the recipe's epochs")] = None,
     export: Annotated[Optional[bool], Opt("--export/--no-export", help="Export every generation when done")] = None,
-    threads: Annotated[Optional[int], Opt(help="Torch threads for training (default: one per core; fewer on a busy machine)")] = None,
-    seed: Annotated[Optional[int], Opt(help="Seed for initialisation and batch order (the held-out splits stay fixed: --set data.seed=N redraws them)")] = None,
+    threads: Annotated[Optional[int], Opt(
+        help="Torch threads for training (default: one per core; fewer on a busy machine)")] = None,
+    seed: Annotated[Optional[int], Opt(
+        help="Seed for initialisation and batch order (the held-out splits stay fixed: --set data.seed=N redraws "
+             "them)")] = None,
     config: Annotated[Optional[Path], Opt(help="TOML recipe; flags override it")] = None,
-    set_: Annotated[Optional[list[str]], Opt("--set", help="Override a recipe key, section.key=value (repeatable)")] = None,
+    set_: Annotated[Optional[list[str]], Opt(
+        "--set",
+        help="Override a recipe key, section.key=value (repeatable)")] = None,
     out: Annotated[Optional[Path], Opt(help="Run directory (default runs/<timestamp>)")] = None,
     resume: Annotated[Optional[Path], Opt(help="Continue an interrupted run")] = None,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress output")] = False,
@@ -87,14 +108,16 @@ def distill(
             run, measured = run_pipeline(recipe, out=out, resume=resume, on_event=progress, threads=threads)
         except KeyboardInterrupt:
             if progress.run_root:
-                print(f"edgekd: interrupted; continue with: edgekd distill --resume {progress.run_root}", file=sys.stderr)
+                print(f"edgekd: interrupted; continue with: edgekd distill --resume {progress.run_root}",
+                      file=sys.stderr)
             raise
     rows = summary_rows(run)
     artifacts = artifact_rows(run)
     if as_json:
         print(json.dumps({"run": str(run.root), "generations": rows, "artifacts": artifacts}, indent=2))
     elif not quiet:
-        from edgekd.console import out as console, table
+        from edgekd.console import out as console
+        from edgekd.console import table
 
         console.print(table(f"run {run.root}", rows, CHAIN_COLUMNS + _control_columns(run.manifest())))
         if artifacts:
@@ -109,9 +132,15 @@ def distill(
 @app.command()
 def export(
     run: Annotated[Path, typer.Argument(help="Run directory")],
-    format_: Annotated[Optional[list[str]], Opt("--format", help=f"{', '.join(runtimes.EXPORT_FORMATS)} (repeatable; default: as the run's recipe, else {', '.join(runtimes.DEFAULT_FORMATS)})")] = None,
-    int8: Annotated[Optional[bool], Opt("--int8/--no-int8", help="Also build int8 artifacts; default: as the run's recipe")] = None,
-    calibration: Annotated[Optional[int], Opt(help="Calibration samples for int8; default: as the run's recipe", min=1)] = None,
+    format_: Annotated[Optional[list[str]], Opt(
+        "--format",
+        help=f"{', '.join(runtimes.EXPORT_FORMATS)} (repeatable; default: as the run's recipe, else "
+             f"{', '.join(runtimes.DEFAULT_FORMATS)})")] = None,
+    int8: Annotated[Optional[bool], Opt(
+        "--int8/--no-int8",
+        help="Also build int8 artifacts; default: as the run's recipe")] = None,
+    calibration: Annotated[Optional[int], Opt(
+        help="Calibration samples for int8; default: as the run's recipe", min=1)] = None,
     quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
     as_json: Annotated[bool, Opt("--json", help="Print the artifact table as JSON")] = False,
 ) -> None:
@@ -129,12 +158,14 @@ def export(
     if as_json:
         print(json.dumps(rows, indent=2))
     elif not quiet:
-        from edgekd.console import out as console, table
+        from edgekd.console import out as console
+        from edgekd.console import table
 
         console.print(table(f"exported artifacts of {run}", rows, ARTIFACT_COLUMNS))
         kept = sum(row["kept"] for row in rows)
         if kept:
-            console.print(f"kept from the earlier export (not rebuilt this time, unchanged on disk): {kept} artifact(s)")
+            console.print(f"kept from the earlier export (not rebuilt this time, unchanged on disk): "
+                          f"{kept} artifact(s)")
     _exit_on_failed(rows)
 
 
@@ -150,7 +181,8 @@ def _control_columns(manifest: dict) -> list[tuple[str, str, str]]:
     if all(c.get("steps") is c.get("epochs") for c in controls):  # one run each (or none): no qualifier
         acc, delta = columns[shown[0] if shown else "steps"]
         return [(acc, "scratch", "pct"), (delta, "gain", "delta")]
-    return [c for kind in shown for c in ((columns[kind][0], f"scratch, {control_name(manifest['recipe'], kind)}", "pct"),
+    return [c for kind in shown
+            for c in ((columns[kind][0], f"scratch, {control_name(manifest['recipe'], kind)}", "pct"),
                                           (columns[kind][1], "gain", "delta"))]
 
 
@@ -163,9 +195,9 @@ def artifact_rows(run) -> list[dict]:
     rows = []
     for member in run.members("gen"):
         for name, a in run.manifest()["members"][member].get("artifacts", {}).items():
-            rows.append({"member": member, "artifact": name, **a,
-                         "status": "ok" if a.get("passed") else (a.get("error") or "verification failed: "
-                                                                  + "; ".join(a.get("problems") or [f"see {run.validation_path(member)}"]))})
+            problems = a.get("problems") or [f"see {run.validation_path(member)}"]
+            status = "ok" if a.get("passed") else a.get("error") or "verification failed: " + "; ".join(problems)
+            rows.append({"member": member, "artifact": name, **a, "status": status})
     return rows
 
 
@@ -205,7 +237,8 @@ def methods(
 
         print(markdown_table(rows))
         return
-    from edgekd.console import out as console, table
+    from edgekd.console import out as console
+    from edgekd.console import table
 
     console.print(table("distillation methods", rows, [("name", "name", ""), ("family", "family", ""),
                                                        ("summary", "loss", ""), ("options", "options", ""),
@@ -222,7 +255,9 @@ BENCH_COLUMNS = [("member", "member", ""), ("artifact", "artifact", ""), ("size_
 def bench(
     run: Annotated[Path, typer.Argument(help="Run directory")],
     target: Annotated[list[str], Opt("--target", "-t", help="Profile name, alias, 'host' or a .toml (repeatable)")],
-    runtime: Annotated[Optional[list[str]], Opt("--runtime", help=f"{', '.join(runtimes.RUNTIMES)} (repeatable; default all)")] = None,
+    runtime: Annotated[Optional[list[str]], Opt(
+        "--runtime",
+        help=f"{', '.join(runtimes.RUNTIMES)} (repeatable; default all)")] = None,
     batch: Annotated[int, Opt(help="Batch size", min=1)] = 1,
     processes: Annotated[int, Opt(help="Fresh processes per artifact, interleaved", min=1)] = 3,
     min_seconds: Annotated[float, Opt(help="Minimum measuring time per process", min=0.0)] = 0.5,
@@ -267,12 +302,14 @@ def _exit_on_failed_bench(results: dict[str, dict]) -> None:
 
 
 def _print_bench(results: dict[str, dict]) -> None:
-    from edgekd.console import out as console, table
+    from edgekd.console import out as console
+    from edgekd.console import table
 
     for name, report in results.items():
         rows = [_bench_row(r, report) for r in report["rows"]]
         where = f"measured on {report['device']}" if report["device"] else f"host: {report['host']['cpu']}, " \
-            f"{report['settings']['threads']} threads" + ("; target numbers are predicted" if report["prediction_method"] else "")
+            f"{report['settings']['threads']} threads" \
+            + ("; target numbers are predicted" if report["prediction_method"] else "")
         console.print(table(f"{name} ({where})", rows, BENCH_COLUMNS))
         if report["kept_rows"]:
             console.print(f"kept from the earlier {name} bench (artifact unchanged, not measured this time): "
@@ -315,7 +352,8 @@ def targets_list(as_json: Annotated[bool, Opt("--json")] = False) -> None:
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    from edgekd.console import out as console, table
+    from edgekd.console import out as console
+    from edgekd.console import table
 
     for r in rows:
         r["aliases"] = ", ".join(r.get("aliases") or [])
@@ -392,7 +430,8 @@ def compare(
         return
     if quiet:
         return
-    from edgekd.console import out as console, table
+    from edgekd.console import out as console
+    from edgekd.console import table
 
     print("differing recipe keys: " + (", ".join(result["differences"]) or "none"))
     header, *rows = best_table(result["runs"])

@@ -21,7 +21,6 @@ def run_pipeline(recipe: Recipe | None, out: Path | None = None, resume: Path | 
     export, bench = saved["export"], saved["bench"]
     if export["enabled"]:
         from edgekd.export.pipeline import export_run
-
         from edgekd.runtimes import describe
 
         on_event({"kind": "message", "text": "exporting every generation to "

@@ -26,10 +26,13 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class DataRecipe:
     spec: str = "mnist1d"          # mnist1d | digits | npz:PATH | csv:PATH[::COLUMN] | folder:PATH
-    transfer: str = "auto"         # unlabeled inputs the teacher labels: auto (24000 generated for mnist1d, else none) | N | npz:PATH | 0
+    # unlabeled inputs the teacher labels: auto (24000 generated for mnist1d, else none) | N | npz:PATH | 0
+    transfer: str = "auto"
     val_fraction: float = 0.1
-    augment: bool = False          # transforms that keep the data's labels (edgekd.data.augment); the teacher then runs online
-    standardize: str = "auto"      # inputs: global (one mean and std) | feature (per column of (N, F) data) | auto (feature for csv)
+    # transforms that keep the data's labels (edgekd.data.augment); the teacher then runs online
+    augment: bool = False
+    # inputs: global (one mean and std) | feature (per column of (N, F) data) | auto (feature for csv)
+    standardize: str = "auto"
     seed: int = 0                  # draws the held-out splits; --seed sets train.seed only, so runs stay comparable
 
 
@@ -272,7 +275,8 @@ def from_flags(*, chain: int | None = None, data: str | None = None, transfer: s
     given = _given({
         "chain": {"generations": chain, "direct": direct, "baseline": baseline},
         "data": {"spec": data, "transfer": transfer, "augment": augment},  # --seed leaves the splits alone
-        "teacher": {"spec": teacher[0] if teacher else None, "ensemble": teacher[1:] if teacher and len(teacher) > 1 else None,
+        "teacher": {"spec": teacher[0] if teacher else None,
+                    "ensemble": teacher[1:] if teacher and len(teacher) > 1 else None,
                     "combine": ensemble, "primary": primary_teacher, "epochs": teacher_epochs},
         "student": {"arch": student, "width": width, "depth": depth, "students": students, "shrink": shrink},
         "distill": {"methods": method, "weights": weight, "temperature": temperature, "alpha": alpha,
@@ -345,7 +349,8 @@ def validate(recipe: Recipe) -> Recipe:
         (set(recipe.export.formats) <= set(EXPORT_FORMATS),
          f"export.formats must be drawn from {', '.join(EXPORT_FORMATS)}, not {', '.join(recipe.export.formats)}"),
         (0 < recipe.bench.min_seconds < math.inf, "bench.min_seconds must be a positive number"),
-        (0.0 < recipe.data.val_fraction < 0.5, "data.val_fraction must be in (0, 0.5): validation picks the best epoch"),
+        (0.0 < recipe.data.val_fraction < 0.5,
+         "data.val_fraction must be in (0, 0.5): validation picks the best epoch"),
         (recipe.data.standardize in ("auto", "global", "feature"), "data.standardize must be auto, global or feature"),
         (min(recipe.train.finetune_epochs, recipe.train.baseline_epochs, recipe.train.patience) >= 0,
          "train.finetune_epochs, baseline_epochs and patience must not be negative"),

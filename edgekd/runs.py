@@ -279,7 +279,8 @@ def _shown(path: Path) -> Path:
 def read_bench(path: Path) -> dict[str, Any]:
     """A bench/<target>.json, or a UserError when it is missing, not JSON or not a bench result."""
     data = read_json(path)
-    if not isinstance(data, dict) or not isinstance(data.get("rows"), list) or not isinstance(data.get("settings"), dict):
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list) \
+            or not isinstance(data.get("settings"), dict):
         raise UserError(f"{path} is not an edgekd bench result; delete it or run `edgekd bench` again")
     return data
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from edgekd import runtimes
-from edgekd.runtimes.onnx import initializer_count
 from edgekd.models import count_params, load_model, register
 from edgekd.runs import Run
+from edgekd.runtimes.onnx import initializer_count
 
 from conftest import assert_refused, file_hashes
 

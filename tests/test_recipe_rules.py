@@ -18,12 +18,14 @@ THREADS = "train.threads (--threads) must not be negative"
 
 # (distill flags, the same setting as a recipe, the sentence both get)
 RECIPE_RULES = [
-    (["--set", "teacher.primary=true"], {"teacher": {"primary": True}}, f"--primary-teacher (teacher.primary) {ENSEMBLE_ONLY}"),
+    (["--set", "teacher.primary=true"], {"teacher": {"primary": True}},
+     f"--primary-teacher (teacher.primary) {ENSEMBLE_ONLY}"),
     (["--ensemble", "mean-probs"], {"teacher": {"combine": "mean-probs"}}, f"--ensemble {ENSEMBLE_ONLY}"),
     (["--threads", "-1"], {"train": {"threads": -1}}, THREADS),
     (["--option", "dml.peers=3"], {"distill": {"options": ["dml.peers=3"]}},
      "--option 'dml.peers=3' names method 'dml', which is not among the methods (kd)"),
-    (["--weight", "rkd=2"], {"distill": {"weights": ["rkd=2"]}}, "--weight names rkd, which is not among the methods (kd)"),
+    (["--weight", "rkd=2"], {"distill": {"weights": ["rkd=2"]}},
+     "--weight names rkd, which is not among the methods (kd)"),
 ]
 
 # (distill flags, the same flags given to from_flags, the sentence both get)

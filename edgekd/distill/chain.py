@@ -73,7 +73,8 @@ def _distill(recipe: Recipe, out: Path | None, run: Run | None, on_event: Events
     if plan.mutual:  # peers have no teacher to label a transfer set
         if str(transfer) not in ("auto", "0") and not resume:  # runs from before this rule still resume
             mutual = next(name for name, m in plan.terms.items() if m.mutual)
-            raise UserError(f"--method {mutual} trains peers without a teacher, and only a teacher labels a transfer set; "
+            raise UserError(f"--method {mutual} trains peers without a teacher, and only a teacher labels a "
+                            "transfer set; "
                             "drop --transfer")
         transfer = "0"
     on_event({"kind": "stage", "member": "data", "status": "start"})

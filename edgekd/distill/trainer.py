@@ -133,7 +133,8 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
                         teacher_logits = data.teacher(x)
             terms = use(Batch(student(x), teacher_logits, data.y[idx]))
             if not torch.isfinite(terms["loss"]):
-                raise UserError(f"training diverged at epoch {len(state['history']) + 1} (loss {terms['loss'].item()}); "
+                raise UserError(f"training diverged at epoch {len(state['history']) + 1} "
+                                f"(loss {terms['loss'].item()}); "
                                 "lower train.lr or check the data")
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()

@@ -97,7 +97,8 @@ def export_run(run_dir: Path, formats: tuple[str, ...] | None = None, int8: bool
     formats = [f for f in runtimes.EXPORT_FORMATS if f in formats or any(k.format.name == f for k in kept_kinds)]
     int8_kept = any(k.precision.quantizes for k in kept_kinds)
     run.update_manifest(lambda m: m["recipe"].setdefault("export", {}).update(
-        formats=formats, int8=int8 or int8_kept, calibration=calibration if int8 else saved.get("calibration", calibration)))
+        formats=formats, int8=int8 or int8_kept,
+        calibration=calibration if int8 else saved.get("calibration", calibration)))
     return results
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from edgekd.runs import Run, controls_of
 
-CONTROL_FIELDS = {"steps": ("baseline_acc", "delta"), "epochs": ("scratch_acc", "scratch_delta")}  # row keys per control
+# the row keys of each scratch control
+CONTROL_FIELDS = {"steps": ("baseline_acc", "delta"), "epochs": ("scratch_acc", "scratch_delta")}
 
 
 def summary_rows(run: Run) -> list[dict]:

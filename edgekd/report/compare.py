@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgekd.errors import UserError
 from edgekd.report import plots
-from edgekd.report.render import html_table, md_table, write_text, CSS
+from edgekd.report.render import CSS, html_table, md_table, write_text
 from edgekd.report.results import collect
 from edgekd.runs import controls_of
 
@@ -57,7 +57,8 @@ def compare_runs(run_dirs: list[Path], out: Path, force: bool = False) -> dict:
             f"<body><h1>edgekd compare</h1><h2>Recipe differences</h2>"
             + (html_table(diff_rows) if differing else "<p>The recipes are identical.</p>")
             + "<h2>Best points</h2>" + html_table(best_rows)
-            + f"<img alt='size vs accuracy' src='data:image/png;base64,{base64.b64encode(figure.read_bytes()).decode()}'>"
+            + "<img alt='size vs accuracy' src='data:image/png;base64,"
+            + f"{base64.b64encode(figure.read_bytes()).decode()}'>"
             + "</body></html>")
     write_text(out / "compare.md", md)
     write_text(out / "compare.html", page)
@@ -68,13 +69,18 @@ def _best_points(r) -> dict:
     """A run's headline numbers (accuracies as fractions, gain in points)."""
     m = r.manifest["members"]
     gens = sorted((g for g in m if g.startswith("gen-")), key=lambda g: int(g.split("-")[1]))
-    point = lambda g: {"member": g, "arch": m[g].get("label"), "params": m[g].get("params"), "test_acc": m[g]["test_acc"]}
+
+    def point(g):
+        return {"member": g, "arch": m[g].get("label"), "params": m[g].get("params"), "test_acc": m[g]["test_acc"]}
     out = {"run": r.name, "path": str(r.run.root), "teacher_acc": m["teacher"]["test_acc"] if "teacher" in m else None,
            "best": None, "smallest": None, "gain_pts": None, "gain_pts_epochs": None}
     if gens:
         controls = controls_of(r.manifest, gens[-1])
-        gain = lambda kind: round(100 * (m[gens[-1]]["test_acc"] - controls[kind]["test_acc"]), 2) \
-            if kind in controls else None
+        def gain(kind):
+            if kind not in controls:
+                return None
+            return round(100 * (m[gens[-1]]["test_acc"] - controls[kind]["test_acc"]), 2)
+
         out.update(best=point(max(gens, key=lambda g: m[g]["test_acc"])), smallest=point(gens[-1]),
                    gain_pts=gain("steps"), gain_pts_epochs=gain("epochs"))
     return out
@@ -82,8 +88,11 @@ def _best_points(r) -> dict:
 
 def best_table(best: list[dict]) -> list[list[str]]:
     """compare's "best points" table for people: a header row, then one row per run."""
-    pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"
-    pts = lambda v: "-" if v is None else f"{v:+.1f}"
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.1f}%"
+
+    def pts(v):
+        return "-" if v is None else f"{v:+.1f}"
     rows = [["run", "teacher acc", "best generation", "smallest generation (fp32)",
              "KD gain at smallest (pts) over scratch: same steps", "... recipe's epochs"]]
     for b in best:

@@ -145,7 +145,8 @@ def latency_vs_accuracy(res: RunResults, target: str, directory: Path) -> list[P
         handles += [Line2D([], [], ls="", marker="o", mfc="none", mec="0.3", color="0.3",
                            label=f"hollow: predicted for {target}\n(bar: interval)")]
     if any(r.get("unstable") for r in rows):
-        handles += [Line2D([], [], ls="", marker="o", mfc="none", mec="red", ms=11, label="red ring: unstable measurement")]
+        handles += [Line2D([], [], ls="", marker="o", mfc="none", mec="red", ms=11,
+                           label="red ring: unstable measurement")]
     if any(not (r.get("runtime_on_target", True) and r.get("verified", True)) for r in rows):
         handles += [Line2D([], [], ls="", marker="o", color="0.3", alpha=0.25,
                            label="faded: runtime not on the target,\nor failed verification")]
@@ -178,7 +179,8 @@ def chain(res: RunResults, directory: Path) -> list[Path]:
                     label=f"scratch, {control_name(res.manifest['recipe'], kind)}")
     ax.set_ylabel("test accuracy (%)")
     ax.set_xticks(xs, labels, fontsize=8)
-    ax.set_title(f"The chain: {res.name} ({'direct' if res.manifest['recipe']['chain']['direct'] else 'teacher-assistant'} order)")
+    order = "direct" if res.manifest["recipe"]["chain"]["direct"] else "teacher-assistant"
+    ax.set_title(f"The chain: {res.name} ({order} order)")
     ax.grid(True, alpha=0.3)
     ax2 = ax.twinx()
     params = [members.get("teacher", {}).get("params")] + [members[g]["params"] for g in gens]
@@ -206,7 +208,8 @@ def training_curves(res: RunResults, directory: Path) -> list[Path]:
         epochs = [r["epoch"] for r in rows]
         dot = "o" if len(rows) < 3 else None  # a one- or two-epoch curve is otherwise invisible
         axes[0].plot(epochs, [r["loss"] for r in rows], color=color, marker=dot, label=f"{name} total")
-        terms = [k for k in rows[0] if k not in ("epoch", "phase", "loss", "val_acc", "val_loss", "lr", "seconds", "epochs")]
+        bookkeeping = ("epoch", "phase", "loss", "val_acc", "val_loss", "lr", "seconds", "epochs")
+        terms = [k for k in rows[0] if k not in bookkeeping]
         for term, ls in zip(terms, (":", "-.", (0, (1, 3)))):
             axes[0].plot(epochs, [r.get(term, float("nan")) for r in rows], color=color, ls=ls, lw=0.9,
                          label=f"{name} {term}")

@@ -9,8 +9,7 @@ from pathlib import Path
 from edgekd import runtimes
 from edgekd.errors import UserError
 from edgekd.report import plots
-from edgekd.report.results import (SCHEMA, RunResults, collect, control_name, deployable, ms, shown_controls,
-                                   target_p50)
+from edgekd.report.results import SCHEMA, RunResults, collect, control_name, deployable, ms, shown_controls, target_p50
 from edgekd.runs import atomic_path, controls_of, write_json
 
 
@@ -68,8 +67,11 @@ def _sections(res: RunResults, within: float) -> dict:
             tsize = tpoint and tpoint["size_bytes"]
             teacher_artifact = tpoint and (f"{tpoint['artifact']} file" if runtimes.FORMATS[tpoint["format"]].exported
                                            else "weights file")
-            ratio = f", {tsize / best['size_bytes']:.{1 if tsize < 10 * best['size_bytes'] else 0}f}x smaller than the teacher's {teacher_artifact}" if tsize else ""
-            summary.append(f"Smallest model within {within:g} point{'s' * (within != 1)} of the teacher ({100 * teacher:.1f}%): "
+            digits = 1 if tsize and tsize < 10 * best["size_bytes"] else 0
+            ratio = f", {tsize / best['size_bytes']:.{digits}f}x smaller than the teacher's {teacher_artifact}" \
+                if tsize else ""
+            summary.append(f"Smallest model within {within:g} point{'s' * (within != 1)} of the teacher "
+                           f"({100 * teacher:.1f}%): "
                            f"{best['member']} {best['artifact']}, {best['size_bytes'] / 1024:.1f} KiB, "
                            f"{100 * best['accuracy']:.1f}%{ratio}.")
         else:
@@ -80,7 +82,8 @@ def _sections(res: RunResults, within: float) -> dict:
         if not rows:
             if any("error" not in r for r in rep["rows"]):
                 summary.append(f"Nothing benchmarked for {target} could ship: no verified artifact in its runtimes "
-                               f"({', '.join(rep['target'].get('runtimes', [])) or 'none listed'}) has a latency there.")
+                               f"({', '.join(rep['target'].get('runtimes', [])) or 'none listed'}) has a latency "
+                               "there.")
             continue
         fast = min(rows, key=lambda r: target_p50(r, rep))
         how = "predicted" if rep.get("prediction_method") else f"measured on {rep['measured_on']}"
@@ -99,13 +102,15 @@ def _sections(res: RunResults, within: float) -> dict:
 
     shown = shown_controls(list(controls.values()))
     chain_rows = [["member", "arch", "params", "MACs", "taught by", "test acc (torch)"]
-                  + [h for kind in shown for h in (f"scratch, {control_name(res.manifest['recipe'], kind)}", "gain (pts)")]]
+                  + [h for kind in shown
+                     for h in (f"scratch, {control_name(res.manifest['recipe'], kind)}", "gain (pts)")]]
     for name in ["teacher"] * ("teacher" in members) + gens:
         m, c = members[name], controls.get(name, {})
         chain_rows.append([name, m.get("label", m.get("kind", "")), _n(m.get("params")), _n(m.get("macs")),
                            m.get("teacher") or "-", f"{100 * m['test_acc']:.1f}%"]
                           + [v for kind in shown for v in (
-                              (f"{100 * c[kind]['test_acc']:.1f}%", f"{100 * (m['test_acc'] - c[kind]['test_acc']):+.1f}")
+                              (f"{100 * c[kind]['test_acc']:.1f}%",
+                               f"{100 * (m['test_acc'] - c[kind]['test_acc']):+.1f}")
                               if kind in c else ("-", "-"))])
     artifact_rows = [["member", "artifact", "size", "weights", "accuracy", "verified"]]
     for p in sorted(res.points, key=lambda p: (_order(p["member"]), p["artifact"])):
@@ -115,8 +120,8 @@ def _sections(res: RunResults, within: float) -> dict:
                               f"{100 * p['accuracy']:.1f}%", "yes" if p["verified"] else "NO"])
     bench_tables = {}
     for target, rep in sorted(res.bench.items()):
-        t = [["member", "artifact", "accuracy", f"p50 ms ({rep['measured_on']})", "p90 ms", "predicted p50 ms [interval]",
-              "load+run MB", "fits RAM", "note"]]
+        t = [["member", "artifact", "accuracy", f"p50 ms ({rep['measured_on']})", "p90 ms",
+              "predicted p50 ms [interval]", "load+run MB", "fits RAM", "note"]]
         for r in rep["rows"]:
             pred = r.get("predicted")
             note = "; ".join(bench_notes(r, rep))
@@ -133,10 +138,12 @@ def _method(res: RunResults) -> list[str]:
     m = res.manifest
     lines = [f"Trained on {m['host']['cpu']} ({m['host']['cores']} cores, torch {m['versions'].get('torch')}, "
              f"{m.get('torch_threads')} threads); data {m['data']['spec']} (fingerprint {m['data']['fingerprint']}: "
-             f"{m['data']['train']} train, {m['data']['val']} val, {m['data']['test']} test, {m['data']['transfer']} transfer).",
+             f"{m['data']['train']} train, {m['data']['val']} val, {m['data']['test']} test, "
+             f"{m['data']['transfer']} transfer).",
              "Accuracy of each artifact is top-1 on the test set computed by its own runtime ("
              + ", ".join(r.label for r in runtimes.RUNTIMES.values() if not r.host_only)
-             + ", with fp32 arithmetic where the runtime would otherwise pick a lower precision), not by the torch model.",
+             + ", with fp32 arithmetic where the runtime would otherwise pick a lower precision), not by the torch "
+             "model.",
              "Size is an artifact's files on disk (a graph and its weights file where the format splits them: IR "
              ".xml + .bin, ncnn .param + .bin); weights is the stored constants alone, the part "
              "quantization shrinks. Below a few thousand parameters the graph description outweighs the weights, "
@@ -145,16 +152,17 @@ def _method(res: RunResults) -> list[str]:
              "imported its runtime; fits RAM compares that whole process's peak with half of the target's RAM."]
     if any(k.startswith("baseline-") for k in m["members"]):
         lines.append("Scratch controls are each generation's architecture trained on the labelled rows alone, from the "
-                     "generation's initial weights: \"same steps\" for as many optimizer steps as the distilled student "
-                     "(the same compute, so a gain is not bought by training longer), \"N epochs\" for the recipe's "
-                     "epochs (fewer steps when a transfer set lengthens the student's epochs: the usual control of "
-                     "a KD paper, and a weaker one). When the two come to the same epochs they are one run.")
+                     "generation's initial weights: \"same steps\" for as many optimizer steps as the distilled "
+                     "student (the same compute, so a gain is not bought by training longer), \"N epochs\" for the "
+                     "recipe's epochs (fewer steps when a transfer set lengthens the student's epochs: the usual "
+                     "control of a KD paper, and a weaker one). When the two come to the same epochs they are one run.")
     for target, rep in sorted(res.bench.items()):
         s = rep["settings"]
         where = f"on the device {rep['device']}" if rep["device"] else f"on this host ({rep['host']['cpu']})"
-        lines.append(f"{target}: measured {where} with {s['threads']} threads, batch {s['batch']}, {s['warmup']} warm-up "
-                     f"runs, at least {s['min_iters']} runs and {s['min_seconds']} s per process, {s['processes']} fresh "
-                     f"process{'es interleaved' if s['processes'] > 1 else ''}; versions {', '.join(f'{k} {v}' for k, v in rep['versions'].items())}.")
+        lines.append(f"{target}: measured {where} with {s['threads']} threads, batch {s['batch']}, "
+                     f"{s['warmup']} warm-up runs, at least {s['min_iters']} runs and {s['min_seconds']} s per "
+                     f"process, {s['processes']} fresh process{'es interleaved' if s['processes'] > 1 else ''}; "
+                     f"versions {', '.join(f'{k} {v}' for k, v in rep['versions'].items())}.")
         if rep.get("prediction_method"):
             probe, busy = rep["host"], rep["host"].get("probe_busy_cpus")
             lines.append(f"{target}: predicted numbers use the {rep['prediction_method']}; they are intervals, "
@@ -244,23 +252,26 @@ def html_table(rows: list[list[str]]) -> str:
 
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}img{max-width:100%;border:1px solid #eee;margin:.5em 0}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}
+td:first-child,td:nth-child(2){text-align:left}img{max-width:100%;border:1px solid #eee;margin:.5em 0}
 .summary{background:#f6f9ff;border-left:4px solid #1f77b4;padding:.5em 1em}"""
 
 
 def _html(res: RunResults, s: dict, figures) -> str:
-    img = lambda p: base64.b64encode(p.read_bytes()).decode()
+    def img(p):
+        return base64.b64encode(p.read_bytes()).decode()
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>edgekd report: {html.escape(res.name)}</title>",
              f"<style>{CSS}</style></head><body><h1>edgekd report: {html.escape(res.name)}</h1>",
-             "<div class='summary'><ul>" + "".join(f"<li>{html.escape(l)}</li>" for l in s["summary"]) + "</ul></div>",
+             "<div class='summary'><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in s["summary"])
+             + "</ul></div>",
              "<h2>Generations</h2>", html_table(s["chain"]), "<h2>Artifacts</h2>", html_table(s["artifacts"])]
     for target, t in s["bench"].items():
         parts += [f"<h2>{html.escape(target)}</h2>", html_table(t)]
     parts.append("<h2>Plots</h2>")
     parts += [f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='data:image/png;base64,{img(p)}'>"
               for title, p in figures]
-    parts += ["<h2>How this was measured</h2><ul>"] + [f"<li>{html.escape(l)}</li>" for l in s["method"]]
+    parts += ["<h2>How this was measured</h2><ul>"] + [f"<li>{html.escape(line)}</li>" for line in s["method"]]
     parts.append("</ul></body></html>")
     return "\n".join(parts)
 

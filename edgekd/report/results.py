@@ -68,13 +68,15 @@ def collect(run_dir: Path) -> RunResults:
             kind = runtimes.kind(art)
             points.append({**base, "artifact": art, "format": kind.format.name, "precision": kind.precision.name,
                            "size_bytes": a["bytes"],
-                           "weight_bytes": a.get("weight_bytes"), "accuracy": a["accuracy"], "verified": a.get("passed", False)})
+                           "weight_bytes": a.get("weight_bytes"), "accuracy": a["accuracy"],
+                           "verified": a.get("passed", False)})
         if not artifacts and "size_bytes" in entry:  # not exported: the weights file (or a teacher's ONNX) stands in
             kind = runtimes.find(entry.get("size_format", runtimes.REFERENCE.format.name))
             points.append({**base, "artifact": kind.name, "format": kind.format.name, "precision": kind.precision.name,
                            "size_bytes": entry["size_bytes"], "accuracy": entry["test_acc"], "verified": True})
     if manifest.get("status") == "running":
-        missing.append(f"the run is not finished: {len(run.members('gen'))} of {len(manifest.get('students', [])) or '?'} "
+        planned = len(manifest.get("students", [])) or "?"
+        missing.append(f"the run is not finished: {len(run.members('gen'))} of {planned} "
                        f"generations trained (`edgekd distill --resume {run.root}` continues it)")
     if not any(p["role"] == "gen" and runtimes.FORMATS[p["format"]].exported for p in points):
         missing.append("no exported artifacts (run `edgekd export`)")
