@@ -37,7 +37,9 @@ def graph_costs(path: Path, batch: int = 1) -> list[OpCost]:
               for v in list(g.value_info) + list(g.input) + list(g.output)}
     for t in g.initializer:
         shapes[t.name] = list(t.dims)
-    size = lambda name: math.prod(shapes.get(name, [0])) if name else 0
+
+    def size(name):
+        return math.prod(shapes.get(name, [0])) if name else 0
 
     costs = []
     for node in g.node:

@@ -68,7 +68,7 @@ def run_once(job: Job, settings: Settings, inputs: Path) -> dict:
 
 
 def parse_runner_output(stdout: str, stderr: str, code: int) -> dict:
-    lines = [l for l in stdout.strip().splitlines() if l.startswith("{")]
+    lines = [line for line in stdout.strip().splitlines() if line.startswith("{")]
     if lines:
         try:
             return json.loads(lines[-1])
@@ -97,7 +97,9 @@ def aggregate(results: list[dict]) -> dict:
     good = [r for r in results if "error" not in r]
     if not good:
         return {"error": results[0]["error"] if results else "not measured"}
-    med = lambda key: statistics.median(r[key] for r in good)
+
+    def med(key):
+        return statistics.median(r[key] for r in good)
     p50s = [r["p50_ms"] for r in good]
     spread = (max(p50s) - min(p50s)) / statistics.median(p50s) if len(p50s) > 1 else 0.0
     fastest = min(r["min_ms"] for r in good)

@@ -138,7 +138,8 @@ def _earlier_rows(run: Run, manifest: dict, report: dict, on_event: Callable[[di
         if unmeasured:
             differ = ", ".join(k for k in now if then[k] != now[k])
             on_event({"kind": "warning", "text": f"dropped {len(unmeasured)} row(s) of the earlier "
-                      f"{report['target']['name']} bench, measured with a different {differ} (they cannot share a table)"})
+                      f"{report['target']['name']} bench, measured with a different {differ} "
+                      "(they cannot share a table)"})
         return []
     # what the kept rows were measured and predicted with, where the file-level record is now this bench's
     earlier = {"min_seconds": old["settings"].get("min_seconds"),

@@ -60,6 +60,7 @@ def predict_ms(measured_host_ms: float, costs: list[OpCost], weight_bytes: float
             "interval": f"x{LOW}-x{HIGH} (10th-90th percentile of validated error)"}
 
 
-def host_efficiency(measured_ms: float, costs: list[OpCost], weight_bytes: float, precision: str, host: Machine) -> float:
+def host_efficiency(measured_ms: float, costs: list[OpCost], weight_bytes: float, precision: str,
+                    host: Machine) -> float:
     """The artifact's efficiency against its floor on the host: floor / measured (1.0 = at the floor)."""
     return host.floor_s(costs, weight_bytes, precision) * 1e3 / measured_ms

@@ -118,5 +118,5 @@ def _opener_name(runtime: str) -> str:
 
 
 def _last_line(text: str) -> str:
-    lines = [l for l in text.strip().splitlines() if l.strip()]
+    lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1][:200] if lines else "no message"

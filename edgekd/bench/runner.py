@@ -80,7 +80,9 @@ def measure(path: str, opener: str, imports: list[str], threads: int, inputs: st
     for i in range(0, len(x_all), 64):
         correct += int((predict(np.ascontiguousarray(x_all[i:i + 64])).argmax(1) == y_all[i:i + 64]).sum())
     times.sort()
-    pick = lambda q: times[min(len(times) - 1, int(q * len(times)))]
+
+    def pick(q):
+        return times[min(len(times) - 1, int(q * len(times)))]
     return {"load_ms": load_ms, "first_ms": first_ms, "p50_ms": pick(0.5), "p90_ms": pick(0.9),
             "p99_ms": pick(0.99), "mean_ms": sum(times) / len(times), "min_ms": times[0],
             "iterations": len(times), "warmup": warmup, "batch": batch,

@@ -146,8 +146,8 @@ def _stable_names(model) -> None:
     timed, and a counter-named re-export would make them look stale. Inputs and outputs keep
     their names."""
     ops = list(model.get_ordered_ops())
-    renamed = [op.get_type_name() not in ("Parameter", "Result") and bool(_COUNTER_NAME.fullmatch(op.get_friendly_name()))
-               for op in ops]
+    renamed = [op.get_type_name() not in ("Parameter", "Result")
+               and bool(_COUNTER_NAME.fullmatch(op.get_friendly_name())) for op in ops]
     taken = {op.get_friendly_name() for op, r in zip(ops, renamed) if not r}  # names that stay
     for i, op in enumerate(ops):
         if renamed[i]:
