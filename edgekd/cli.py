@@ -84,6 +84,8 @@ def distill(
         help="Override a recipe key, section.key=value (repeatable)")] = None,
     out: Annotated[Optional[Path], Opt(help="Run directory (default runs/<timestamp>)")] = None,
     resume: Annotated[Optional[Path], Opt(help="Continue an interrupted run")] = None,
+    wait: Annotated[bool, Opt(
+        "--wait", help="When another edgekd command is writing this run, queue behind it instead of refusing")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress output")] = False,
     as_json: Annotated[bool, Opt("--json", help="Print the final table as JSON")] = False,
 ) -> None:
@@ -105,7 +107,8 @@ def distill(
                         seed=seed, config=config, sets=set_ or (), resume=resume)
     with ChainProgress(quiet or as_json) as progress:
         try:
-            run, measured = run_pipeline(recipe, out=out, resume=resume, on_event=progress, threads=threads)
+            run, measured = run_pipeline(recipe, out=out, resume=resume, on_event=progress, threads=threads,
+                                         wait=wait)
         except KeyboardInterrupt:
             if progress.run_root:
                 print(f"edgekd: interrupted; continue with: edgekd distill --resume {progress.run_root}",
@@ -141,6 +144,8 @@ def export(
         help="Also build int8 artifacts; default: as the run's recipe")] = None,
     calibration: Annotated[Optional[int], Opt(
         help="Calibration samples for int8; default: as the run's recipe", min=1)] = None,
+    wait: Annotated[bool, Opt(
+        "--wait", help="When another edgekd command is writing this run, queue behind it instead of refusing")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
     as_json: Annotated[bool, Opt("--json", help="Print the artifact table as JSON")] = False,
 ) -> None:
@@ -151,7 +156,8 @@ def export(
     from edgekd.export.pipeline import export_run
     from edgekd.runs import Run
 
-    results = export_run(run, tuple(format_) if format_ else None, int8, calibration, on_event=_print_warnings)
+    results = export_run(run, tuple(format_) if format_ else None, int8, calibration, on_event=_print_warnings,
+                         wait=wait)
     rows = artifact_rows(Run.open(run))
     for row in rows:  # kept: an earlier export's verified artifact, unchanged on disk, not rebuilt now
         row["kept"] = bool(results.get(row["member"], {}).get(row["artifact"], {}).get("kept"))
@@ -265,6 +271,8 @@ def bench(
     port: Annotated[Optional[int], Opt(help="ssh port of --remote")] = None,
     identity: Annotated[Optional[Path], Opt(help="ssh private key for --remote")] = None,
     remote_python: Annotated[str, Opt(help="Python on the device")] = "python3",
+    wait: Annotated[bool, Opt(
+        "--wait", help="When another edgekd command is writing this run, queue behind it instead of refusing")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
     as_json: Annotated[bool, Opt("--json", help="Print the results as JSON")] = False,
 ) -> None:
@@ -282,7 +290,8 @@ def bench(
         raise UserError("--port, --identity and --remote-python are for a device: give --remote user@host too")
     device = Remote(remote, port, identity, remote_python) if remote else None
     progress = _print_warnings if quiet or as_json else _bench_progress
-    results = bench_run(run, target, tuple(runtime or RUNTIMES), batch, processes, min_seconds, device, progress)
+    results = bench_run(run, target, tuple(runtime or RUNTIMES), batch, processes, min_seconds, device, progress,
+                        wait=wait)
     from edgekd.report.render import build_report
 
     build_report(run)  # the report always shows the latest measurements
@@ -395,7 +404,7 @@ def report(
 
     if not 0 <= within <= 100:
         raise UserError(f"--within {within:g}: give a number of accuracy points from 0 to 100")
-    result = build_report(run, within, target)
+    result = build_report(run, within, target, on_event=_print_warnings)
     page = Run.open(run).report_path("html")
     if as_json:
         print(json.dumps(result, indent=2))

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekd.distill.chain import distill
+from edgekd.distill.chain import chain_lock, distill, run_root
 from edgekd.recipe import Recipe, check_call
 from edgekd.records import Events
 from edgekd.runs import Run
 
 
 def run_pipeline(recipe: Recipe | None, out: Path | None = None, resume: Path | None = None,
-                 on_event: Events | None = None, threads: int | None = None) -> tuple[Run, dict]:
-    """The run, and what its bench measured now ({target: bench result}; {} without a bench)."""
+                 on_event: Events | None = None, threads: int | None = None, wait: bool = False) -> tuple[Run, dict]:
+    """The run, and what its bench measured now ({target: bench result}; {} without a bench).
+    The run directory stays locked from training to report (edgekd.locking): no other writer
+    can slip in between the stages; `wait` queues behind one instead of refusing."""
     check_call(recipe, out=out, resume=resume, threads=threads)
     on_event = on_event or (lambda e: None)
+    root = run_root(out, resume)
+    with chain_lock(root, resume, wait, on_event):
+        return _stages(recipe, root if resume is None else None, resume, on_event, threads)
+
+
+def _stages(recipe: Recipe | None, out: Path | None, resume: Path | None, on_event: Events,
+            threads: int | None) -> tuple[Run, dict]:
     measured = {}
     run = distill(recipe, out=out, resume=resume, on_event=on_event, threads=threads)
     saved = run.manifest()["recipe"]

@@ -38,6 +38,7 @@ MANIFEST = "manifest.json"
 SCHEMA = 1
 
 MODEL = "model.pt"  # a member's weights + arch spec (edgekd.models.save_model)
+LOCK = ".lock"  # edgekd.locking: who writes the run now
 # a user's teacher copied into the run, by Teacher.kind; a directory is searched in this order
 TEACHER_FILES = {"edgekd": MODEL, "onnx": "model.onnx", "torchscript": "model.ts"}
 REPORT_FILES = {"html": "report.html", "md": "report.md"}
@@ -238,7 +239,7 @@ class Run:
             raise UserError(f"{root} already holds a run; use --resume {root} or another --out")
         if root.exists() and not root.is_dir():
             raise UserError(f"{root} is a file, not a directory; choose another --out")
-        if root.exists() and any(root.iterdir()):
+        if root.exists() and any(p.name != LOCK for p in root.iterdir()):
             raise UserError(f"{root} exists and is not empty; choose another --out")
         try:
             root.mkdir(parents=True, exist_ok=True)
@@ -321,6 +322,11 @@ def controls_of(manifest: dict[str, Any], name: str) -> dict[str, dict[str, Any]
             for kind in members[member].get("controls", before):
                 found[kind] = members[member]
     return found
+
+
+def lock_path(root: Path) -> Path:
+    """The run directory's lock file (edgekd.locking); it may precede the manifest."""
+    return root / LOCK
 
 
 def default_run_dir(base: Path = Path("runs")) -> Path:

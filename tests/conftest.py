@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgekd.runs import LOCK
+
 # Tiny but real: every test run trains, exports and measures actual models. One recipe, used
 # both as a dict (tiny_run) and as CLI flags (TINY), so the two always describe the same run.
 # lr 3e-3: these 2-epoch models have close logits; at the default 1e-2 gen-1's int8 top-1
@@ -110,8 +112,11 @@ def read_only(root):
 
 
 def file_hashes(root):
-    """Every file under root with its sha256: equal before and after means nothing was written."""
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file under root with its sha256: equal before and after means nothing was written.
+    The run's lock file is left out: a refused writer still takes the lock (and names itself in
+    it) before it finds what is wrong; the lock says who writes, not what the run holds."""
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != LOCK}
 
 
 def write_npz(path, **arrays):

@@ -23,6 +23,7 @@ from edgekd.bench.local import Job, Settings, measure_all
 from edgekd.bench.remote import Remote, Session
 from edgekd.data import load_run_splits
 from edgekd.errors import UserError
+from edgekd.locking import run_lock
 from edgekd.runs import Run, atomic_path, read_bench, write_json
 from edgekd.targets import HOST, Target, busy_warning, load_target, probe_host
 
@@ -32,8 +33,17 @@ RUNTIMES = tuple(runtimes.RUNTIMES)
 
 def bench_run(run_dir: Path, targets: list[str], runtime_names: tuple[str, ...] = RUNTIMES, batch: int = 1,
               processes: int = 3, min_seconds: float = 0.5, remote: Remote | None = None,
-              on_event: Callable[[dict], None] | None = None) -> dict[str, dict]:
+              on_event: Callable[[dict], None] | None = None, wait: bool = False) -> dict[str, dict]:
+    """{target: bench result}, each written to the run's bench file. The run is locked
+    meanwhile (edgekd.locking): an export cannot swap the files being timed; `wait` queues
+    behind another writer instead of refusing."""
     run = Run.open(run_dir)
+    with run_lock(run.root, "bench", wait=wait, on_event=on_event):
+        return _bench(run, targets, runtime_names, batch, processes, min_seconds, remote, on_event)
+
+
+def _bench(run: Run, targets: list[str], runtime_names: tuple[str, ...], batch: int, processes: int,
+           min_seconds: float, remote: Remote | None, on_event: Callable[[dict], None] | None) -> dict[str, dict]:
     bad = [r for r in runtime_names if r not in RUNTIMES]
     if bad:
         raise UserError(f"unknown runtime {bad[0]!r}; valid runtimes: {', '.join(RUNTIMES)}")

@@ -29,6 +29,7 @@ from edgekd.distill.objective import build_objective, check_pairs
 from edgekd.distill.students import plan_students
 from edgekd.distill.teacher_stage import finish_teacher, open_teacher
 from edgekd.errors import UserError
+from edgekd.locking import run_lock
 from edgekd.models import ArchSpec
 from edgekd.recipe import Recipe, check_call, from_dict, validate
 from edgekd.records import Events
@@ -36,10 +37,33 @@ from edgekd.runs import Run, default_run_dir, link_latest
 
 
 def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path | None = None,
-            on_event: Events | None = None, threads: int | None = None) -> Run:
+            on_event: Events | None = None, threads: int | None = None, wait: bool = False) -> Run:
     """Run (or resume) a whole chain and return its run directory. `threads` overrides the
-    recipe's train.threads (a resumed run may land on a busier machine)."""
+    recipe's train.threads (a resumed run may land on a busier machine). The run directory is
+    locked throughout (edgekd.locking); `wait` queues behind another writer instead of refusing."""
     check_call(recipe, out=out, resume=resume, threads=threads)
+    on_event = on_event or (lambda event: None)
+    root = run_root(out, resume)
+    with chain_lock(root, resume, wait, on_event):
+        return _distill_locked(recipe, root, resume, on_event, threads)
+
+
+def run_root(out: Path | None, resume: Path | None) -> Path:
+    """The directory a distill call writes: the resumed run (refused now when it is missing or
+    not a run, before anything is locked), `out`, or a new one under runs/."""
+    if resume is not None:
+        return Run.open(resume).root
+    return out or default_run_dir()
+
+
+def chain_lock(root: Path, resume: Path | None, wait: bool, on_event: Events):
+    """distill's hold on its run directory (edgekd.locking), from planning to report."""
+    return run_lock(root, "distill --resume" if resume is not None else "distill", wait=wait, create=resume is None,
+                    on_event=on_event)
+
+
+def _distill_locked(recipe: Recipe | None, root: Path, resume: Path | None, on_event: Events,
+                    threads: int | None) -> Run:
     run = Run.open(resume) if resume is not None else None
     if run is not None:
         saved = run.manifest()["recipe"]
@@ -51,12 +75,12 @@ def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path 
     if threads or recipe.train.threads:
         torch.set_num_threads(threads or recipe.train.threads)
     try:
-        return _distill(recipe, out, run, on_event or (lambda event: None))
+        return _distill(recipe, root, run, on_event)
     finally:
         torch.set_num_threads(default_threads)  # a library call leaves the process as it found it
 
 
-def _distill(recipe: Recipe, out: Path | None, run: Run | None, on_event: Events) -> Run:
+def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events) -> Run:
     """The chain for a new run (`run` None) or the resumed `run`."""
     resume = run is not None
     saved = run.manifest() if resume else {}
@@ -89,7 +113,6 @@ def _distill(recipe: Recipe, out: Path | None, run: Run | None, on_event: Events
              else plan_students(recipe, teacher, splits, plan.same_architecture, strict=not resume))
     check_pairs(recipe, plan, teacher, archs, splits.x_val[:8])
     if not resume:
-        root = out or default_run_dir()
         run = Run.create(root, {
             "name": root.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "recipe": recipe.to_dict(), "versions": host.versions(), "host": host.describe(),

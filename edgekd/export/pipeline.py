@@ -17,6 +17,7 @@ from edgekd import host, runtimes
 from edgekd.data import load_run_splits
 from edgekd.errors import UserError, reason
 from edgekd.export.verify import verify
+from edgekd.locking import run_lock
 from edgekd.models import load_model
 from edgekd.recipe import ExportRecipe
 from edgekd.runs import Run, files_sha256, read_json, write_json
@@ -25,12 +26,20 @@ DEFAULT_CALIBRATION = ExportRecipe.calibration
 
 
 def export_run(run_dir: Path, formats: tuple[str, ...] | None = None, int8: bool | None = None,
-               calibration: int | None = None, on_event: Callable[[dict], None] | None = None) -> dict[str, dict]:
+               calibration: int | None = None, on_event: Callable[[dict], None] | None = None,
+               wait: bool = False) -> dict[str, dict]:
     """Export all finished generations; returns {member: {artifact: record}}. Settings left
     None come from the run's recipe; the ones used are written back to it, so the manifest
-    says how the artifacts on disk were made."""
+    says how the artifacts on disk were made. The run is locked meanwhile (edgekd.locking);
+    `wait` queues behind another writer instead of refusing."""
     on_event = on_event or (lambda e: None)
     run = Run.open(run_dir)
+    with run_lock(run.root, "export", wait=wait, on_event=on_event):
+        return _export(run, formats, int8, calibration, on_event)
+
+
+def _export(run: Run, formats: tuple[str, ...] | None, int8: bool | None, calibration: int | None,
+            on_event: Callable[[dict], None]) -> dict[str, dict]:
     saved = run.manifest()["recipe"].get("export", {})
     formats = tuple(formats or saved.get("formats", runtimes.DEFAULT_FORMATS))
     int8 = saved.get("int8", True) if int8 is None else int8

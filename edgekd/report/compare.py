@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+from contextlib import ExitStack
 from pathlib import Path
 
 from edgekd.errors import UserError
+from edgekd.locking import run_lock
 from edgekd.report import plots
 from edgekd.report.render import CSS, html_table, md_table, write_text
 from edgekd.report.results import collect
-from edgekd.runs import controls_of
+from edgekd.runs import Run, controls_of
 
 
 def flat(d: dict, prefix: str = "") -> dict[str, object]:
@@ -25,7 +27,10 @@ def compare_runs(run_dirs: list[Path], out: Path, force: bool = False) -> dict:
         raise UserError("compare needs at least two runs")
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is a file, not a directory; choose another --out")
-    runs = [collect(d) for d in run_dirs]
+    with ExitStack() as stack:  # every run read whole, after any writer of it has finished
+        for d in run_dirs:
+            stack.enter_context(run_lock(Run.open(d).root, "compare", shared=True, wait=True))
+        runs = [collect(d) for d in run_dirs]
     roots = [r.run.root for r in runs]
     if len(set(roots)) < len(roots):
         raise UserError("compare was given the same run twice")

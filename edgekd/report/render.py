@@ -5,15 +5,25 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
+from typing import Callable
 
 from edgekd import runtimes
 from edgekd.errors import UserError
+from edgekd.locking import run_lock
 from edgekd.report import plots
 from edgekd.report.results import SCHEMA, RunResults, collect, control_name, deployable, ms, shown_controls, target_p50
-from edgekd.runs import atomic_path, controls_of, write_json
+from edgekd.runs import Run, atomic_path, controls_of, write_json
 
 
-def build_report(run_dir: Path, within_points: float = 1.0, targets: list[str] | None = None) -> dict:
+def build_report(run_dir: Path, within_points: float = 1.0, targets: list[str] | None = None,
+                 on_event: Callable[[dict], None] | None = None) -> dict:
+    """Write the run's report; it waits for a writer of the run to finish (edgekd.locking), so
+    it never reads a run half-way through an export or a bench."""
+    with run_lock(Run.open(run_dir).root, "report", shared=True, wait=True, on_event=on_event):
+        return _build_report(run_dir, within_points, targets)
+
+
+def _build_report(run_dir: Path, within_points: float, targets: list[str] | None) -> dict:
     res = collect(run_dir)
     if targets:
         targets = [_bench_name(t, res.bench) for t in targets]
