@@ -117,7 +117,7 @@ def distill(
     rows = summary_rows(run)
     artifacts = artifact_rows(run)
     if as_json:
-        print(json.dumps({"run": str(run.root), "generations": rows, "artifacts": artifacts}, indent=2))
+        _print_json({"run": str(run.root), "generations": rows, "artifacts": artifacts})
     elif not quiet:
         from edgekd.console import out as console
         from edgekd.console import table
@@ -162,7 +162,7 @@ def export(
     for row in rows:  # kept: an earlier export's verified artifact, unchanged on disk, not rebuilt now
         row["kept"] = bool(results.get(row["member"], {}).get(row["artifact"], {}).get("kept"))
     if as_json:
-        print(json.dumps(rows, indent=2))
+        _print_json(rows)
     elif not quiet:
         from edgekd.console import out as console
         from edgekd.console import table
@@ -190,6 +190,11 @@ def _control_columns(manifest: dict) -> list[tuple[str, str, str]]:
     return [c for kind in shown
             for c in ((columns[kind][0], f"scratch, {control_name(manifest['recipe'], kind)}", "pct"),
                                           (columns[kind][1], "gain", "delta"))]
+
+
+def _print_json(data) -> None:
+    """--json output: strict JSON, which every reader takes (no NaN or Infinity)."""
+    print(json.dumps(data, indent=2, allow_nan=False))
 
 
 def _print_warnings(event: Event) -> None:
@@ -236,7 +241,7 @@ def methods(
                   "@register)", file=sys.stderr)
     rows = method_table()
     if as_json:
-        print(json.dumps(rows, indent=2))
+        _print_json(rows)
         return
     if markdown:
         from edgekd.distill.methods import markdown_table
@@ -296,7 +301,7 @@ def bench(
 
     build_report(run)  # the report always shows the latest measurements
     if as_json:
-        print(json.dumps(results, indent=2))
+        _print_json(results)
     elif not quiet:
         _print_bench(results)
     _exit_on_failed_bench(results)
@@ -359,7 +364,7 @@ def targets_list(as_json: Annotated[bool, Opt("--json")] = False) -> None:
 
     rows = [t.to_dict() for t in list_targets()]
     if as_json:
-        print(json.dumps(rows, indent=2))
+        _print_json(rows)
         return
     from edgekd.console import out as console
     from edgekd.console import table
@@ -381,7 +386,7 @@ def targets_show(name: Annotated[str, typer.Argument(help="Profile name, alias, 
     from edgekd.targets import busy_warning, load_target
 
     target = load_target(name)
-    print(json.dumps(target.to_dict(), indent=2))
+    _print_json(target.to_dict())
     if warning := busy_warning(target):
         _print_warnings({"kind": "warning", "text": warning})
 
@@ -407,7 +412,7 @@ def report(
     result = build_report(run, within, target, on_event=_print_warnings)
     page = Run.open(run).report_path("html")
     if as_json:
-        print(json.dumps(result, indent=2))
+        _print_json(result)
     elif not quiet:
         for line in result["summary"]:
             print(f"- {line}")
@@ -435,7 +440,7 @@ def compare(
 
     result = compare_runs(runs, out, force)
     if as_json:
-        print(json.dumps(result, indent=2))
+        _print_json(result)
         return
     if quiet:
         return

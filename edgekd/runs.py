@@ -65,7 +65,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 def write_json(path: Path, data: Any) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        # strict JSON: a NaN or infinity would write a file other JSON readers refuse
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def read_json(path: Path) -> Any:
@@ -79,7 +80,7 @@ def read_json(path: Path) -> Any:
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        tmp.write_text("".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

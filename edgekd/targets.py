@@ -53,6 +53,11 @@ FIELDS = {
     "sources": Field("sources", "a table of field = \"source text\""),
 }
 NUMERIC = {"int", "float", "latencies"}  # kinds that need a [sources] entry and must be > 0
+# What a CPU board can be. Outside these a number is a typo, and a prediction scaled by it
+# would overflow to infinity (a tiny peak) or divide by nothing.
+RANGES = {"cores": (1, 4096), "threads": (1, 4096), "clock_ghz": (0.01, 10.0), "peak_gflops_fp32": (0.001, 1e7),
+          "memory_bandwidth_gbs": (0.001, 1e5), "ram_gb": (0.001, 1e5), "latency_budget_ms": (1e-6, 1e9),
+          "reference_latency_ms": (1e-6, 1e9)}
 REQUIREMENTS = {"latency_budget_ms"}  # what the user asks of the board, not a fact about it: no source needed
 
 
@@ -187,6 +192,9 @@ def _validate(raw: dict, where: str) -> dict:
             for v in clean.values() if isinstance(clean, dict) else [clean]:
                 if v <= 0:
                     raise UserError(f"{where}: {key} must be positive, not {v!r}")
+                low, high = RANGES[key]
+                if not low <= v <= high:
+                    raise UserError(f"{where}: {key} must be between {low:g} and {high:g}, not {v!r}")
             if key not in values["sources"] and key not in REQUIREMENTS:
                 raise UserError(f"{where}: {key} has no entry in [sources]; say where the number comes from")
         values[key] = clean

@@ -112,6 +112,12 @@ BAD = [
     pytest.param(edit('ram_gb = 2.0', 'ram_gb = nan'), ["ram_gb must be a number in GB"], id="nan"),  # valid TOML
     pytest.param(edit('ram_gb = 2.0', 'ram_gb = inf'), ["ram_gb must be a number in GB"], id="inf"),
     pytest.param(edit('= 80.0', '= -3.0'), ["reference_latency_ms must be positive"], id="negative-latency"),
+    # finite but beyond any board: the predictions scaled by them would overflow to Infinity
+    pytest.param(edit('ram_gb = 2.0', 'ram_gb = 1e-300'), ["ram_gb must be between 0.001 and 100000"],
+                 id="tiny-ram"),
+    pytest.param(edit('cores = 4', 'cores = 1000000'), ["cores must be between 1 and 4096"], id="absurd-cores"),
+    pytest.param(edit('peak_gflops_fp32 = 28.8', 'peak_gflops_fp32 = 1e-300'),
+                 ["peak_gflops_fp32 must be between 0.001 and"], id="tiny-peak"),
     pytest.param(edit('runtimes = ["onnxruntime"]', 'runtimes = ["tensorrt"]'), ["runtimes", "'tensorrt'"],
                  id="unknown-runtime"),
     pytest.param('name = "my-board"\ncores = ', ["invalid TOML"], id="invalid-toml"),
@@ -260,3 +266,13 @@ def test_load_on_cpus_the_probe_cannot_use_does_not_count():
     probe_cpu, spinner_cpu = sorted(os.sched_getaffinity(0))[:2]
     m = _pinned_load(probe_cpu, spinner_cpu)
     assert m["others"] <= (m["probe_cpu_busy_s"] - m["own_s"] + TICKS) / WINDOW + 0.01, m
+
+
+def test_json_written_by_edgekd_is_strict(tmp_path):
+    """A non-finite number is refused where it is written: no file or --json output holds
+    NaN or Infinity, which JSON readers other than Python's reject."""
+    from edgekd.runs import write_json
+
+    with pytest.raises(ValueError):
+        write_json(tmp_path / "x.json", {"p50_ms": float("inf")})
+    assert not (tmp_path / "x.json").exists() and not list(tmp_path.iterdir())  # nothing half-written
