@@ -147,6 +147,7 @@ X = np.random.default_rng(0).normal(size=(60, 3))
     ({"x": X, "y": np.full(60, 5)}, ["single class (5)"]),
     ({"x": X, "y": np.arange(60) % 3 * 10}, ["class indices 0..2", "found 0, 10, 20"]),
     ({"x": X, "y": np.arange(60) % 3 + 1}, ["class indices 0..2", "found 1, 2, 3"]),
+    ({"x": X, "y": np.where(np.arange(60) % 2, 1e20, 0.0)}, ["class indices 0..K-1", "found 1e+20"]),  # not wrapped
     ({"x": X, "y": np.arange(60) % 3, "x_test": X[:10], "y_test": np.arange(10) % 5}, ["y_test", "(3, 4)", "0..2"]),
     ({"x": X, "y": np.arange(60) % 3, "x_val": X[:6], "y_val": np.full(6, 7)}, ["y_val", "(7)"]),
     ({"x": X, "y": np.arange(60) % 3, "y_test": np.arange(10) % 3}, ["y_test has no matching x_test"]),

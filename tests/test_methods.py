@@ -424,3 +424,11 @@ def test_methods_warns_about_a_plugin_that_registers_nothing_and_refuses_two_for
 def test_plugin_that_is_not_python(cli, tmp_path):
     (tmp_path / "loss.toml").write_text("x = 1\n")
     assert_refused(cli("methods", "--plugin", tmp_path / "loss.toml"), "not a Python file")
+
+
+def test_plugin_that_exits_does_not_end_distill_as_a_success(cli, tmp_path):
+    quits = tmp_path / "quits.py"
+    quits.write_text("import sys\nsys.exit(0)\n")
+    result = cli("distill", "--plugin", quits, "--no-export", "--out", tmp_path / "r")
+    assert_refused(result, "called sys.exit(0)", "quits.py")
+    assert not (tmp_path / "r").exists()

@@ -54,6 +54,23 @@ def test_pickle_with_code_is_refused_not_run(cli, tmp_path):
     assert "this must never run" not in result[1] + result[2]
 
 
+class Shell:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickle_calling_a_blocked_module_is_named_as_code_not_corruption(cli, tmp_path):
+    """torch words a blocked module ("unsupported GLOBAL posix.system") unlike an allowed one."""
+    path, marker = tmp_path / "shell.pt", tmp_path / "ran"
+    torch.save({"format": "edgekd-model-1", "arch": Shell(marker)}, path)
+    assert_refused(cli("distill", "--teacher", path, "--transfer", "0"), "not plain weights", "pickles code")
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize("content,words", [
     (b"", ["is empty"]),
     (bytes(range(256)) * 8, ["corrupt"]),  # random bytes are not "a pickle with code"

@@ -78,6 +78,8 @@ def check_arrays(where: str, x: np.ndarray, y: np.ndarray | None = None) -> tupl
     if not np.issubdtype(y.dtype, np.integer):
         if not np.issubdtype(y.dtype, np.floating) or not np.isfinite(y).all() or (y != np.round(y)).any():
             raise UserError(f"{where}: labels must be integer class indices")
+        if np.abs(y).max() >= 2 ** 31:  # cast as they are, 1e20 would wrap around to -9223372036854775808
+            raise UserError(f"{where}: labels must be class indices 0..K-1, found {y[np.abs(y).argmax()]:g}")
     y = y.astype(np.int64)
     if y.min() < 0:
         raise UserError(f"{where}: labels must be class indices >= 0, found {y.min()}")

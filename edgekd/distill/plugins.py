@@ -35,6 +35,10 @@ def load_plugin(path: Path) -> list[str]:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
+    except SystemExit as e:  # sys.exit(0) in a plugin must not end distill as a success with no run
+        del sys.modules[module_name]
+        raise UserError(f"plugin {path} called sys.exit({e.code!r}) while loading; a plugin only registers "
+                        "methods") from None
     except Exception as e:  # noqa: BLE001  (a user's file may raise anything: one sentence, exit 2)
         del sys.modules[module_name]
         raise UserError(f"plugin {path} failed to load: {type(e).__name__}: {e}") from None

@@ -33,7 +33,9 @@ def load_payload(path: Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "Unsupported global" not in str(e):  # not a pickle of objects: random or truncated bytes
+        # torch words it "Unsupported global" for allowed modules, "unsupported GLOBAL" for blocked
+        # ones (os, subprocess): either way a pickle of code; anything else is not a pickle at all
+        if "unsupported global" not in str(e).lower():
             raise UserError(f"{path} is corrupt or not a torch checkpoint (its pickle data cannot be read)") from None
         raise UserError(f"{path} is not plain weights (it pickles code or objects); refusing to load it") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
