@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -323,6 +324,19 @@ def controls_of(manifest: dict[str, Any], name: str) -> dict[str, dict[str, Any]
             for kind in members[member].get("controls", before):
                 found[kind] = members[member]
     return found
+
+
+# what atomic_path and the IR writer leave behind when a process is killed between write and rename
+_LEFTOVER = re.compile(r"\..+\.tmp(\.xml|\.bin)?")
+
+
+def remove_leftovers(root: Path) -> list[Path]:
+    """Delete the temporary files killed writers left in a run (the caller holds its lock, so
+    none of them is being written now); returns what went."""
+    gone = [p for p in root.rglob(".*") if p.is_file() and _LEFTOVER.fullmatch(p.name)]
+    for p in gone:
+        p.unlink(missing_ok=True)
+    return gone
 
 
 def lock_path(root: Path) -> Path:

@@ -24,7 +24,7 @@ from edgekd.bench.remote import Remote, Session
 from edgekd.data import load_run_splits
 from edgekd.errors import UserError
 from edgekd.locking import run_lock
-from edgekd.runs import Run, atomic_path, read_bench, write_json
+from edgekd.runs import Run, atomic_path, read_bench, remove_leftovers, write_json
 from edgekd.targets import HOST, Target, busy_warning, load_target, probe_host
 
 SCHEMA = 1
@@ -39,6 +39,7 @@ def bench_run(run_dir: Path, targets: list[str], runtime_names: tuple[str, ...] 
     behind another writer instead of refusing."""
     run = Run.open(run_dir)
     with run_lock(run.root, "bench", wait=wait, on_event=on_event):
+        remove_leftovers(run.root)
         return _bench(run, targets, runtime_names, batch, processes, min_seconds, remote, on_event)
 
 

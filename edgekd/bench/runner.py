@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -92,7 +93,25 @@ def measure(path: str, opener: str, imports: list[str], threads: int, inputs: st
             "settings": settings, "python": platform.python_version(), "machine": platform.machine()}
 
 
+def _die_with_parent() -> None:
+    """On Linux, end this process when the one that started it ends (a killed bench or ssh
+    session), instead of measuring on for seconds as an orphan."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # no libc prctl: nothing to do but finish
+        return
+    if os.getppid() != parent:  # the parent died just before the line above: already an orphan
+        os._exit(5)
+
+
 def main(argv=None) -> int:
+    _die_with_parent()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("artifact")
     p.add_argument("--opener", required=True, help="the runtime's module file (edgekd/runtimes/*.py)")

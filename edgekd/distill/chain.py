@@ -33,7 +33,7 @@ from edgekd.locking import run_lock
 from edgekd.models import ArchSpec
 from edgekd.recipe import Recipe, check_call, from_dict, validate
 from edgekd.records import Events
-from edgekd.runs import Run, default_run_dir, link_latest
+from edgekd.runs import Run, default_run_dir, link_latest, remove_leftovers
 
 
 def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path | None = None,
@@ -66,6 +66,7 @@ def _distill_locked(recipe: Recipe | None, root: Path, resume: Path | None, on_e
                     threads: int | None) -> Run:
     run = Run.open(resume) if resume is not None else None
     if run is not None:
+        remove_leftovers(run.root)  # a killed run's half-written files (a plot, a checkpoint)
         saved = run.manifest()["recipe"]
         saved.setdefault("data", {}).setdefault("standardize", "global")  # runs from before the key: as they were
         recipe = validate(from_dict(saved, where=f"{run.manifest_path} recipe"))

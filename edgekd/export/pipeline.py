@@ -20,7 +20,7 @@ from edgekd.export.verify import verify
 from edgekd.locking import run_lock
 from edgekd.models import load_model
 from edgekd.recipe import ExportRecipe
-from edgekd.runs import Run, files_sha256, read_json, write_json
+from edgekd.runs import Run, files_sha256, read_json, remove_leftovers, write_json
 
 DEFAULT_CALIBRATION = ExportRecipe.calibration
 
@@ -35,6 +35,7 @@ def export_run(run_dir: Path, formats: tuple[str, ...] | None = None, int8: bool
     on_event = on_event or (lambda e: None)
     run = Run.open(run_dir)
     with run_lock(run.root, "export", wait=wait, on_event=on_event):
+        remove_leftovers(run.root)
         return _export(run, formats, int8, calibration, on_event)
 
 
