@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgekd import tomlfile
 from edgekd.errors import UserError
 from edgekd.runtimes import DEFAULT_FORMATS, EXPORT_FORMATS
 
@@ -180,7 +181,7 @@ def toml_table(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"recipe file {path} does not exist")
     try:
-        return tomllib.loads(path.read_text())
+        return tomlfile.loads(path.read_text(), str(path))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path} is not valid TOML: {e}") from None
 
@@ -331,6 +332,26 @@ def _chain_given(flags: dict[str, dict[str, Any]], sets: Sequence[str], table: d
         or (isinstance(in_file, dict) and "generations" in in_file)
 
 
+SEED = (0, 2 ** 32 - 1, "seeds are 32-bit: numpy and torch both take them whole")
+EPOCHS = (0, 100_000, "more would not finish")
+# Outer limits of the whole numbers, from what the libraries and a machine can take; values
+# beyond them used to allocate terabytes, hang, overflow a seed or run for ever.
+LIMITS = {
+    ("train", "seed"): SEED, ("data", "seed"): SEED,
+    ("train", "epochs"): EPOCHS, ("teacher", "epochs"): EPOCHS, ("train", "finetune_epochs"): EPOCHS,
+    ("train", "baseline_epochs"): EPOCHS, ("train", "patience"): EPOCHS,
+    ("train", "batch_size"): (1, 1 << 20, "a batch that large does not fit in memory"),
+    ("train", "threads"): (0, 1024, "beyond any machine's cores"),
+    ("teacher", "width"): (1, 65_536, "its weights would not fit in memory"),
+    ("student", "width"): (0, 65_536, "its weights would not fit in memory"),
+    ("teacher", "depth"): (1, 1_000, "deeper stacks take hours to build"),
+    ("student", "depth"): (0, 1_000, "deeper stacks take hours to build"),
+    ("chain", "generations"): (1, 100, "a chain that long shrinks every width to 1"),
+    ("export", "calibration"): (1, 1_000_000, "int8 calibration needs a few hundred rows"),
+    ("bench", "processes"): (1, 100, "more measures nothing new"),
+}
+
+
 def validate(recipe: Recipe) -> Recipe:
     """Ranges that no type check catches, and the rules between keys."""
     checks = [
@@ -365,6 +386,10 @@ def validate(recipe: Recipe) -> Recipe:
     for ok, message in checks:
         if not ok:
             raise UserError(message)
+    for (section, key), (low, high, why) in LIMITS.items():
+        value = getattr(getattr(recipe, section), key)
+        if not low <= value <= high:
+            raise UserError(f"{section}.{key} must be from {low:,} to {high:,} ({why}), not {value:,}")
     method_weights(recipe)
     method_options(recipe)
     return recipe

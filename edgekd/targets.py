@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-from edgekd import host, runtimes
+from edgekd import host, runtimes, tomlfile
 from edgekd.errors import UserError
 
 RUNTIMES = tuple(runtimes.RUNTIMES)
@@ -155,7 +155,7 @@ def _builtins() -> dict[str, Target]:
 
 def _read(path: Path, builtin: bool) -> Target:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomlfile.loads(path.read_text(encoding="utf-8"), str(path))
     except FileNotFoundError:
         raise UserError(f"target file not found: {path}") from None
     except OSError as e:

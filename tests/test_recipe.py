@@ -115,3 +115,32 @@ def test_students_set_the_chain_length_next_to_a_recipe_file(cli, tmp_path):
     (tmp_path / "three.toml").write_text("[chain]\ngenerations = 3\n")
     assert_refused(cli("distill", "--config", tmp_path / "three.toml", "--students", "cnn:4,cnn:2", "--transfer", "0",
                        "--out", tmp_path / "r"), "lists 2 architectures for 3 generations")
+
+
+@pytest.mark.parametrize("setting,words", [
+    ("train.seed=18446744073709551617", ["train.seed must be from 0 to 4,294,967,295"]),  # beyond 2^64
+    ("data.seed=-1", ["data.seed must be from 0"]),
+    ("student.width=1000000000000", ["student.width must be from 0 to 65,536"]),  # a 36 TB allocation
+    ("teacher.depth=1000000", ["teacher.depth must be from 1 to 1,000"]),  # used to hang building it
+    ("train.threads=1000000000", ["train.threads must be from 0 to 1,024"]),  # std::bad_alloc after 38 s
+    ("train.epochs=1000000000000000000000000000000", ["train.epochs must be from 0 to 100,000"]),
+    ("train.batch_size=4611686018427387904", ["train.batch_size must be from 1 to 1,048,576"]),
+    ("chain.generations=1", ["would have", "parameters", "at most 500,000,000"]),  # width and depth each in bounds
+])
+def test_absurd_numbers_are_refused_before_a_run_directory_exists(cli, setting, words, tmp_path):
+    wide = ["--students", "mlp:60000x3"] if setting.startswith("chain.") else []
+    assert_refused(cli("distill", "--set", setting, *wide, "--transfer", "0", "--out", tmp_path / "r"), *words)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("text,words", [
+    ("a = " + "[" * 100_000 + "]" * 100_000 + "\n", ["nests tables or arrays too deeply"]),  # RecursionError
+    ("# " + "x" * (1 << 21) + "\n", ["characters", "at most 1,048,576"]),
+])
+def test_a_hostile_recipe_file_is_one_sentence(cli, text, words, tmp_path):
+    path = tmp_path / "recipe.toml"
+    path.write_text(text)
+    assert_refused(cli("distill", "--config", path), *words)
+    board = tmp_path / "board.toml"
+    board.write_text(text)
+    assert_refused(cli("targets", "show", board), *words)

@@ -69,12 +69,29 @@ def _stat(value: Any) -> Stat:
     return tuple(float(v) for v in value) if isinstance(value, list) else float(value)
 
 
+MAX_PARAMS = 500_000_000  # 2 GB of fp32 weights: far beyond an edge model, and beyond training here
+
+
 def build(spec: ArchSpec) -> nn.Module:
     if spec.family not in _FAMILIES:
         raise UserError(f"unknown model family {spec.family!r}; known: {', '.join(families())}")
     if spec.width < 1 or spec.depth < 1:
         raise UserError(f"model {spec.label()}: width and depth must be at least 1")
+    params = _meta_params(spec)
+    if params is not None and params > MAX_PARAMS:
+        raise UserError(f"model {spec.label()} would have {params:,} parameters; edgekd builds at most "
+                        f"{MAX_PARAMS:,} (shrink its width or depth)")
     return _FAMILIES[spec.family](spec)
+
+
+def _meta_params(spec: ArchSpec) -> int | None:
+    """The parameter count, from a build on the meta device (shapes only, no memory), or None
+    when a family cannot be built there (a plugin that reads its tensors' values)."""
+    try:
+        with torch.device("meta"):
+            return sum(p.numel() for p in _FAMILIES[spec.family](spec).parameters())
+    except Exception:  # noqa: BLE001  (the real build below reports its own errors)
+        return None
 
 
 class Standardize(nn.Module):

@@ -1,0 +1,21 @@
+"""Reading the TOML files users hand edgekd (recipes, target profiles) within limits: a
+size cap and a nesting cap, so a hostile or broken file is one sentence, not a RecursionError
+from deep inside the parser or a parse of gigabytes."""
+
+from __future__ import annotations
+
+import tomllib
+
+from edgekd.errors import UserError
+
+MAX_CHARS = 1 << 20  # a recipe or a profile is a few KB; 1 Mi characters leaves room for long source notes
+
+
+def loads(text: str, where: str) -> dict:
+    """tomllib.loads, refusing oversized or too deeply nested files; TOMLDecodeError passes on."""
+    if len(text) > MAX_CHARS:
+        raise UserError(f"{where} holds {len(text):,} characters; a recipe or target profile is at most {MAX_CHARS:,}")
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise UserError(f"{where} nests tables or arrays too deeply to be a recipe or target profile") from None
