@@ -193,14 +193,6 @@ def output_names(kind_name: str, path: Path) -> list[str]:
     return kind(kind_name).runtime.module.output_names(str(path))
 
 
-def companion_files(path: Path) -> list[Path]:
-    """An artifact's files from its main file's name alone (for records that carry only the file)."""
-    for k in KINDS.values():
-        if k.file and path.name == Path(k.file).name:
-            return k.files(path)
-    return [path]
-
-
 def versions() -> list[str]:
     """The distributions of every runtime, for host.versions."""
     return [p for r in RUNTIMES.values() for p in r.packages]
