@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from edgekd.data.splits import Splits, split_off
@@ -10,22 +12,27 @@ MNIST1D_SEED = 42          # the seed of the published MNIST-1D set
 TRANSFER_SEED = 12345      # a different seed, so transfer inputs never repeat train/test ones
 
 
-def mnist1d_arrays(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """n samples of MNIST-1D from its generator (never `get_dataset`: that downloads)."""
+@functools.lru_cache(maxsize=4)
+def _generated(n: int | None, seed: int | None) -> dict:
+    """MNIST-1D from its generator (never `get_dataset`: that downloads): the standard set when
+    n is None. Generating takes seconds, so a process that loads it again (tests, a later
+    command of a library caller) reuses it; callers copy what they keep (astype copies)."""
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
-    args.num_samples = n
-    args.seed = seed
-    args.train_split = 1.0
-    d = make_dataset(args)
+    if n is not None:
+        args.num_samples, args.seed, args.train_split = n, seed, 1.0
+    return make_dataset(args)
+
+
+def mnist1d_arrays(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """n samples of MNIST-1D, all in one set."""
+    d = _generated(n, seed)
     return d["x"].astype(np.float32), d["y"].astype(np.int64)
 
 
 def mnist1d(val_fraction: float, seed: int) -> Splits:
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    d = make_dataset(get_dataset_args())  # the standard 4000 train / 1000 test
+    d = _generated(None, None)  # the standard 4000 train / 1000 test
     x, y = d["x"].astype(np.float32), d["y"].astype(np.int64)
     x_train, y_train, x_val, y_val = split_off(x, y, val_fraction, seed)
     return Splits("mnist1d", x_train, y_train, x_val, y_val,
