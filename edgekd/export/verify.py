@@ -19,10 +19,11 @@ def verify(path: Path, kind: runtimes.Kind, torch_predict, x_check: np.ndarray, 
     """Return the validation record; `passed` says whether every check held."""
     p = kind.precision
     record: dict = {"artifact": kind.name, "runtime": kind.runtime.name, "tolerance": {"atol": p.atol, "rtol": p.rtol}}
-    predict, settings = runtimes.open_model(kind.name, path, threads)  # fp32 inference precision, always
+    runtime = kind.runtime.module
+    predict, settings = runtime.open_model(str(path), threads)  # fp32 inference precision, always
     record["settings"] = settings
     problems = []
-    names = runtimes.output_names(kind.name, path)
+    names = runtime.output_names(str(path))
     record["outputs"] = names
     if names != [runtimes.OUTPUT]:
         problems.append(f"outputs are {names}, expected {[runtimes.OUTPUT]}")

@@ -184,15 +184,6 @@ def describe(formats: tuple[str, ...], int8: bool) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
 
 
-def open_model(kind_name: str, path: Path, threads: int, precision: str = "f32"):
-    """(predict, settings) for an artifact, in this process: predict(x: float32 array) -> logits."""
-    return kind(kind_name).runtime.module.open_model(str(path), threads, precision)
-
-
-def output_names(kind_name: str, path: Path) -> list[str]:
-    return kind(kind_name).runtime.module.output_names(str(path))
-
-
 def versions() -> list[str]:
     """The distributions of every runtime, for host.versions."""
     return [p for r in RUNTIMES.values() for p in r.packages]
