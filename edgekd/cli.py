@@ -18,7 +18,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 CHAIN_COLUMNS = [("member", "member", ""), ("arch", "arch", ""), ("params", "params", "int"),
                  ("size_bytes", "model file", "bytes"), ("teacher", "taught by", ""), ("test_acc", "acc", "pct"),
-                 ("agreement", "agree w/ teacher", "pct")]
+                 ("test_ci", "95% CI", ""), ("agreement", "agree w/ teacher", "pct")]
 
 ARTIFACT_COLUMNS = [("member", "member", ""), ("artifact", "artifact", ""), ("bytes", "size", "bytes"),
                     ("weight_bytes", "weights", "bytes"),
@@ -42,9 +42,12 @@ def distill(
     primary_teacher: Annotated[Optional[bool], Opt(
         "--primary-teacher/--no-primary-teacher",
         help="Feature methods hook into the first --teacher of an ensemble")] = None,
-    student: Annotated[Optional[str], Opt(help="Family of generation 1 (cnn, mlp); default: the teacher's")] = None,
-    width: Annotated[Optional[int], Opt(help="Width of generation 1; default: teacher width x shrink")] = None,
-    depth: Annotated[Optional[int], Opt(help="Depth of every generation; default: the teacher's")] = None,
+    student: Annotated[Optional[str], Opt(
+        help="Family of generation 1; default: chosen from the data with the teacher, else the teacher's")] = None,
+    width: Annotated[Optional[int], Opt(
+        help="Width of generation 1; default: teacher width x shrink (same family), else the family's")] = None,
+    depth: Annotated[Optional[int], Opt(
+        help="Depth of every generation; default: the teacher's (same family), else the family's")] = None,
     students: Annotated[Optional[str], Opt(help="Explicit generations, e.g. cnn:16,cnn:8,mlp:32x2")] = None,
     shrink: Annotated[Optional[float], Opt(help="Width factor from one generation to the next")] = None,
     method: Annotated[Optional[list[str]], Opt(
@@ -61,6 +64,10 @@ def distill(
     alpha: Annotated[Optional[float], Opt(help="Weight of distillation; 1 - alpha goes to hard labels")] = None,
     epochs: Annotated[Optional[int], Opt(help="Distillation epochs per generation")] = None,
     teacher_epochs: Annotated[Optional[int], Opt(help="Epochs for the built-in teacher")] = None,
+    teacher_arch: Annotated[Optional[str], Opt(
+        help="Family of the built-in teacher (edgekd models); default: chosen from the data")] = None,
+    teacher_width: Annotated[Optional[int], Opt(help="Width of the built-in teacher; default: the family's")] = None,
+    teacher_depth: Annotated[Optional[int], Opt(help="Depth of the built-in teacher; default: the family's")] = None,
     finetune_epochs: Annotated[Optional[int], Opt(help="Hard-label fine-tune epochs after distillation")] = None,
     patience: Annotated[Optional[int], Opt(help="Early stopping patience in epochs (0: off)")] = None,
     augment: Annotated[Optional[bool], Opt(
@@ -102,7 +109,8 @@ def distill(
                         primary_teacher=primary_teacher, student=student, width=width, depth=depth,
                         students=students, shrink=shrink, method=method, weight=weight, peers=peers, option=option,
                         hint_layer=hint_layer, plugin=plugin, temperature=temperature, alpha=alpha, epochs=epochs,
-                        teacher_epochs=teacher_epochs, finetune_epochs=finetune_epochs, patience=patience,
+                        teacher_epochs=teacher_epochs, teacher_arch=teacher_arch, teacher_width=teacher_width,
+                        teacher_depth=teacher_depth, finetune_epochs=finetune_epochs, patience=patience,
                         augment=augment, direct=direct, baseline=baseline, export=export, threads=threads,
                         seed=seed, config=config, sets=set_ or (), resume=resume)
     with ChainProgress(quiet or as_json) as progress:
@@ -185,11 +193,11 @@ def _control_columns(manifest: dict) -> list[tuple[str, str, str]]:
     controls = [controls_of(manifest, g) for g in gens]
     shown = shown_controls(controls)
     if all(c.get("steps") is c.get("epochs") for c in controls):  # one run each (or none): no qualifier
-        acc, delta = columns[shown[0] if shown else "steps"]
-        return [(acc, "scratch", "pct"), (delta, "gain", "delta")]
+        acc, _, gain = columns[shown[0] if shown else "steps"]
+        return [(acc, "scratch", "pct"), (gain, "gain, pts [95% CI]", "")]
     return [c for kind in shown
             for c in ((columns[kind][0], f"scratch, {control_name(manifest['recipe'], kind)}", "pct"),
-                                          (columns[kind][1], "gain", "delta"))]
+                      (columns[kind][2], "gain, pts [95% CI]", ""))]
 
 
 def _print_json(data) -> None:

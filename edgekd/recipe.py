@@ -43,17 +43,19 @@ class TeacherRecipe:
     ensemble: tuple[str, ...] = () # more teachers beside `spec`: their soft targets are combined
     combine: str = "mean-logits"   # ensemble: mean-logits | mean-probs
     primary: bool = False          # ensemble: feature methods hook into the first teacher
-    arch: str = "cnn"
-    width: int = 64
-    depth: int = 4
+    arch: str = ""                 # "" = chosen from the data (edgekd.distill.defaults)
+    width: int = 0                 # 0 = the family's default for this data
+    depth: int = 0
     epochs: int = 60
 
 
 @dataclass(frozen=True)
 class StudentRecipe:
-    arch: str = ""                 # generation 1's family; "" = the teacher's
-    width: int = 0                 # generation 1's width; 0 = teacher width x shrink
-    depth: int = 0                 # 0 = the teacher's depth
+    arch: str = ""                 # generation 1's family; "" = the data's student family when the data chose
+                                   # the teacher too, else the teacher's (edgekd.distill.defaults)
+    width: int = 0                 # generation 1's width; 0 = teacher width x shrink (the family's default
+                                   # when it differs from the teacher's)
+    depth: int = 0                 # 0 = the teacher's depth (the family's default when it differs)
     shrink: float = 0.5            # width factor from one generation to the next
     students: tuple[str, ...] = () # explicit list "cnn:16", "mlp:32x2" overrides arch/width/shrink
 
@@ -65,7 +67,11 @@ class TrainRecipe:
     batch_size: int = 128
     lr: float = 1e-2               # AdamW peak, warm-up then cosine; 3e-3 left gen-3 ~1 pt lower (benchmarks seeds)
     weight_decay: float = 1e-4
-    patience: int = 0              # early stopping on validation accuracy; 0 = off (best epoch still kept)
+    min_steps: int = 500           # every member trains at least this many optimizer steps: on a small
+                                   # table an epoch is one step, and 30 steps leave an MLP far from done
+    select: str = "auto"           # checkpoint kept: last | best (validation) | auto (best only when it beats
+                                   # the last epoch beyond the validation set's noise; edgekd.distill.trainer)
+    patience: int = 0              # early stopping on validation accuracy; 0 = off
     finetune_epochs: int = 0       # optional hard-label fine-tune after distillation
     seed: int = 0
     threads: int = 0               # torch threads; 0 = torch's default (one per core). On a machine another
@@ -250,6 +256,8 @@ def _set_value(text: str) -> Any:
     return text
 
 
+SELECT = ("auto", "best", "last")  # train.select: which epoch's weights a member keeps
+
 # Sentences the library and the CLI share
 ENSEMBLE_ONLY = "is for an ensemble: give --teacher two or more times"
 THREADS_NOT_NEGATIVE = "train.threads (--threads) must not be negative"
@@ -260,7 +268,8 @@ EXAMPLE_METHOD = DistillRecipe.methods[0]  # the default method, for the example
 def from_flags(*, chain: int | None = None, data: str | None = None, transfer: str | None = None,
                teacher: Sequence[str] | None = None, ensemble: str | None = None, primary_teacher: bool | None = None,
                student: str | None = None, width: int | None = None, depth: int | None = None,
-               students: str | None = None, shrink: float | None = None, method: Sequence[str] | None = None,
+               students: str | None = None, shrink: float | None = None, teacher_arch: str | None = None,
+               teacher_width: int | None = None, teacher_depth: int | None = None, method: Sequence[str] | None = None,
                weight: Sequence[str] | None = None, peers: int | None = None, option: Sequence[str] | None = None,
                hint_layer: Sequence[str] | None = None, plugin: Sequence[Path] | None = None,
                temperature: float | None = None, alpha: float | None = None, epochs: int | None = None,
@@ -278,7 +287,8 @@ def from_flags(*, chain: int | None = None, data: str | None = None, transfer: s
         "data": {"spec": data, "transfer": transfer, "augment": augment},  # --seed leaves the splits alone
         "teacher": {"spec": teacher[0] if teacher else None,
                     "ensemble": teacher[1:] if teacher and len(teacher) > 1 else None,
-                    "combine": ensemble, "primary": primary_teacher, "epochs": teacher_epochs},
+                    "combine": ensemble, "primary": primary_teacher, "epochs": teacher_epochs,
+                    "arch": teacher_arch, "width": teacher_width, "depth": teacher_depth},
         "student": {"arch": student, "width": width, "depth": depth, "students": students, "shrink": shrink},
         "distill": {"methods": method, "weights": weight, "temperature": temperature, "alpha": alpha,
                     "options": [*(option or []), f"{owner.name}.peers={peers}"] if owner else option,
@@ -340,11 +350,12 @@ LIMITS = {
     ("train", "seed"): SEED, ("data", "seed"): SEED,
     ("train", "epochs"): EPOCHS, ("teacher", "epochs"): EPOCHS, ("train", "finetune_epochs"): EPOCHS,
     ("train", "baseline_epochs"): EPOCHS, ("train", "patience"): EPOCHS,
+    ("train", "min_steps"): (0, 10_000_000, "more would not finish"),
     ("train", "batch_size"): (1, 1 << 20, "a batch that large does not fit in memory"),
     ("train", "threads"): (0, 1024, "beyond any machine's cores"),
-    ("teacher", "width"): (1, 65_536, "its weights would not fit in memory"),
+    ("teacher", "width"): (0, 65_536, "its weights would not fit in memory"),
     ("student", "width"): (0, 65_536, "its weights would not fit in memory"),
-    ("teacher", "depth"): (1, 1_000, "deeper stacks take hours to build"),
+    ("teacher", "depth"): (0, 1_000, "deeper stacks take hours to build"),
     ("student", "depth"): (0, 1_000, "deeper stacks take hours to build"),
     ("chain", "generations"): (1, 100, "a chain that long shrinks every width to 1"),
     ("export", "calibration"): (1, 1_000_000, "int8 calibration needs a few hundred rows"),
@@ -373,6 +384,7 @@ def validate(recipe: Recipe) -> Recipe:
         (0.0 < recipe.data.val_fraction < 0.5,
          "data.val_fraction must be in (0, 0.5): validation picks the best epoch"),
         (recipe.data.standardize in ("auto", "global", "feature"), "data.standardize must be auto, global or feature"),
+        (recipe.train.select in SELECT, f"train.select must be {', '.join(SELECT)}"),
         (min(recipe.train.finetune_epochs, recipe.train.baseline_epochs, recipe.train.patience) >= 0,
          "train.finetune_epochs, baseline_epochs and patience must not be negative"),
         (recipe.train.threads >= 0, THREADS_NOT_NEGATIVE),

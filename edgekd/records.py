@@ -50,6 +50,7 @@ class MemberEntry(TypedDict):
     test_acc: float
     val_acc: float
     best_epoch: int
+    kept_epoch: NotRequired[int]        # whose weights were kept (train.select); runs from before: best
     epochs: int                         # epochs run, fine-tuning included (early stopping may cut them)
     train_seconds: float
     agreement: NotRequired[float]       # top-1 agreement with its teacher on the test set

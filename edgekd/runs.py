@@ -42,6 +42,7 @@ MODEL = "model.pt"  # a member's weights + arch spec (edgekd.models.save_model)
 LOCK = ".lock"  # edgekd.locking: who writes the run now
 # a user's teacher copied into the run, by Teacher.kind; a directory is searched in this order
 TEACHER_FILES = {"edgekd": MODEL, "onnx": "model.onnx", "torchscript": "model.ts"}
+LINEAR = "linear"  # the linear reference's directory and manifest key (edgekd.distill.linear)
 REPORT_FILES = {"html": "report.html", "md": "report.md"}
 
 
@@ -82,6 +83,25 @@ def read_json(path: Path) -> Any:
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text("".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
+
+
+def write_bools(path: Path, values: Any) -> None:
+    """A boolean array as .npy (per-row outcomes: what paired gains compare)."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, np.asarray(values, dtype=bool), allow_pickle=False)
+
+
+def read_bools(path: Path) -> Any:
+    """A write_bools array, or None when the file is missing or not one (a run from before)."""
+    import numpy as np
+
+    try:
+        values = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return values if values.dtype == bool and values.ndim == 1 else None
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -126,6 +146,10 @@ class Run:
 
     def checkpoint_path(self, member: str) -> Path:
         return self.member_dir(member) / "checkpoint.pt"
+
+    def correct_path(self, member: str) -> Path:
+        """Per test row, whether the member got it right: what a gain's McNemar test pairs."""
+        return self.member_dir(member) / "test_correct.npy"
 
     def metrics_path(self, member: str) -> Path:
         return self.member_dir(member) / "metrics.jsonl"
@@ -310,8 +334,14 @@ CONTROLS = ("steps", "epochs")  # what a scratch control holds equal to its gene
 
 
 def controls_of(manifest: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
-    """The scratch controls of generation `name` that were trained, by CONTROLS kind; one
-    run can be both, when the same steps are the same epochs. Runs made before controls were
+    """The scratch controls of generation `name` that were trained, by CONTROLS kind (the
+    records of control_names)."""
+    return {kind: manifest["members"][member] for kind, member in control_names(manifest, name).items()}
+
+
+def control_names(manifest: dict[str, Any], name: str) -> dict[str, str]:
+    """The member names of generation `name`'s scratch controls, by CONTROLS kind; one run
+    can be both, when the same steps are the same epochs. Runs made before controls were
     recorded had one baseline-<k>: of the same steps, or of train.baseline_epochs when set."""
     role, _, index = name.partition("-")
     if role != "gen":
@@ -322,7 +352,7 @@ def controls_of(manifest: dict[str, Any], name: str) -> dict[str, dict[str, Any]
     for member in (f"baseline-{index}", f"scratch-{index}"):
         if member in members:
             for kind in members[member].get("controls", before):
-                found[kind] = members[member]
+                found[kind] = member
     return found
 
 

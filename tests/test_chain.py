@@ -196,7 +196,8 @@ def test_existing_run_is_not_damaged(cli, tiny_run):
 @pytest.mark.slow
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     args = [sys.executable, "-m", "edgekd", "distill", "--chain", "1", "--teacher-epochs", "2", "--epochs", "12",
-            "--transfer", "2000", "--set", "teacher.width=16", "--no-baseline", "--no-export", "-q"]
+            "--transfer", "2000", "--set", "teacher.width=16", "--set", "train.min_steps=0", "--no-baseline",
+            "--no-export", "-q"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     killed = tmp_path / "killed"
     proc = subprocess.Popen(args + ["--out", str(killed)], env=env, cwd=tmp_path)

@@ -45,7 +45,7 @@ def test_long_library_messages_are_cut_at_a_word():
 @pytest.mark.slow
 def test_ctrl_c_says_how_to_resume(tmp_path):
     args = [sys.executable, "-m", "edgekd", "distill", "--chain", "1", "--teacher-epochs", "50", "--transfer", "0",
-            "--set", "teacher.width=16", "--no-export", "--out", str(tmp_path / "r")]
+            "--set", "teacher.width=16", "--set", "train.min_steps=0", "--no-export", "--out", str(tmp_path / "r")]
     # a background job inherits SIGINT ignored, and Python then installs no Ctrl-C handler
     proc = subprocess.Popen(args, cwd=tmp_path, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"},

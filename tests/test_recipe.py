@@ -121,7 +121,7 @@ def test_students_set_the_chain_length_next_to_a_recipe_file(cli, tmp_path):
     ("train.seed=18446744073709551617", ["train.seed must be from 0 to 4,294,967,295"]),  # beyond 2^64
     ("data.seed=-1", ["data.seed must be from 0"]),
     ("student.width=1000000000000", ["student.width must be from 0 to 65,536"]),  # a 36 TB allocation
-    ("teacher.depth=1000000", ["teacher.depth must be from 1 to 1,000"]),  # used to hang building it
+    ("teacher.depth=1000000", ["teacher.depth must be from 0 to 1,000"]),  # used to hang building it
     ("train.threads=1000000000", ["train.threads must be from 0 to 1,024"]),  # std::bad_alloc after 38 s
     ("train.epochs=1000000000000000000000000000000", ["train.epochs must be from 0 to 100,000"]),
     ("train.batch_size=4611686018427387904", ["train.batch_size must be from 1 to 1,048,576"]),

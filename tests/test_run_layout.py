@@ -4,12 +4,13 @@ import ast
 import re
 from pathlib import Path
 
-from edgekd.runs import Run
+from edgekd.runs import LINEAR, Run
 
 PACKAGE = Path(__file__).resolve().parent.parent / "edgekd"
 RUN_FILES = ("manifest.json", "model.pt", "model.onnx", "model.int8.onnx", "model.ts", "model.xml",
              "model.fp16.xml", "model.int8.xml", "eval.json", "checkpoint.pt", "metrics.jsonl",
-             "validation.json", "inputs.npz", "results.json", "report.html", "report.md", "member-")
+             "validation.json", "inputs.npz", "results.json", "report.html", "report.md", "member-",
+             "test_correct.npy")
 # a name as a path part: "model.pt", "gen-*/model.pt", f"member-{i}"; not "model.pth" or "my_model.pt"
 NAME = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, RUN_FILES)) + r")(?![\w.])")
 # the runtime table names each artifact kind's file inside a member's directory (runs.Run.artifact_path)
@@ -50,4 +51,6 @@ def test_a_finished_run_holds_its_files_where_run_says(tiny_run):
     for member in members:
         assert run.model_path(member).is_file() and run.eval_path(member).is_file()
         assert run.metrics_path(member).is_file() and run.checkpoint_path(member).is_file()
+        assert run.correct_path(member).is_file()
+    assert run.correct_path(LINEAR).is_file() and LINEAR in run.manifest()
     assert run.saved_models("gen") == [run.model_path("gen-1"), run.model_path("gen-2")]

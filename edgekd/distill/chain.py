@@ -24,6 +24,8 @@ import torch
 from edgekd import host
 from edgekd.data import load_run_splits, load_splits, load_transfer
 from edgekd.data.load import resolve as resolve_data
+from edgekd.distill.defaults import choose, describe
+from edgekd.distill.linear import fit_linear
 from edgekd.distill.members import Context, train_controls, train_member
 from edgekd.distill.objective import build_objective, check_pairs
 from edgekd.distill.students import plan_students
@@ -33,7 +35,7 @@ from edgekd.locking import run_lock
 from edgekd.models import ArchSpec
 from edgekd.recipe import Recipe, check_call, from_dict, validate
 from edgekd.records import Events
-from edgekd.runs import Run, default_run_dir, link_latest, remove_leftovers
+from edgekd.runs import LINEAR, Run, default_run_dir, link_latest, remove_leftovers, write_bools
 
 
 def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path | None = None,
@@ -68,7 +70,10 @@ def _distill_locked(recipe: Recipe | None, root: Path, resume: Path | None, on_e
     if run is not None:
         remove_leftovers(run.root)  # a killed run's half-written files (a plot, a checkpoint)
         saved = run.manifest()["recipe"]
-        saved.setdefault("data", {}).setdefault("standardize", "global")  # runs from before the key: as they were
+        # runs from before a key resume as they began
+        saved.setdefault("data", {}).setdefault("standardize", "global")
+        saved.setdefault("train", {}).setdefault("min_steps", 0)
+        saved["train"].setdefault("select", "best")
         recipe = validate(from_dict(saved, where=f"{run.manifest_path} recipe"))
     else:
         recipe = validate(recipe or Recipe())
@@ -79,6 +84,16 @@ def _distill_locked(recipe: Recipe | None, root: Path, resume: Path | None, on_e
         return _distill(recipe, root, run, on_event)
     finally:
         torch.set_num_threads(default_threads)  # a library call leaves the process as it found it
+
+
+def _fit_linear(ctx: Context) -> None:
+    """The run's linear reference (edgekd.distill.linear), before the teacher: seconds of work
+    that tell the user at once whether the networks earn their keep."""
+    ctx.on_event({"kind": "stage", "member": LINEAR, "status": "start"})
+    record, correct = fit_linear(ctx.splits, ctx.recipe.data.seed)
+    write_bools(ctx.run.correct_path(LINEAR), correct)
+    ctx.run.update_manifest(lambda m: m.update({LINEAR: record}))
+    ctx.on_event({"kind": "stage", "member": LINEAR, "status": "done", "test_acc": record["test_acc"]})
 
 
 def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events) -> Run:
@@ -108,10 +123,14 @@ def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events) -> R
     splits = load_transfer(labelled, transfer)
     # Everything checkable is checked before the run directory exists: a bad teacher or student
     # must neither cost the teacher's training nor leave a half-made run that blocks a retry.
+    choice = None if resume else choose(recipe, splits)  # a saved recipe has its architecture filled in
+    if choice:
+        recipe = choice.recipe
     teacher = open_teacher(recipe, splits, plan, run)
     recorded = saved.get("students")
     archs = ([ArchSpec.from_dict(d) for d in recorded] if recorded  # resume builds what the run planned
-             else plan_students(recipe, teacher, splits, plan.same_architecture, strict=not resume))
+             else plan_students(recipe, teacher, splits, plan.same_architecture, strict=not resume,
+                                default=choice.student if choice else None))
     check_pairs(recipe, plan, teacher, archs, splits.x_val[:8])
     if not resume:
         run = Run.create(root, {
@@ -119,13 +138,19 @@ def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events) -> R
             "recipe": recipe.to_dict(), "versions": host.versions(), "host": host.describe(),
             "torch_threads": torch.get_num_threads(), "members": {},
             "data": {**splits.describe(), "augmentation": splits.augmentation if recipe.data.augment else "none"},
-            "students": [a.to_dict() for a in archs],
+            "students": [a.to_dict() for a in archs], "architecture": choice.record,
             "status": "running"})
         link_latest(run.root)
     on_event({"kind": "run", "root": str(run.root)})
+    if choice:  # shown once the run exists: a refusal above stays one sentence
+        teacher_label = teacher.spec.label() if teacher.kind != "none" and not recipe.teacher.spec \
+            else recipe.teacher.spec or "none (peers)"
+        on_event({"kind": "message", "text": describe(choice, teacher_label, [a.label() for a in archs])})
     ctx = Context(run, recipe, splits, on_event)
     torch.manual_seed(recipe.train.seed)
 
+    if LINEAR not in run.manifest():
+        _fit_linear(ctx)
     teacher = finish_teacher(ctx, teacher)
     previous = teacher
     for k, spec in enumerate(archs, start=1):

@@ -19,7 +19,7 @@ from edgekd.distill.methods.dml import Cohort
 from edgekd.distill.objective import Objective, build_objective
 from edgekd.distill.students import augment_scale
 from edgekd.distill.teachers import Teacher
-from edgekd.distill.trainer import Schedule, TrainData, evaluate, train
+from edgekd.distill.trainer import Schedule, TrainData, at_least_steps, evaluate, train
 from edgekd.models import (
     ArchSpec,
     build,
@@ -30,7 +30,7 @@ from edgekd.models import (
 )
 from edgekd.recipe import Recipe
 from edgekd.records import Events, MemberEntry
-from edgekd.runs import Run, read_json, write_json, write_jsonl
+from edgekd.runs import Run, read_json, write_bools, write_json, write_jsonl
 
 
 @dataclass
@@ -64,9 +64,9 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
                      augment_scale=augment_scale(spec) if recipe.data.augment else None, augmentation=s.augmentation)
     objective = build_objective(recipe) if distilled else Objective()
     t = recipe.train
-    epochs = t.epochs if epochs is None else epochs
+    epochs = at_least_steps(t.epochs if epochs is None else epochs, len(x), t.batch_size, t.min_steps)
     schedule = Schedule(epochs, t.finetune_epochs if name != "teacher" else 0, t.batch_size, t.lr,
-                        t.weight_decay, t.patience, t.seed)
+                        t.weight_decay, t.patience, t.seed, select=t.select)
 
     index = int(name.split("-")[1]) if "-" in name else 0
     torch.manual_seed(t.seed * 101 + index)  # gen-k and baseline-k start from the same weights
@@ -109,14 +109,17 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
         "size_bytes": run.model_path(name).stat().st_size,
         "teacher": teacher.source if teacher else ("peers" if mutual else None),
         "test_acc": test_acc, "val_acc": peer_val[chosen],
-        "best_epoch": result["best_epoch"], "epochs": len(result["history"]), "train_seconds": seconds}
+        "best_epoch": result["best_epoch"], "kept_epoch": result["kept_epoch"], "epochs": len(result["history"]),
+        "train_seconds": seconds}
     if mutual:
         entry.update(peer_val_acc=peer_val, exported_peer=chosen, peer_test_acc=peer_test)
     if controls:
         entry["controls"] = controls  # what this scratch run holds equal to its generation (runs.CONTROLS)
+    student.eval()
+    with torch.inference_mode():
+        mine = torch.cat([student(x_test[i:i + 4096]).argmax(1) for i in range(0, len(x_test), 4096)])
+    write_bools(run.correct_path(name), (mine == y_test).numpy())  # for paired gains (report.uncertainty)
     if teacher is not None:
-        with torch.inference_mode():
-            mine = student(torch.from_numpy(s.x_test)).argmax(1)
         entry["agreement"] = (mine == teacher.logits(s.x_test).argmax(1)).float().mean().item()
     write_json(run.eval_path(name), entry)
     run.update_manifest(lambda m: m["members"].update({name: entry}))
@@ -134,8 +137,10 @@ def train_controls(ctx: Context, k: int, spec: ArchSpec, transfer_used: bool) ->
     if earlier and "controls" not in earlier:  # a run from before two controls: keep the one it had
         return
     transfer = len(s.x_transfer) if transfer_used and s.x_transfer is not None else 0
-    steps = max(1, round(recipe.train.epochs * (len(s.x_train) + transfer) / len(s.x_train)))
-    short = recipe.train.baseline_epochs or recipe.train.epochs
+    t = recipe.train
+    rows = len(s.x_train) + transfer
+    steps = max(1, round(at_least_steps(t.epochs, rows, t.batch_size, t.min_steps) * rows / len(s.x_train)))
+    short = at_least_steps(t.baseline_epochs or t.epochs, len(s.x_train), t.batch_size, t.min_steps)
     if steps == short:
         train_member(ctx, f"baseline-{k}", spec, None, epochs=steps, controls=["steps", "epochs"])
         return

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from edgekd.data import Splits
+from edgekd.distill.defaults import family_size
 from edgekd.distill.teachers import Teacher
 from edgekd.errors import UserError
 from edgekd.models import ArchSpec
@@ -22,10 +23,12 @@ from edgekd.recipe import Recipe
 
 
 def plan_students(recipe: Recipe, teacher: Teacher, splits: Splits, same_architecture: bool = False,
-                  strict: bool = True) -> list[ArchSpec]:
+                  strict: bool = True, default: tuple[str, int, int] | None = None) -> list[ArchSpec]:
     """Generation k's architecture: an explicit list, or generation 1 shrunk by `shrink` per step
-    (self-distillation keeps the teacher's architecture throughout). `strict` off (resume) lets
-    a run recorded before a refusal existed plan as it did then."""
+    (self-distillation keeps the teacher's architecture throughout). Generation 1 is the
+    teacher's architecture `shrink` narrower, or `default` (family, width, depth: the data's
+    students, edgekd.distill.defaults) when its family differs from the teacher's. `strict`
+    off (resume) lets a run recorded before a refusal existed plan as it did then."""
     mean, std = input_stats(splits, recipe.data.standardize)
     n = recipe.chain.generations
     s = recipe.student
@@ -47,13 +50,12 @@ def plan_students(recipe: Recipe, teacher: Teacher, splits: Splits, same_archite
         depth = s.depth or (teacher.spec or recipe.teacher).depth  # for entries without xDEPTH
         return [_parse_student(text, splits, mean, std, depth) for text in s.students[:n]]
     base = teacher.spec
-    if base is None and not s.width:
-        raise UserError(f"teacher {recipe.teacher.spec} has no edgekd architecture to shrink; "
-                        "give generation 1's --width (or --students)")
-    # a foreign teacher (ONNX, TorchScript) has no family or depth to inherit: the built-in teacher's
-    family = s.arch or (base.family if base else recipe.teacher.arch)
-    depth = s.depth or (base.depth if base else recipe.teacher.depth)
-    width = s.width or max(1, round(base.width * s.shrink))
+    family = s.arch or (default[0] if default else base.family if base else recipe.teacher.arch)
+    if base is not None and base.family == family:  # the teacher's architecture, narrower
+        width, depth = s.width or max(1, round(base.width * s.shrink)), s.depth or base.depth
+    else:  # another family than the teacher's: the data's students, or the family's own size
+        own = default[1:] if default is not None and default[0] == family else family_size(family)
+        width, depth = s.width or own[0], s.depth or own[1]
     return [ArchSpec(family, max(1, round(width * s.shrink ** (k - 1))), depth, splits.input_shape,
                      splits.classes, mean, std) for k in range(1, n + 1)]
 

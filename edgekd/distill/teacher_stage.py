@@ -20,7 +20,7 @@ from edgekd.distill.teachers import Teacher, check_against, load_teacher
 from edgekd.models import ArchSpec, count_macs, load_model
 from edgekd.recipe import Recipe
 from edgekd.records import TeacherEntry
-from edgekd.runs import Run, atomic_path, model_files, teacher_file, write_json
+from edgekd.runs import Run, atomic_path, model_files, teacher_file, write_bools, write_json
 
 
 def open_teacher(recipe: Recipe, splits: Splits, plan: Objective, run: Run | None) -> Teacher:
@@ -68,6 +68,7 @@ def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
     """Score a user's teacher on the test and validation sets; record it with its size on disk."""
     s = ctx.splits
     preds = teacher.logits(s.x_test).argmax(1).numpy()
+    write_bools(ctx.run.correct_path("teacher"), preds == s.y_test)  # for paired gains (report.uncertainty)
     entry: TeacherEntry = {
         "role": "teacher", "source": source, "kind": teacher.kind, "details": teacher.describe(),
         "test_acc": float((preds == s.y_test).mean()),

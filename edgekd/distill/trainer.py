@@ -28,6 +28,11 @@ from edgekd.distill.objective import Objective
 from edgekd.errors import UserError, reason
 
 CHECKPOINT_FORMAT = "edgekd-checkpoint-1"
+# A checkpoint after the first epoch, then at most every CHECKPOINT_SECONDS, and after the
+# last: a small table's epoch is one step, and saving after each of 500 of them took longer
+# than the steps. Resuming from an older checkpoint recomputes the same epochs (each is
+# seeded by its number).
+CHECKPOINT_SECONDS = 10.0
 WARMUP = 0.05  # fraction of steps with a linear warm-up before the cosine decay
 # Fused AdamW updates all parameters in one kernel instead of a dozen small ops per tensor:
 # for these small students the optimizer is a large share of a step (benchmarks/train_speed.py).
@@ -55,6 +60,34 @@ class Schedule:
     weight_decay: float
     patience: int
     seed: int
+    select: str = "best"   # recipe.SELECT: which epoch's weights are kept (select_epoch)
+
+
+def at_least_steps(epochs: int, rows: int, batch_size: int, min_steps: int) -> int:
+    """`epochs` raised until an epoch of `rows` in batches of `batch_size` makes `min_steps`
+    optimizer steps in all: on a table of 100 rows an epoch is one step."""
+    return max(epochs, math.ceil(min_steps / math.ceil(rows / batch_size)))
+
+
+def noise_margin(acc: float, n: int) -> float:
+    """How far one epoch's validation accuracy must exceed another's on the same n rows before
+    the difference is more than noise: two standard errors of a paired difference, taken as
+    sqrt(2 p (1 - p) / n), and never less than two rows."""
+    return max(2 / n, 2 * math.sqrt(2 * acc * (1 - acc) / n)) if n else math.inf
+
+
+def select_epoch(history: list[dict], best_epoch: int, rule: str, n_val: int) -> int:
+    """The epoch whose weights a member keeps: the last, the best on validation, or (auto) the
+    best only when it beats the last by more than noise_margin. On a validation split of a few
+    dozen rows the best epoch is mostly the luckiest, and with a cosine schedule the last
+    epoch is the one that finished the decay (benchmarks/selection.py measures both)."""
+    last = len(history)
+    if rule == "last" or not best_epoch:
+        return last
+    if rule == "best":
+        return best_epoch
+    best_acc, last_acc = history[best_epoch - 1]["val_acc"], history[-1]["val_acc"]
+    return best_epoch if best_acc - last_acc > noise_margin(last_acc, n_val) else last
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -83,7 +116,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 def train(student: nn.Module, objective: Objective, data: TrainData, schedule: Schedule,
           checkpoint: Path | None = None, on_epoch: Callable[[dict], None] | None = None) -> dict:
-    """Train, keeping the best validation epoch; returns {"best_epoch", "val_acc", "history"}.
+    """Train, keeping the epoch `schedule.select` picks; returns {"best_epoch", "kept_epoch",
+    "val_acc" (of the kept epoch), "history"}.
 
     With `checkpoint`, state is saved after each epoch and an existing checkpoint is resumed.
     """
@@ -101,6 +135,7 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
     steps_main = schedule.epochs * math.ceil(len(data.x) / schedule.batch_size)
     steps_tune = schedule.finetune_epochs * math.ceil(len(labelled) / schedule.batch_size)
     ce_only = Objective()
+    saved = None  # the first epoch is always saved, then at most every CHECKPOINT_SECONDS
     student.train()
     for epoch in range(state["epoch"], total_epochs):
         finetune = epoch >= schedule.epochs
@@ -155,16 +190,20 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
             if schedule.patience and state["stale"] >= schedule.patience and not finetune:
                 state["stopped"] = True
         state["epoch"] = epoch + 1
-        if checkpoint is not None:
+        if checkpoint is not None and (saved is None or time.perf_counter() - saved >= CHECKPOINT_SECONDS
+                                       or epoch + 1 == total_epochs):
+            saved = time.perf_counter()
             with atomic_path(checkpoint) as tmp:
                 torch.save(_checkpoint_payload(state, student, objective, optimizer), tmp)
         if on_epoch:
             on_epoch({**row, "epochs": total_epochs})
 
-    if state["best_state"] is not None:
+    kept = select_epoch(state["history"], state["best_epoch"], schedule.select, len(data.y_val))
+    if kept != len(state["history"]) and state["best_state"] is not None:
         student.load_state_dict(state["best_state"])
     student.eval()
-    return {"best_epoch": state["best_epoch"], "val_acc": state["best_acc"], "history": state["history"]}
+    val_acc = state["history"][kept - 1]["val_acc"] if state["history"] else state["best_acc"]
+    return {"best_epoch": state["best_epoch"], "kept_epoch": kept, "val_acc": val_acc, "history": state["history"]}
 
 
 def _checkpoint_payload(state, student, objective, optimizer) -> dict:

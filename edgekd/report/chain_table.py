@@ -1,35 +1,58 @@
-"""The chain table `edgekd distill` prints: one row per generation, beside the teacher,
-with each scratch control's accuracy and the gain over it (the report draws its own
-tables from `edgekd.report.results`)."""
+"""The chain table `edgekd distill` prints: one row per generation, beside the teacher and
+the linear reference, with each accuracy's 95% interval on the test rows and each scratch
+control's accuracy and the gain over it, marked where it is within noise (the report draws
+its own tables from `edgekd.report.results`)."""
 
 from __future__ import annotations
 
-from edgekd.runs import Run, controls_of
+from edgekd.report.uncertainty import member_gain, test_rows, wilson
+from edgekd.runs import LINEAR, Run, control_names
 
-# the row keys of each scratch control
-CONTROL_FIELDS = {"steps": ("baseline_acc", "delta"), "epochs": ("scratch_acc", "scratch_delta")}
+# the row keys of each scratch control: its accuracy, the gain over it, the gain's text
+CONTROL_FIELDS = {"steps": ("baseline_acc", "delta", "gain"),
+                  "epochs": ("scratch_acc", "scratch_delta", "scratch_gain")}
 
 
 def summary_rows(run: Run) -> list[dict]:
-    """One row per generation: arch, size, teacher, accuracy, agreement, and each scratch control's
-    accuracy and the gain over it (baseline_acc, delta: the same steps; scratch_*: the recipe's epochs)."""
+    """One row per generation: arch, size, teacher, accuracy and its interval, agreement, and
+    each scratch control's accuracy and the gain over it (baseline_acc, delta, gain: the same
+    steps; scratch_*: the recipe's epochs). `gain` reads "+1.2 [-0.3, +2.6] (within noise)"."""
     manifest = run.manifest()
     members = manifest["members"]
+    n = test_rows(manifest)
     rows = []
+
+    def interval(acc: float) -> str:
+        lo, hi = wilson(round(acc * n), n)
+        return f"[{100 * lo:.1f}, {100 * hi:.1f}]" if n else "-"
+
+    if LINEAR in manifest:
+        lin = manifest[LINEAR]
+        rows.append({"member": LINEAR, "arch": "logistic regression", "test_acc": lin["test_acc"],
+                     "test_ci": interval(lin["test_acc"]), "test_rows": n})
     if "teacher" in members:
         t = members["teacher"]
         rows.append({"member": "teacher", "arch": t.get("label", t.get("arch", {}).get("family", t.get("kind"))),
-                     "params": t.get("params"), "size_bytes": t.get("size_bytes"), "test_acc": t["test_acc"]})
+                     "params": t.get("params"), "size_bytes": t.get("size_bytes"), "test_acc": t["test_acc"],
+                     "test_ci": interval(t["test_acc"]), "test_rows": n})
     k = 1
     while f"gen-{k}" in members:
-        g = members[f"gen-{k}"]
-        c = controls_of(manifest, f"gen-{k}")
-        row = {"member": f"gen-{k}", "arch": g["label"], "params": g["params"], "macs": g["macs"],
+        name = f"gen-{k}"
+        g = members[name]
+        c = control_names(manifest, name)
+        row = {"member": name, "arch": g["label"], "params": g["params"], "macs": g["macs"],
                "size_bytes": g["size_bytes"], "teacher": g["teacher"], "test_acc": g["test_acc"],
-               "agreement": g.get("agreement")}
-        for kind, (acc, delta) in CONTROL_FIELDS.items():
-            b = c.get(kind)
-            row.update({acc: b["test_acc"] if b else None, delta: g["test_acc"] - b["test_acc"] if b else None})
+               "test_ci": interval(g["test_acc"]), "test_rows": n, "agreement": g.get("agreement")}
+        for kind, (acc, delta, text) in CONTROL_FIELDS.items():
+            b = members[c[kind]] if kind in c else None
+            gain = member_gain(run, manifest, name, c[kind]) if b else None
+            row.update({acc: b["test_acc"] if b else None, delta: g["test_acc"] - b["test_acc"] if b else None,
+                        text: _gain_text(gain) if gain else None,
+                        f"{delta}_within_noise": gain.within_noise if gain else None})
         rows.append(row)
         k += 1
     return rows
+
+
+def _gain_text(gain) -> str:
+    return f"{gain.points:+.1f} [{gain.low:+.1f}, {gain.high:+.1f}]" + (" noise" if gain.within_noise else "")

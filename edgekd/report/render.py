@@ -12,7 +12,8 @@ from edgekd.errors import UserError
 from edgekd.locking import run_lock
 from edgekd.report import plots
 from edgekd.report.results import SCHEMA, RunResults, collect, control_name, deployable, ms, shown_controls, target_p50
-from edgekd.runs import Run, atomic_path, controls_of, write_json
+from edgekd.report.uncertainty import NOISE_P, accuracy_text, interval_text, member_gain, test_rows
+from edgekd.runs import LINEAR, Run, atomic_path, control_names, controls_of, write_json
 
 
 def build_report(run_dir: Path, within_points: float = 1.0, targets: list[str] | None = None,
@@ -66,6 +67,7 @@ def write_text(path: Path, text: str) -> None:
 
 def _sections(res: RunResults, within: float) -> dict:
     teacher = res.teacher_acc()
+    n = test_rows(res.manifest)
     members = res.manifest["members"]
     gens = [p for p in res.points if p["role"] == "gen"]
     summary = []
@@ -80,10 +82,12 @@ def _sections(res: RunResults, within: float) -> dict:
             digits = 1 if tsize and tsize < 10 * best["size_bytes"] else 0
             ratio = f", {tsize / best['size_bytes']:.{digits}f}x smaller than the teacher's {teacher_artifact}" \
                 if tsize else ""
+            vs = member_gain(res.run, res.manifest, best["member"], "teacher")
+            relation = f" ({best['member']} in torch against the teacher: {vs.text()})" if vs else ""
             summary.append(f"Smallest model within {within:g} point{'s' * (within != 1)} of the teacher "
-                           f"({100 * teacher:.1f}%): "
+                           f"({accuracy_text(teacher, n)}) or above it: "
                            f"{best['member']} {best['artifact']}, {best['size_bytes'] / 1024:.1f} KiB, "
-                           f"{100 * best['accuracy']:.1f}%{ratio}.")
+                           f"{100 * best['accuracy']:.1f}%{ratio}{relation}.")
         else:
             summary.append(f"No verified artifact of a generation is within {within:g} point{'s' * (within != 1)} of "
                            f"the teacher ({100 * teacher:.1f}%).")
@@ -103,24 +107,36 @@ def _sections(res: RunResults, within: float) -> dict:
     gens = sorted((g for g in members if g.startswith("gen-")), key=_order)
     controls = {g: controls_of(res.manifest, g) for g in gens}
     if any(controls.values()):
-        summary.append("Distillation over training the same architecture from scratch on the labelled rows, "
+        summary.append("Distillation over training the same architecture from scratch on the labelled rows "
+                       "(points of test accuracy, 95% interval), "
                        + "; ".join(f"for {_control_text(res, kind)}: " + ", ".join(
-                           f"{g} {100 * (members[g]['test_acc'] - c[kind]['test_acc']):+.1f} points"
+                           f"{g} {_gain(res, g, control_names(res.manifest, g)[kind])}"
                            for g, c in controls.items() if kind in c)
                            for kind in shown_controls(list(controls.values()))) + ".")
+    if LINEAR in res.manifest and "teacher" in members:
+        lin = res.manifest[LINEAR]
+        vs = member_gain(res.run, res.manifest, "teacher", LINEAR)
+        verdict = "beats it" if vs and not vs.within_noise and vs.points > 0 else \
+            "does worse" if vs and not vs.within_noise else "is not distinguishable from it"
+        summary.append(f"A linear model (logistic regression on the standardized inputs) reaches "
+                       f"{accuracy_text(lin['test_acc'], n)}; the teacher {verdict}"
+                       + (f" ({vs.text()})." if vs else "."))
     summary += [f"Missing: {m}." for m in res.missing]
 
     shown = shown_controls(list(controls.values()))
-    chain_rows = [["member", "arch", "params", "MACs", "taught by", "test acc (torch)"]
+    chain_rows = [["member", "arch", "params", "MACs", "taught by", f"test acc (torch) [95% CI], {n} rows"]
                   + [h for kind in shown
-                     for h in (f"scratch, {control_name(res.manifest['recipe'], kind)}", "gain (pts)")]]
+                     for h in (f"scratch, {control_name(res.manifest['recipe'], kind)}", "gain (pts) [95% CI]")]]
+    if LINEAR in res.manifest:
+        chain_rows.append([LINEAR, "logistic regression", "-", "-", "-",
+                           interval_text(res.manifest[LINEAR]["test_acc"], n)]
+                          + ["-", "-"] * len(shown))
     for name in ["teacher"] * ("teacher" in members) + gens:
-        m, c = members[name], controls.get(name, {})
+        m, c = members[name], control_names(res.manifest, name)
         chain_rows.append([name, m.get("label", m.get("kind", "")), _n(m.get("params")), _n(m.get("macs")),
-                           m.get("teacher") or "-", f"{100 * m['test_acc']:.1f}%"]
+                           m.get("teacher") or "-", interval_text(m["test_acc"], n)]
                           + [v for kind in shown for v in (
-                              (f"{100 * c[kind]['test_acc']:.1f}%",
-                               f"{100 * (m['test_acc'] - c[kind]['test_acc']):+.1f}")
+                              (f"{100 * members[c[kind]]['test_acc']:.1f}%", _gain(res, name, c[kind]))
                               if kind in c else ("-", "-"))])
     artifact_rows = [["member", "artifact", "size", "weights", "accuracy", "verified"]]
     for p in sorted(res.points, key=lambda p: (_order(p["member"]), p["artifact"])):
@@ -160,6 +176,9 @@ def _method(res: RunResults) -> list[str]:
              "so an int8 file can be larger than its fp32 source.",
              "load+run MB is the resident memory loading and running the model added to a process that had already "
              "imported its runtime; fits RAM compares that whole process's peak with half of the target's RAM."]
+    lines.append(f"Accuracies carry a 95% Wilson interval on the {m['data']['test']} test rows. A gain between "
+                 "two models is paired on the same rows: its interval comes from the rows exactly one of them gets "
+                 f"right, and it is marked within noise unless McNemar's exact test gives p < {NOISE_P:g}.")
     if any(k.startswith("baseline-") for k in m["members"]):
         lines.append("Scratch controls are each generation's architecture trained on the labelled rows alone, from the "
                      "generation's initial weights: \"same steps\" for as many optimizer steps as the distilled "
@@ -185,6 +204,11 @@ def _method(res: RunResults) -> list[str]:
                          "artifacts on the same machine, threads and batch; each keeps its own processes and runs, "
                          "and its prediction the host probe of that bench (in its note).")
     return lines
+
+
+def _gain(res: RunResults, a: str, b: str) -> str:
+    gain = member_gain(res.run, res.manifest, a, b)
+    return gain.text() if gain else "-"
 
 
 def _control_text(res: RunResults, kind: str) -> str:
