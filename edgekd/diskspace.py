@@ -13,6 +13,7 @@ taken to be the disk's.
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -127,6 +128,13 @@ def then(next_step: str, when: Callable[[], bool] = lambda: True) -> Iterator[No
             found.then = next_step
             found.args = (str(found),)
         raise found from None
+
+
+def check_writable(directory: Path) -> None:
+    """Refuse, before any work, a directory this process cannot write: read-only or not ours."""
+    if directory.is_dir() and not os.access(directory, os.W_OK):
+        readonly = os.statvfs(directory).f_flag & os.ST_RDONLY
+        raise DiskError(errno.EROFS if readonly else errno.EACCES, directory)
 
 
 def tensor_bytes(obj: Any) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from edgekd import host
+from edgekd import diskspace, host
 from edgekd.data import load_run_splits, load_splits, load_transfer
 from edgekd.data.load import resolve as resolve_data
 from edgekd.distill.members import Context, train_controls, train_member
@@ -62,6 +62,11 @@ def chain_lock(root: Path, resume: Path | None, wait: bool, on_event: Events):
                     on_event=on_event)
 
 
+def resume_hint(root: Path):
+    """A full disk mid-run says how to go on: `--resume` once the run's manifest exists."""
+    return diskspace.then(f"run `edgekd distill --resume {root}`", when=Run(root).manifest_path.is_file)
+
+
 def _distill_locked(recipe: Recipe | None, root: Path, resume: Path | None, on_event: Events,
                     threads: int | None) -> Run:
     run = Run.open(resume) if resume is not None else None
@@ -76,7 +81,8 @@ def _distill_locked(recipe: Recipe | None, root: Path, resume: Path | None, on_e
     if threads or recipe.train.threads:
         torch.set_num_threads(threads or recipe.train.threads)
     try:
-        return _distill(recipe, root, run, on_event)
+        with resume_hint(root):
+            return _distill(recipe, root, run, on_event)
     finally:
         torch.set_num_threads(default_threads)  # a library call leaves the process as it found it
 

@@ -87,6 +87,7 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
 
     With `checkpoint`, state is saved after each epoch and an existing checkpoint is resumed.
     """
+    from edgekd.diskspace import tensor_bytes
     from edgekd.runs import atomic_path
 
     params = list(student.parameters()) + list(objective.parameters())
@@ -156,8 +157,9 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
                 state["stopped"] = True
         state["epoch"] = epoch + 1
         if checkpoint is not None:
-            with atomic_path(checkpoint) as tmp:
-                torch.save(_checkpoint_payload(state, student, objective, optimizer), tmp)
+            payload = _checkpoint_payload(state, student, objective, optimizer)
+            with atomic_path(checkpoint, tensor_bytes(payload)) as tmp:
+                torch.save(payload, tmp)
         if on_epoch:
             on_epoch({**row, "epochs": total_epochs})
 
