@@ -13,6 +13,7 @@ taken to be the disk's.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -150,3 +151,92 @@ def tensor_bytes(obj: Any) -> int:
         return sum(tensor_bytes(v) for v in obj)
     return 0
 
+
+# --- the estimate before a run ----------------------------------------------------------------
+
+# Measured on the tiny test run (2 generations, built-in teacher, ONNX + OpenVINO with int8):
+# 1.15 MB in 55 files. Small models are mostly headers and graphs: each file carries these
+# bytes beyond its weights.
+FILE_OVERHEAD = {"model": 12_000, "checkpoint": 36_000, "artifact": 36_000, "record": 8_000}
+CHECKPOINT_COPIES = 4  # weights, best weights, AdamW's two moments
+BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "int8": 1}
+REPORT_BYTES = 700_000  # report.html (plots embedded), report.md, results.json, 4 plots as PNG and SVG
+REPORT_PER_MEMBER = 60_000
+BLOCK = 4096  # files take whole blocks
+MARGIN = 1.25  # the estimate's slack: optimizers, plugins and file systems differ
+
+
+def run_bytes(recipe, teacher, archs, splits, peers: int) -> int:
+    """`estimate` for a planned run: the teacher (built-in: its architecture; a user's: its
+    files), every generation's architecture, the test set the bench caches."""
+    from edgekd import runtimes
+
+    builtin = teacher.kind == "edgekd" and not recipe.teacher.spec  # trained in the run ("none": dml's peers)
+    sources = [m.source for m in (teacher.members or [teacher])] if recipe.teacher.spec else []
+    copied = sum(Path(s).stat().st_size for s in sources if Path(s).is_file())
+    kinds = [(k.format.name, k.precision.name)
+             for k in runtimes.exported_kinds(tuple(recipe.export.formats), recipe.export.int8)]
+    return estimate(recipe, _params(teacher.spec) if builtin else None, copied, [_params(a) for a in archs],
+                    peers, splits.x_test.nbytes + splits.y_test.nbytes, kinds)
+
+
+def _params(spec) -> int:
+    """A planned model's parameter count, built on the meta device (shapes only, no memory)."""
+    import torch
+
+    from edgekd.models import build, count_params
+
+    try:
+        with torch.device("meta"):
+            return count_params(build(spec))
+    except Exception:  # a plugin family that reads its tensors' values: build it for real
+        return count_params(build(spec))
+
+
+def used_bytes(root: Path) -> int:
+    """What a run directory holds now."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def estimate(recipe, teacher_params: int | None, teacher_bytes: int, student_params: list[int], peers: int,
+             test_bytes: int, kinds: list[tuple[str, str]]) -> int:
+    """Bytes a whole run writes: every trained member's model, checkpoint (and the checkpoint's
+    next copy, written beside it before the rename) and records; the exports; the bench
+    inputs; the report. `teacher_params` is None for a user's teacher (copied, `teacher_bytes`
+    on disk); `kinds` are the exported (format, precision) pairs of a generation."""
+    members: list[tuple[int, int]] = []  # (params, peers) of what is trained
+    if teacher_params is not None:
+        members.append((teacher_params, 1))
+    controls = 2 if recipe.chain.baseline else 0  # at most two scratch controls per generation
+    for p in student_params:
+        members += [(p, peers)] + [(p, 1)] * controls
+    files, total = 0, teacher_bytes
+    for params, copies in members:
+        weights = 4 * params
+        checkpoint = CHECKPOINT_COPIES * weights * copies + FILE_OVERHEAD["checkpoint"]
+        total += weights + FILE_OVERHEAD["model"] + checkpoint + 2 * FILE_OVERHEAD["record"]
+        files += 4
+    total += max((CHECKPOINT_COPIES * 4 * p * c for p, c in members), default=0)  # the one being replaced
+    if recipe.export.enabled:
+        for p in student_params:
+            total += sum(BYTES_PER_WEIGHT[precision] * p + FILE_OVERHEAD["artifact"] for _, precision in kinds)
+            files += 2 * len(kinds) + 1
+        for p in [teacher_params or 0] + (student_params if recipe.chain.baseline else []):
+            total += 4 * p + FILE_OVERHEAD["artifact"]  # one ONNX each, for the size axis
+            files += 2
+        if recipe.bench.enabled:
+            total += test_bytes + len(recipe.bench.targets) * FILE_OVERHEAD["artifact"]
+            files += 1 + len(recipe.bench.targets)
+    total += REPORT_BYTES + REPORT_PER_MEMBER * len(members) + 4 * FILE_OVERHEAD["record"]
+    files += 14
+    return math.ceil((total + files * BLOCK) * MARGIN)
+
+
+def check_space(directory: Path, needed: int, then: str) -> int | None:
+    """Refuse, in one sentence, a run that needs more than `directory`'s file system has free;
+    returns the free bytes (None when they cannot be read: nothing is refused then)."""
+    free = free_bytes(directory)
+    if free is not None and free < needed:
+        raise UserError(f"not enough space on {directory} for this run (it needs about {size(needed)}, "
+                        f"{size(free)} free); {then}")
+    return free

@@ -119,13 +119,19 @@ def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events) -> R
     archs = ([ArchSpec.from_dict(d) for d in recorded] if recorded  # resume builds what the run planned
              else plan_students(recipe, teacher, splits, plan.same_architecture, strict=not resume))
     check_pairs(recipe, plan, teacher, archs, splits.x_val[:8])
-    if not resume:
+    needed = diskspace.run_bytes(recipe, teacher, archs, splits, plan.peers if plan.mutual else 1)
+    if resume:  # what is written already counts
+        diskspace.check_space(run.root, needed - diskspace.used_bytes(run.root),
+                              f"free space and run `edgekd distill --resume {run.root}` again")
+    else:
+        free = diskspace.check_space(root, needed, "free space or choose another --out")
         run = Run.create(root, {
             "name": root.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "recipe": recipe.to_dict(), "versions": host.versions(), "host": host.describe(),
             "torch_threads": torch.get_num_threads(), "members": {},
             "data": {**splits.describe(), "augmentation": splits.augmentation if recipe.data.augment else "none"},
             "students": [a.to_dict() for a in archs],
+            "disk": {"estimate_bytes": needed, "free_bytes": free},
             "status": "running"})
         link_latest(run.root)
     on_event({"kind": "run", "root": str(run.root)})
