@@ -159,7 +159,6 @@ def tensor_bytes(obj: Any) -> int:
 # bytes beyond its weights.
 FILE_OVERHEAD = {"model": 12_000, "checkpoint": 36_000, "artifact": 36_000, "record": 8_000}
 CHECKPOINT_COPIES = 4  # weights, best weights, AdamW's two moments
-BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "int8": 1}
 REPORT_BYTES = 700_000  # report.html (plots embedded), report.md, results.json, 4 plots as PNG and SVG
 REPORT_PER_MEMBER = 60_000
 BLOCK = 4096  # files take whole blocks
@@ -174,7 +173,7 @@ def run_bytes(recipe, teacher, archs, splits, peers: int) -> int:
     builtin = teacher.kind == "edgekd" and not recipe.teacher.spec  # trained in the run ("none": dml's peers)
     sources = [m.source for m in (teacher.members or [teacher])] if recipe.teacher.spec else []
     copied = sum(Path(s).stat().st_size for s in sources if Path(s).is_file())
-    kinds = [(k.format.name, k.precision.name)
+    kinds = [k.precision.weight_bytes
              for k in runtimes.exported_kinds(tuple(recipe.export.formats), recipe.export.int8)]
     return estimate(recipe, _params(teacher.spec) if builtin else None, copied, [_params(a) for a in archs],
                     peers, splits.x_test.nbytes + splits.y_test.nbytes, kinds)
@@ -199,11 +198,11 @@ def used_bytes(root: Path) -> int:
 
 
 def estimate(recipe, teacher_params: int | None, teacher_bytes: int, student_params: list[int], peers: int,
-             test_bytes: int, kinds: list[tuple[str, str]]) -> int:
+             test_bytes: int, kinds: list[int]) -> int:
     """Bytes a whole run writes: every trained member's model, checkpoint (and the checkpoint's
     next copy, written beside it before the rename) and records; the exports; the bench
     inputs; the report. `teacher_params` is None for a user's teacher (copied, `teacher_bytes`
-    on disk); `kinds` are the exported (format, precision) pairs of a generation."""
+    on disk); `kinds` are the bytes per weight of each kind a generation exports."""
     members: list[tuple[int, int]] = []  # (params, peers) of what is trained
     if teacher_params is not None:
         members.append((teacher_params, 1))
@@ -219,7 +218,7 @@ def estimate(recipe, teacher_params: int | None, teacher_bytes: int, student_par
     total += max((CHECKPOINT_COPIES * 4 * p * c for p, c in members), default=0)  # the one being replaced
     if recipe.export.enabled:
         for p in student_params:
-            total += sum(BYTES_PER_WEIGHT[precision] * p + FILE_OVERHEAD["artifact"] for _, precision in kinds)
+            total += sum(weight_bytes * p + FILE_OVERHEAD["artifact"] for weight_bytes in kinds)
             files += 2 * len(kinds) + 1
         for p in [teacher_params or 0] + (student_params if recipe.chain.baseline else []):
             total += 4 * p + FILE_OVERHEAD["artifact"]  # one ONNX each, for the size axis
