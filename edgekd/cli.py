@@ -463,10 +463,18 @@ def compare(
 
 
 def main() -> None:
-    """Entry point: bad input is one sentence on stderr and exit 2 (Typer itself turns
-    usage errors into exit 2 and Ctrl-C into exit 130)."""
+    """Entry point: bad input, and a disk that is full, read-only or not ours, is one
+    sentence on stderr and exit 2 (Typer itself turns usage errors into exit 2 and Ctrl-C
+    into exit 130)."""
     try:
         app()
     except UserError as e:
         print(f"edgekd: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:  # a write no edgekd.diskspace.writing block wrapped
+        from edgekd.diskspace import from_oserror
+
+        if (found := from_oserror(e)) is None:
+            raise
+        print(f"edgekd: error: {found}", file=sys.stderr)
         sys.exit(2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekd.distill.chain import chain_lock, distill, run_root
+from edgekd.distill.chain import chain_lock, distill, resume_hint, run_root
 from edgekd.recipe import Recipe, check_call
 from edgekd.records import Events
 from edgekd.runs import Run
@@ -18,7 +18,7 @@ def run_pipeline(recipe: Recipe | None, out: Path | None = None, resume: Path | 
     check_call(recipe, out=out, resume=resume, threads=threads)
     on_event = on_event or (lambda e: None)
     root = run_root(out, resume)
-    with chain_lock(root, resume, wait, on_event):
+    with chain_lock(root, resume, wait, on_event), resume_hint(root):
         return _stages(recipe, root if resume is None else None, resume, on_event, threads)
 
 

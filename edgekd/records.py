@@ -93,6 +93,7 @@ class Manifest(TypedDict):
     torch_threads: int
     data: dict[str, Any]                # Splits.describe() and the augmentation used
     students: list[dict[str, Any]]      # every generation's ArchSpec, planned before training
+    disk: NotRequired[dict[str, int | None]]  # edgekd.diskspace: estimate_bytes of the whole run, free_bytes then
     members: dict[str, MemberEntry | TeacherEntry]   # "teacher", "gen-<k>", "baseline-<k>", ...
     status: Literal["running", "trained", "done"]
 

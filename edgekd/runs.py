@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from edgekd.diskspace import writing
 from edgekd.errors import UserError
 from edgekd.records import Manifest
 from edgekd.runtimes import REFERENCE, Kind, kind
@@ -51,24 +52,32 @@ os.umask(_UMASK)
 
 
 @contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def atomic_path(path: Path, size: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
+    A full, read-only or forbidden disk is a DiskError naming the directory (and `size`, the
+    bytes to be written, when the caller knows them); the temporary file goes either way."""
+    with writing(path.parent, size):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are shared like any file
-        os.replace(tmp_path, path)
+        with writing(path.parent, size, cleanup=lambda: tmp_path.unlink(missing_ok=True)):
+            yield tmp_path
+            os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are shared like any file
+            os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path, len(data)) as tmp:
+        tmp.write_bytes(data)
+
+
 def write_json(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
-        # strict JSON: a NaN or infinity would write a file other JSON readers refuse
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    # strict JSON: a NaN or infinity would write a file other JSON readers refuse
+    write_bytes(path, (json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n").encode())
 
 
 def read_json(path: Path) -> Any:
@@ -81,8 +90,7 @@ def read_json(path: Path) -> Any:
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
+    write_bytes(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows).encode())
 
 
 def write_bools(path: Path, values: Any) -> None:
@@ -268,7 +276,8 @@ class Run:
         if root.exists() and any(p.name != LOCK for p in root.iterdir()):
             raise UserError(f"{root} exists and is not empty; choose another --out")
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            with writing(root.parent):
+                root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UserError(f"cannot create run directory {root}: {e.strerror}") from None
         run = cls(root)

@@ -22,6 +22,7 @@ from edgekd.bench.graph import graph_costs, weight_bytes
 from edgekd.bench.local import Job, Settings, measure_all
 from edgekd.bench.remote import Remote, Session
 from edgekd.data import load_run_splits
+from edgekd.diskspace import check_writable
 from edgekd.errors import UserError
 from edgekd.locking import run_lock
 from edgekd.runs import Run, atomic_path, read_bench, remove_leftovers, write_json
@@ -40,6 +41,8 @@ def bench_run(run_dir: Path, targets: list[str], runtime_names: tuple[str, ...] 
     run = Run.open(run_dir)
     with run_lock(run.root, "bench", wait=wait, on_event=on_event):
         remove_leftovers(run.root)
+        for directory in (run.root, run.bench_dir, run.report_dir):  # before minutes of measuring
+            check_writable(directory)
         return _bench(run, targets, runtime_names, batch, processes, min_seconds, remote, on_event)
 
 
@@ -169,7 +172,7 @@ def _inputs(run: Run, manifest: dict) -> Path:
         except Exception:  # a damaged cache (truncated, not an npz, pickled) is rebuilt below
             pass
     splits = load_run_splits(manifest, run.root)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, splits.x_test.nbytes + splits.y_test.nbytes) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, x=splits.x_test, y=splits.y_test)
     return path

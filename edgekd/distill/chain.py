@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from edgekd import host
+from edgekd import diskspace, host
 from edgekd.data import load_run_splits, load_splits, load_transfer
 from edgekd.data.load import resolve as resolve_data
 from edgekd.distill.defaults import choose, describe
@@ -64,6 +64,11 @@ def chain_lock(root: Path, resume: Path | None, wait: bool, on_event: Events):
                     on_event=on_event)
 
 
+def resume_hint(root: Path):
+    """A full disk mid-run says how to go on: `--resume` once the run's manifest exists."""
+    return diskspace.then(f"run `edgekd distill --resume {root}`", when=Run(root).manifest_path.is_file)
+
+
 def _distill_locked(recipe: Recipe | None, root: Path, resume: Path | None, on_event: Events,
                     threads: int | None) -> Run:
     run = Run.open(resume) if resume is not None else None
@@ -81,7 +86,8 @@ def _distill_locked(recipe: Recipe | None, root: Path, resume: Path | None, on_e
     if threads or recipe.train.threads:
         torch.set_num_threads(threads or recipe.train.threads)
     try:
-        return _distill(recipe, root, run, on_event)
+        with resume_hint(root):
+            return _distill(recipe, root, run, on_event)
     finally:
         torch.set_num_threads(default_threads)  # a library call leaves the process as it found it
 
@@ -132,13 +138,19 @@ def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events) -> R
              else plan_students(recipe, teacher, splits, plan.same_architecture, strict=not resume,
                                 default=choice.student if choice else None))
     check_pairs(recipe, plan, teacher, archs, splits.x_val[:8])
-    if not resume:
+    needed = diskspace.run_bytes(recipe, teacher, archs, splits, plan.peers if plan.mutual else 1)
+    if resume:  # what is written already counts
+        diskspace.check_space(run.root, needed - diskspace.used_bytes(run.root),
+                              f"free space and run `edgekd distill --resume {run.root}` again")
+    else:
+        free = diskspace.check_space(root, needed, "free space or choose another --out")
         run = Run.create(root, {
             "name": root.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "recipe": recipe.to_dict(), "versions": host.versions(), "host": host.describe(),
             "torch_threads": torch.get_num_threads(), "members": {},
             "data": {**splits.describe(), "augmentation": splits.augmentation if recipe.data.augment else "none"},
             "students": [a.to_dict() for a in archs], "architecture": choice.record,
+            "disk": {"estimate_bytes": needed, "free_bytes": free},
             "status": "running"})
         link_latest(run.root)
     on_event({"kind": "run", "root": str(run.root)})

@@ -91,8 +91,7 @@ def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
 
 def copy_into(teacher: Teacher, directory: Path) -> Path:
     """Keep a copy of a user's teacher in the run, so resume and re-runs need nothing outside it."""
-    directory.mkdir(parents=True, exist_ok=True)
     dest = teacher_file(directory, teacher.kind)
-    with atomic_path(dest) as tmp:
+    with atomic_path(dest, Path(teacher.source).stat().st_size) as tmp:
         shutil.copyfile(teacher.source, tmp)
     return dest

@@ -121,6 +121,7 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
 
     With `checkpoint`, state is saved after each epoch and an existing checkpoint is resumed.
     """
+    from edgekd.diskspace import tensor_bytes
     from edgekd.runs import atomic_path
 
     params = list(student.parameters()) + list(objective.parameters())
@@ -193,8 +194,9 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
         if checkpoint is not None and (saved is None or time.perf_counter() - saved >= CHECKPOINT_SECONDS
                                        or epoch + 1 == total_epochs):
             saved = time.perf_counter()
-            with atomic_path(checkpoint) as tmp:
-                torch.save(_checkpoint_payload(state, student, objective, optimizer), tmp)
+            payload = _checkpoint_payload(state, student, objective, optimizer)
+            with atomic_path(checkpoint, tensor_bytes(payload)) as tmp:
+                torch.save(payload, tmp)
         if on_epoch:
             on_epoch({**row, "epochs": total_epochs})
 

@@ -15,6 +15,7 @@ import torch
 
 from edgekd import host, runtimes
 from edgekd.data import load_run_splits
+from edgekd.diskspace import DiskError, check_writable
 from edgekd.errors import UserError, reason
 from edgekd.export.verify import verify
 from edgekd.locking import run_lock
@@ -88,6 +89,8 @@ def _export(run: Run, formats: tuple[str, ...] | None, int8: bool | None, calibr
                 info = kind.build(runtimes.ExportContext(model, spec.input_shape, calibration_rows, source, path))
                 record = verify(path, kind, torch_predict, x_check, splits.x_test, splits.y_test, splits.classes,
                                 threads=host.cores())
+            except DiskError:  # not this artifact's fault: every later write would fail alike
+                raise
             except Exception as e:  # reported per artifact; the others go on
                 records[kind.name] = {"artifact": kind.name, "built": False, "passed": False,
                                       "error": f"{type(e).__name__}: {reason(e, 300)}"}
@@ -154,7 +157,5 @@ def _summary(records: dict[str, dict]) -> dict[str, dict]:
 
 
 def _check_writable(directory: Path) -> None:
-    import os
-
-    if not os.access(directory, os.W_OK):
-        raise UserError(f"cannot write exports into {directory}: permission denied")
+    check_writable(directory)
+    check_writable(directory / "export")

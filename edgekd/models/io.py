@@ -16,11 +16,12 @@ FORMAT = "edgekd-model-1"
 
 
 def save_model(model: nn.Module, spec: ArchSpec, path: Path) -> None:
+    from edgekd.diskspace import tensor_bytes
     from edgekd.runs import atomic_path
 
     payload = {"format": FORMAT, "arch": spec.to_dict(),
                "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-    with atomic_path(path) as tmp:
+    with atomic_path(path, tensor_bytes(payload)) as tmp:
         torch.save(payload, tmp)
 
 

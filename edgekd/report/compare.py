@@ -6,6 +6,7 @@ import base64
 from contextlib import ExitStack
 from pathlib import Path
 
+from edgekd.diskspace import writing
 from edgekd.errors import UserError
 from edgekd.locking import run_lock
 from edgekd.report import plots
@@ -50,7 +51,8 @@ def compare_runs(run_dirs: list[Path], out: Path, force: bool = False) -> dict:
     best = [_best_points(r) for r in runs]
     best_rows = best_table(best)
     try:
-        (out / "plots").mkdir(parents=True, exist_ok=True)
+        with writing(out):  # a full or read-only disk: diskspace's sentence; anything else, this one
+            (out / "plots").mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot write the comparison into {out}: {e.strerror}") from None
     figure = plots.compare_size(runs, out / "plots")[0]

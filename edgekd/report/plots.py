@@ -26,7 +26,6 @@ def _plt():
 def _save(fig, directory: Path, name: str) -> list[Path]:
     from edgekd.runs import atomic_path
 
-    directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "svg"):
         path = directory / f"{name}.{ext}"

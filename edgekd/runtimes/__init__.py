@@ -46,6 +46,7 @@ class Precision:
     quantizes: bool        # built from calibration data (export.int8 switches these on and off)
     color: str             # plot colour
     max_speedup: float     # how far its arithmetic can beat the fp32 compute floor (predictor)
+    weight_bytes: int = 4  # bytes a weight takes on disk (edgekd.diskspace's estimate)
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,11 @@ class Kind:
 
 PRECISIONS = {p.name: p for p in (
     Precision("fp32", 1e-4, 1e-4, 0.999, quantizes=False, color="#1f77b4", max_speedup=1.0),
-    Precision("fp16", 2e-2, 1e-2, 0.99, quantizes=False, color="#2ca02c", max_speedup=2.0),
+    Precision("fp16", 2e-2, 1e-2, 0.99, quantizes=False, color="#2ca02c", max_speedup=2.0,
+              weight_bytes=2),
     # int8 logits move by design: held to a relative bound and to top-1 agreement with torch
-    Precision("int8", 0.0, 0.25, 0.95, quantizes=True, color="#ff7f0e", max_speedup=4.0),
+    Precision("int8", 0.0, 0.25, 0.95, quantizes=True, color="#ff7f0e", max_speedup=4.0,
+              weight_bytes=1),
 )}
 FP32 = PRECISIONS["fp32"]
 

@@ -15,7 +15,7 @@ device, where `open_model` runs beside the runner with only numpy and ncnn.
 
 from __future__ import annotations
 
-import os
+import shutil
 import subprocess
 import tempfile
 import warnings
@@ -82,9 +82,13 @@ def _export(ctx, fp16: bool) -> dict:
     import pnnx
     import torch
 
+    from edgekd.diskspace import writing
+    from edgekd.runs import atomic_path
     from edgekd.runtimes import INPUT, OUTPUT
 
-    with tempfile.TemporaryDirectory() as tmp:
+    # pnnx writes in the system's temporary directory: when that is full, its failure (in a
+    # child process, or torch's "unexpected pos" tracing) is one sentence naming it
+    with tempfile.TemporaryDirectory() as tmp, writing(Path(tempfile.gettempdir())):
         work = Path(tmp)
         example = torch.zeros(1, *ctx.input_shape)
         with warnings.catch_warnings(), torch.no_grad():
@@ -107,9 +111,10 @@ def _export(ctx, fp16: bool) -> dict:
         layers = _read_param(param)
         names = {**{b: INPUT for b in _inputs(layers)}, **{b: OUTPUT for b in _outputs(layers)}}
         param.write_text(_rename(param.read_text(), names))
-        ctx.out.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(outputs["ncnnbin"], ctx.out.with_suffix(".bin"))
-        os.replace(param, ctx.out)
+        # copied, not renamed: the run may be on another file system than the temporary directory
+        for made, dest in ((Path(outputs["ncnnbin"]), ctx.out.with_suffix(".bin")), (param, ctx.out)):
+            with atomic_path(dest, made.stat().st_size) as part:
+                shutil.copyfile(made, part)
     return {"converter": f"pnnx {_version('pnnx')} (TorchScript trace, torch {torch.__version__})",
             "weights": "fp16" if fp16 else "fp32", "input": INPUT, "output": OUTPUT, "batch": "one sample per call"}
 

@@ -126,17 +126,24 @@ def save_ir(model, xml_path: Path, fp16: bool) -> None:
     """Write .xml and .bin under temporary names, then rename both (bin first: the xml names it)."""
     import openvino as ov
 
+    from edgekd.diskspace import writing
+
     _stable_names(model)
-    xml_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_xml = xml_path.with_name(f".{xml_path.stem}.{os.getpid()}.tmp.xml")
-    try:
-        ov.save_model(model, str(tmp_xml), compress_to_fp16=fp16)
-        # the .xml refers to its .bin by the same stem, so rename the pair together
-        os.replace(tmp_xml.with_suffix(".bin"), xml_path.with_suffix(".bin"))
-        os.replace(tmp_xml, xml_path)
-    finally:
+
+    def cleanup():
         tmp_xml.unlink(missing_ok=True)
         tmp_xml.with_suffix(".bin").unlink(missing_ok=True)
+
+    try:
+        with writing(xml_path.parent, cleanup=cleanup):  # a full disk: "iostream error", without an errno
+            xml_path.parent.mkdir(parents=True, exist_ok=True)
+            ov.save_model(model, str(tmp_xml), compress_to_fp16=fp16)
+            # the .xml refers to its .bin by the same stem, so rename the pair together
+            os.replace(tmp_xml.with_suffix(".bin"), xml_path.with_suffix(".bin"))
+            os.replace(tmp_xml, xml_path)
+    finally:
+        cleanup()
 
 
 def _stable_names(model) -> None:
