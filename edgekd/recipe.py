@@ -35,6 +35,7 @@ class DataRecipe:
     # inputs: global (one mean and std) | feature (per column of (N, F) data) | auto (feature for csv)
     standardize: str = "auto"
     seed: int = 0                  # draws the held-out splits; --seed sets train.seed only, so runs stay comparable
+    follow_symlinks: bool = False  # folder:PATH: read symbolic links that lead out of the folder (refused by default)
 
 
 @dataclass(frozen=True)
