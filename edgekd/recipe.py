@@ -173,8 +173,9 @@ def _coerce(value: Any, kind: type, where: str) -> Any:
         if kind is int and isinstance(value, float) and value != int(value):
             raise ValueError
         return converted
-    except (TypeError, ValueError):
-        raise UserError(f"{where} must be {'an integer' if kind is int else 'a number'}, not {value!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf), float(10**400)
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}… ({len(repr(value)):,} characters)"
+        raise UserError(f"{where} must be {'an integer' if kind is int else 'a number'}, not {shown}") from None
 
 
 def toml_table(path: Path) -> dict:
