@@ -35,6 +35,7 @@ class DataRecipe:
     # inputs: global (one mean and std) | feature (per column of (N, F) data) | auto (feature for csv)
     standardize: str = "auto"
     seed: int = 0                  # draws the held-out splits; --seed sets train.seed only, so runs stay comparable
+    follow_symlinks: bool = False  # folder:PATH: read symbolic links that lead out of the folder (refused by default)
 
 
 @dataclass(frozen=True)
@@ -178,8 +179,9 @@ def _coerce(value: Any, kind: type, where: str) -> Any:
         if kind is int and isinstance(value, float) and value != int(value):
             raise ValueError
         return converted
-    except (TypeError, ValueError):
-        raise UserError(f"{where} must be {'an integer' if kind is int else 'a number'}, not {value!r}") from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf), float(10**400)
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}… ({len(repr(value)):,} characters)"
+        raise UserError(f"{where} must be {'an integer' if kind is int else 'a number'}, not {shown}") from None
 
 
 def toml_table(path: Path) -> dict:

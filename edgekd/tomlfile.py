@@ -4,6 +4,7 @@ from deep inside the parser or a parse of gigabytes."""
 
 from __future__ import annotations
 
+import sys
 import tomllib
 
 from edgekd.errors import UserError
@@ -19,3 +20,8 @@ def loads(text: str, where: str) -> dict:
         return tomllib.loads(text)
     except RecursionError:
         raise UserError(f"{where} nests tables or arrays too deeply to be a recipe or target profile") from None
+    except tomllib.TOMLDecodeError:
+        raise
+    except ValueError:  # an integer over Python's int digit limit: tomllib lets int()'s ValueError through
+        raise UserError(f"{where} holds a number of more than {sys.get_int_max_str_digits():,} digits; "
+                        "a recipe or target profile needs none that long") from None

@@ -3,6 +3,8 @@ standardization models carry. Bad user data is refused in one sentence naming wh
 unchanged."""
 
 import json
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -276,6 +278,81 @@ def test_empty_class_folder_is_refused(cli, tmp_path):
     (tmp_path / "d" / "b").mkdir()
     (tmp_path / "d" / "b" / "notes.txt").write_text("not an image")
     _refused(cli, f"folder:{tmp_path / 'd'}", tmp_path, "class folder", "/b holds no images")
+
+
+def _png_header(path, width, height):
+    """A PNG of a few dozen bytes that declares width x height grey pixels: a decompression bomb's header."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("side", [20_000, 30_000])  # PIL warns below twice its limit and raises above: both refused
+def test_decompression_bomb_in_an_image_folder(cli, tmp_path, side):
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        _images(tmp_path / "d" / cls)
+    _png_header(tmp_path / "d" / "b" / "bomb.png", side, side)
+    limit = Image.MAX_IMAGE_PIXELS
+    _refused(cli, f"folder:{tmp_path / 'd'}", tmp_path, "bomb.png", "decompression bomb", "268,435,456 pixels")
+    assert Image.MAX_IMAGE_PIXELS == limit  # PIL's module-wide limit is put back
+
+
+def test_a_large_but_real_image_is_read(tmp_path):
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        _images(tmp_path / "d" / cls)
+    Image.new("L", (12_000, 8_000)).save(tmp_path / "d" / "a" / "big.png")  # 96 Mpx: past PIL's own warning
+    assert load_splits(f"folder:{tmp_path / 'd'}").classes == 2
+
+
+@pytest.mark.parametrize("what", ["file", "class folder"])
+def test_symlinks_out_of_an_image_folder_are_refused_unless_allowed(cli, tmp_path, what):
+    _images(tmp_path / "d" / "a")
+    _images(tmp_path / "outside" / "b")
+    if what == "file":
+        _images(tmp_path / "d" / "b")
+        link, target = tmp_path / "d" / "b" / "x.png", tmp_path / "outside" / "b" / "0.png"
+    else:
+        link, target = tmp_path / "d" / "b", tmp_path / "outside" / "b"
+    link.symlink_to(target)
+    _refused(cli, f"folder:{tmp_path / 'd'}", tmp_path, f"{link} is a symbolic link to {target}",
+             "data.follow_symlinks = true")
+    allowed = load_splits(f"folder:{tmp_path / 'd'}", follow_symlinks=True)
+    assert allowed.classes == 2
+    # the fingerprint covers what the link led to: other pixels there, another fingerprint
+    Image.fromarray(np.full((4, 5), 255, np.uint8)).save(target if what == "file" else target / "0.png")
+    assert load_splits(f"folder:{tmp_path / 'd'}", follow_symlinks=True).fingerprint() != allowed.fingerprint()
+
+
+def test_symlinks_inside_an_image_folder_are_read(tmp_path):
+    _images(tmp_path / "d" / "a")
+    _images(tmp_path / "d" / "b")
+    (tmp_path / "d" / "b" / "copy.png").symlink_to(tmp_path / "d" / "a" / "0.png")
+    (tmp_path / "d" / "c").symlink_to("a")  # a relative link to a sibling class folder
+    s = load_splits(f"folder:{tmp_path / 'd'}")
+    assert s.classes == 3 and len(s.y_train) + len(s.y_val) + len(s.y_test) == 19
+
+
+@pytest.mark.slow
+def test_follow_symlinks_is_a_recipe_key_and_resume_keeps_it(cli, tmp_path):
+    _images(tmp_path / "d" / "a", n=12)
+    _images(tmp_path / "outside" / "b", n=12)
+    (tmp_path / "d" / "b").symlink_to(tmp_path / "outside" / "b")
+    code, out, err = cli("distill", "--data", f"folder:{tmp_path / 'd'}", "--set", "data.follow_symlinks=true",
+                         "--chain", "1", "--teacher-epochs", "1", "--epochs", "1", "--set", "teacher.width=4",
+                         "--no-baseline", "--no-export", "--out", tmp_path / "r", "-q")
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["recipe"]["data"]["follow_symlinks"] is True
+    (tmp_path / "r" / "gen-1" / "eval.json").unlink()  # unfinished again: resume reads the data once more
+    code, out, err = cli("distill", "--resume", tmp_path / "r", "-q")
+    assert code == 0, err
 
 
 # --- augmentation -----------------------------------------------------------------------------------------------------

@@ -173,3 +173,31 @@ def test_onnx_teacher_that_cannot_teach(cli, tiny_run, tmp_path, case, words):
     assert_refused(cli("distill", "--teacher", tmp_path / "t.onnx", "--students", "cnn:8x3", "--chain", "1",
                         "--out", tmp_path / "r"), *words)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_onnx_teacher_with_external_data_resumes_from_the_runs_copy(cli, tmp_path):
+    """Weights saved beside the model (save_as_external_data) are copied into the run with it, so
+    --resume needs nothing outside the run."""
+    import onnx
+
+    torch.manual_seed(0)
+    model = build(ArchSpec("cnn", 8, 2, (40,), 10)).eval()
+    torch.onnx.export(model, (torch.zeros(1, 40),), str(tmp_path / "plain.onnx"), dynamo=False, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "n"}})
+    (tmp_path / "mine" / "data").mkdir(parents=True)
+    onnx.save_model(onnx.load(str(tmp_path / "plain.onnx")), str(tmp_path / "mine" / "t.onnx"),
+                    save_as_external_data=True, location="data/weights.bin", size_threshold=0)
+    flags = ["--students", "cnn:4x2", "--chain", "1", "--epochs", "1", "--transfer", "0", "--no-baseline",
+             "--no-export", "-q"]
+    code, out, err = cli("distill", "--teacher", tmp_path / "mine" / "t.onnx", *flags, "--out", tmp_path / "r")
+    assert code == 0, err
+    copy = tmp_path / "r" / "teacher"
+    assert (copy / "data" / "weights.bin").read_bytes() == (tmp_path / "mine" / "data" / "weights.bin").read_bytes()
+    teacher = json.loads((tmp_path / "r" / "manifest.json").read_text())["members"]["teacher"]
+    assert teacher["size_bytes"] == sum(f.stat().st_size for f in (tmp_path / "mine").rglob("*") if f.is_file())
+    (tmp_path / "mine").rename(tmp_path / "gone")
+    (tmp_path / "r" / "gen-1" / "eval.json").unlink()  # unfinished again: resume loads the teacher
+    code, out, err = cli("distill", "--resume", tmp_path / "r", "-q")
+    assert code == 0, err
+    assert (tmp_path / "r" / "gen-1" / "eval.json").is_file()

@@ -14,9 +14,9 @@ from edgekd.errors import UserError
 AUTO_TRANSFER = "24000"
 
 PREFIXES = {
-    "npz": lambda rest, vf, seed: user.npz(Path(rest), vf, seed),
-    "csv": lambda rest, vf, seed: user.csv(rest, vf, seed),
-    "folder": lambda rest, vf, seed: user.folder(Path(rest), vf, seed),
+    "npz": lambda rest, vf, seed, links: user.npz(Path(rest), vf, seed),
+    "csv": lambda rest, vf, seed, links: user.csv(rest, vf, seed),
+    "folder": lambda rest, vf, seed, links: user.folder(Path(rest), vf, seed, follow_symlinks=links),
 }
 
 
@@ -33,19 +33,20 @@ def load_run_splits(manifest: dict, where: object) -> Splits:
     """The data a run was trained on, refused when the file has changed since: its artifacts
     would be checked and measured against other inputs and labels."""
     d = manifest["recipe"]["data"]
-    splits = load_splits(d["spec"], d["val_fraction"], d["seed"])
+    splits = load_splits(d["spec"], d["val_fraction"], d["seed"], follow_symlinks=d.get("follow_symlinks", False))
     if splits.fingerprint() != manifest["data"]["fingerprint"]:
         raise UserError(f"{d['spec']} has changed since {where} was trained (its train/val/test splits differ); "
                         "the run needs the data it was trained on")
     return splits
 
 
-def load_splits(spec: str, val_fraction: float = 0.1, seed: int = 0) -> Splits:
+def load_splits(spec: str, val_fraction: float = 0.1, seed: int = 0, *, follow_symlinks: bool = False) -> Splits:
+    """The data a spec names; `follow_symlinks` lets an image folder's links lead out of it."""
     if spec in builtin.BUILTIN:
         return builtin.BUILTIN[spec](val_fraction, seed)
     prefix, colon, rest = spec.partition(":")
     if colon and prefix in PREFIXES and rest:
-        return PREFIXES[prefix](rest, val_fraction, seed)
+        return PREFIXES[prefix](rest, val_fraction, seed, follow_symlinks)
     raise UserError(
         f"unknown data spec {spec!r}; use one of {', '.join(builtin.BUILTIN)}, npz:PATH, csv:PATH or folder:PATH")
 

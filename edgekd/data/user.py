@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv as csvlib
+import warnings
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,9 @@ from edgekd.data.splits import Splits, check_arrays, check_labels, split_off
 from edgekd.errors import UserError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+# Pixels an image may declare: 2^28 (16384 x 16384) holds a 200-megapixel phone photo. A PNG of a few KB can
+# declare 20000 x 20000, which decodes to 1.2 GB: a decompression bomb.
+MAX_PIXELS = 1 << 28
 
 
 def _exists(path: Path, what: str) -> Path:
@@ -111,47 +117,85 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def folder(path: Path, val_fraction: float, seed: int) -> Splits:
+def folder(path: Path, val_fraction: float, seed: int, follow_symlinks: bool = False) -> Splits:
     """One sub-folder per class. Images are resized to the most common size among them, and
-    read as RGB when any of them is in colour, else grey; 16-bit grey keeps its full range."""
-    from PIL import Image, UnidentifiedImageError
-
+    read as RGB when any of them is in colour, else grey; 16-bit grey keeps its full range.
+    A symbolic link out of the folder is refused unless `follow_symlinks`."""
     _exists(path, "image folder")
     if not path.is_dir():
         raise UserError(f"{path} is not a folder (folder:PATH wants one sub-folder per class)")
+    inside = _inside(path, follow_symlinks)
     # hidden entries (.ipynb_checkpoints, macOS ._x.png) are tool debris, never classes or samples
-    classes = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(inside(p) for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         raise UserError(f"{path} must hold one sub-folder per class (found {len(classes)})")
     files, ys = [], []
     for label, cls in enumerate(classes):
-        found = [f for f in sorted(cls.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")]
+        found = [inside(f) for f in sorted(cls.iterdir())
+                 if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")]
         if not found:
             raise UserError(f"class folder {cls} holds no images; add some or remove the folder")
         files += found
         ys += [label] * len(found)
     headers = []  # (mode, size) of every image: the choice must not depend on which file sorts first
-    for file in files:
-        try:
-            with Image.open(file) as im:
+    with _opened() as open_image:
+        for file in files:
+            with open_image(file) as im:
                 headers.append((im.mode, im.size))
-        except (UnidentifiedImageError, OSError) as e:
-            raise UserError(f"{file} is not a readable image ({e})") from None
-    mode = "L" if all(m in GREY_MODES for m, _ in headers) else "RGB"
-    sizes = Counter(s for _, s in headers)
-    size = max(sizes, key=lambda s: (sizes[s], s[0] * s[1]))  # the most common; on a tie the larger
-    xs = []
-    for file in files:
-        try:
-            with Image.open(file) as im:
+        mode = "L" if all(m in GREY_MODES for m, _ in headers) else "RGB"
+        sizes = Counter(s for _, s in headers)
+        size = max(sizes, key=lambda s: (sizes[s], s[0] * s[1]))  # the most common; on a tie the larger
+        xs = []
+        for file in files:
+            with open_image(file) as im:
                 xs.append(_pixels(im, mode, size))
-        except (UnidentifiedImageError, OSError) as e:
-            raise UserError(f"{file} is not a readable image ({e})") from None
     x = np.stack(xs)
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # (N, C, H, W)
     x, y = check_arrays(str(path), x, np.array(ys))
     return _finish(f"folder:{path}", x, y, len(classes), {}, val_fraction, seed,
                    class_names=tuple(p.name for p in classes), augmentation="flip+crop")
+
+
+def _inside(root: Path, follow_symlinks: bool):
+    """A check for each entry of the image folder: a symbolic link that leads out of it (to a
+    file, or a whole class folder) is refused, so the data is what the folder holds."""
+    top = root.resolve()
+
+    def check(entry: Path) -> Path:
+        target = entry.resolve()
+        if not follow_symlinks and not target.is_relative_to(top):
+            raise UserError(f"{entry} is a symbolic link to {target}, outside {root}; copy it in, or set "
+                            "data.follow_symlinks = true to read it")
+        return entry
+
+    return check
+
+
+@contextmanager
+def _opened() -> Iterator:
+    """Image.open for the folder's files: an unreadable file or one declaring over MAX_PIXELS
+    (PIL only warns between its own limit and twice it) is a UserError naming the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    @contextmanager
+    def open_image(file: Path):
+        try:
+            with Image.open(file) as im:
+                yield im
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise UserError(f"{file} declares over {MAX_PIXELS:,} pixels (a decompression bomb, or far larger than "
+                            "a model input); shrink or remove it") from None
+        except (UnidentifiedImageError, OSError) as e:
+            raise UserError(f"{file} is not a readable image ({e})") from None
+
+    limit = Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's module-wide limit, put back as found
+        try:
+            yield open_image
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
 
 
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}

@@ -125,7 +125,8 @@ def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events) -> R
         transfer = "0"
     on_event({"kind": "stage", "member": "data", "status": "start"})
     labelled = load_run_splits(saved, run.root) if resume else \
-        load_splits(recipe.data.spec, recipe.data.val_fraction, recipe.data.seed)
+        load_splits(recipe.data.spec, recipe.data.val_fraction, recipe.data.seed,
+                    follow_symlinks=recipe.data.follow_symlinks)
     splits = load_transfer(labelled, transfer)
     # Everything checkable is checked before the run directory exists: a bad teacher or student
     # must neither cost the teacher's training nor leave a half-made run that blocks a retry.

@@ -16,11 +16,12 @@ from edgekd.data import Splits
 from edgekd.distill.members import Context, train_member
 from edgekd.distill.objective import Objective
 from edgekd.distill.students import input_stats
-from edgekd.distill.teachers import Teacher, check_against, load_teacher
+from edgekd.distill.teachers import Teacher, check_against, data_files, load_teacher, onnx_data_files
+from edgekd.errors import UserError
 from edgekd.models import ArchSpec, count_macs, load_model
 from edgekd.recipe import Recipe
 from edgekd.records import TeacherEntry
-from edgekd.runs import Run, atomic_path, model_files, teacher_file, write_bools, write_json
+from edgekd.runs import TEACHER_FILES, Run, atomic_path, model_files, teacher_file, write_bools, write_json
 
 
 def open_teacher(recipe: Recipe, splits: Splits, plan: Objective, run: Run | None) -> Teacher:
@@ -39,6 +40,8 @@ def open_teacher(recipe: Recipe, splits: Splits, plan: Objective, run: Run | Non
         copies = model_files(run.teacher_copy_dir(i, len(specs))) if run else []
         teacher = load_teacher(str(copies[0] if copies else source))
         check_against(teacher, splits.x_val, splits.classes)
+        layout = run or Run(Path())  # where the copy will go: refuse now a data file that would collide there
+        copied_data_files(teacher, layout.teacher_copy_dir(i, len(specs)), {layout.eval_path("teacher")})
         members.append(teacher)
     return members[0] if len(members) == 1 else Teacher.ensemble(members, t.combine, t.primary)
 
@@ -58,7 +61,7 @@ def finish_teacher(ctx: Context, teacher: Teacher) -> Teacher:
     for i, part in enumerate(parts):
         directory = run.teacher_copy_dir(i, len(parts))
         if Path(part.source).parent.resolve() != directory.resolve():  # not already the run's copy
-            copy_into(part, directory)
+            copy_into(part, directory, {run.eval_path("teacher")})
     if not run.eval_path("teacher").exists():
         _evaluate_teacher(ctx, teacher, source=", ".join((recipe.teacher.spec, *recipe.teacher.ensemble)))
     return dataclasses.replace(teacher, source="teacher")
@@ -79,8 +82,9 @@ def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
     copies = [f for i in range(count) for f in model_files(ctx.run.teacher_copy_dir(i, count))]
     onnx = runtimes.SIZE_KIND  # an ONNX teacher's copy sits on the artifacts' size axis as it is
     kinds = {onnx.format.name if f.suffix == Path(onnx.file).suffix else runtimes.REFERENCE.format.name for f in copies}
-    if len(kinds) == 1:  # the report's size point for the teacher, labelled by its format
-        entry["size_bytes"], entry["size_format"] = sum(f.stat().st_size for f in copies), kinds.pop()
+    if len(kinds) == 1:  # the report's size point for the teacher, labelled by its format, external weights too
+        data = [f.parent / d for f in copies if f.suffix == Path(onnx.file).suffix for d in onnx_data_files(f)]
+        entry["size_bytes"], entry["size_format"] = sum(f.stat().st_size for f in copies + data), kinds.pop()
     if teacher.spec is not None and not teacher.members:
         entry["arch"] = teacher.spec.to_dict()
         entry["label"] = teacher.spec.label()
@@ -89,9 +93,27 @@ def _evaluate_teacher(ctx: Context, teacher: Teacher, source: str) -> None:
     ctx.run.update_manifest(lambda m: m["members"].update(teacher=entry))
 
 
-def copy_into(teacher: Teacher, directory: Path) -> Path:
-    """Keep a copy of a user's teacher in the run, so resume and re-runs need nothing outside it."""
+def copy_into(teacher: Teacher, directory: Path, reserved: set[Path] = frozenset()) -> Path:
+    """Keep a copy of a user's teacher in the run, so resume and re-runs need nothing outside it:
+    an ONNX model's external data files first, at their relative locations, then the model, whose
+    presence marks the copy whole."""
     dest = teacher_file(directory, teacher.kind)
-    with atomic_path(dest, Path(teacher.source).stat().st_size) as tmp:
-        shutil.copyfile(teacher.source, tmp)
+    source = Path(teacher.source)
+    for location in copied_data_files(teacher, directory, reserved):
+        with atomic_path(directory / location, (source.parent / location).stat().st_size) as tmp:
+            shutil.copyfile(source.parent / location, tmp)
+    with atomic_path(dest, source.stat().st_size) as tmp:
+        shutil.copyfile(source, tmp)
     return dest
+
+
+def copied_data_files(teacher: Teacher, directory: Path, reserved: set[Path]) -> list[Path]:
+    """A teacher's external data files, relative to its folder, refused when one would land on
+    a file of the run (`reserved`, or a teacher file name) in `directory`."""
+    found = data_files(teacher)
+    taken = {*reserved, *(teacher_file(directory, kind) for kind in TEACHER_FILES)}
+    for location in found:
+        if directory / location in taken:  # it would overwrite the run's file, or pose as another teacher
+            raise UserError(f"{teacher.source} keeps its weights in {location}, a name edgekd uses for the run's "
+                            "own files; save it under another location")
+    return found

@@ -8,6 +8,7 @@ batches under inference mode; the chain caches them when inputs do not change.
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,7 @@ def _is_torchscript(path: Path) -> bool:
 def _onnx_teacher(path: Path) -> Teacher:
     import onnxruntime as ort
 
+    onnx_data_files(path)  # refuses a weights location outside the model's folder, as ORT would, in our words
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:
@@ -172,3 +174,46 @@ def _onnx_params(path: Path) -> int | None:
     integer = {onnx.TensorProto.INT64, onnx.TensorProto.INT32}
     count = sum(int(np.prod(t.dims)) for t in graph.initializer if t.data_type not in integer)
     return count or None  # weights held in Constant nodes: unknown rather than zero
+
+
+def data_files(teacher: Teacher) -> list[Path]:
+    """The files beside a teacher's own that hold its weights, relative to its folder: an ONNX
+    teacher's external data; none for torch teachers."""
+    return onnx_data_files(Path(teacher.source)) if teacher.kind == "onnx" else []
+
+
+def onnx_data_files(path: Path) -> list[Path]:
+    """The files an ONNX model keeps its weights in (onnx.save_model(..., save_as_external_data=True)),
+    relative to its folder. A location outside that folder (an absolute path, `../secret`, or a
+    link out) is refused: the model would read, and the run would copy, a file it does not own."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not ONNX at all: ONNX Runtime says so next
+        return []
+    folder, found = path.resolve().parent, []
+    for tensor in _tensors(model.graph):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        target = (folder / location).resolve()
+        if not location or Path(location).is_absolute() or not target.is_relative_to(folder) or target == folder:
+            raise UserError(f"{path} keeps tensor {tensor.name!r} in {location!r}, outside its folder {folder}; "
+                            "external data must be a file beside the model")
+        if Path(location) not in found:
+            found.append(Path(location))
+    return found
+
+
+def _tensors(graph) -> Iterator:
+    """Every tensor in an ONNX graph: initializers, Constant attributes and the same in subgraphs (If, Loop)."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        for attribute in node.attribute:
+            yield from ([attribute.t] if attribute.HasField("t") else [])
+            yield from attribute.tensors
+            for sub in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+                yield from _tensors(sub)

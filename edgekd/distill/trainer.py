@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,6 +226,11 @@ def _resume(path: Path, student, objective, optimizer) -> dict:
         student.load_state_dict(payload["model"])
         objective.load_state_dict(payload["objective"])
         optimizer.load_state_dict(payload["optimizer"])
+    except pickle.UnpicklingError as e:  # worded as edgekd.models.io words it: a pickle of code, or a damaged one
+        if "unsupported global" in str(e).lower():
+            raise UserError(f"cannot resume from {path}: it is not plain weights (it pickles code or objects); "
+                            "refusing to load it") from None
+        raise UserError(f"cannot resume from {path}: it is corrupt (its pickle data cannot be read)") from None
     except Exception as e:
         raise UserError(f"cannot resume from {path}: it is corrupt or from another recipe ({reason(e, 120)})") from None
     return {"epoch": payload["epoch"], "history": json.loads(payload["history"]), "best_acc": payload["best_acc"],
