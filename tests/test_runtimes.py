@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from edgekd import runtimes
+from edgekd.export.verify import AGREEMENT_ROWS, agreement_inputs, verify
 from edgekd.models import ArchSpec, build
 from edgekd.runtimes import ncnn as ncnn_runtime
 
@@ -80,7 +81,6 @@ def test_bench_measures_ncnn_in_fresh_processes_and_predicts_the_board(ncnn_run,
 ], ids=["image-cnn", "table-mlp"])
 def test_ncnn_export_verifies_images_and_tables(spec, tmp_path):
     """Shapes the tiny run does not have: (C, H, W) images and (F,) rows standardized per column."""
-    from edgekd.export.verify import verify
 
     torch.manual_seed(0)
     model = build(spec).eval()
@@ -97,9 +97,17 @@ def test_ncnn_export_verifies_images_and_tables(spec, tmp_path):
     def torch_predict(a):
         return model(torch.from_numpy(np.ascontiguousarray(a))).numpy()
 
-    record = verify(out, kind, torch_predict, x[:16], x, y, spec.classes, threads=1)
+    record = verify(out, kind, torch_predict, x[:16], np.concatenate([x, x[::-1]]), y, spec.classes, threads=1)
     assert record["passed"], record["problems"]
-    assert record["accuracy"] == 1.0  # labels are torch's own predictions
+    assert record["accuracy"] == 1.0  # labels are torch's own predictions, scored on the first len(y) rows
+    assert record["agreement_rows"] == 2 * len(y)  # agreement needs no labels: every row given
+
+
+def test_agreement_is_checked_on_more_rows_than_a_small_test_set():
+    test, val, train = (np.full((n, 3), i, np.float32) for i, n in enumerate((30, 20, 5000)))
+    rows = agreement_inputs(test, val, train)
+    assert len(rows) == AGREEMENT_ROWS and (rows[:30] == 0).all() and (rows[30:50] == 1).all()
+    assert len(agreement_inputs(np.zeros((3000, 3)), val, train)) == 3000  # never fewer than the test rows
 
 
 def test_param_blobs_are_renamed_to_the_artifact_names():

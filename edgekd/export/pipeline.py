@@ -17,7 +17,7 @@ from edgekd import host, runtimes
 from edgekd.data import load_run_splits
 from edgekd.diskspace import DiskError, check_writable
 from edgekd.errors import UserError, reason
-from edgekd.export.verify import verify
+from edgekd.export.verify import agreement_inputs, verify
 from edgekd.locking import run_lock
 from edgekd.models import load_model
 from edgekd.recipe import ExportRecipe
@@ -58,6 +58,7 @@ def _export(run: Run, formats: tuple[str, ...] | None, int8: bool | None, calibr
     recipe = manifest["recipe"]
     splits = load_run_splits(manifest, run.root)
     x_check = splits.x_val[:256]
+    x_agree = agreement_inputs(splits.x_test, splits.x_val, splits.x_train)
     if int8 and calibration > len(splits.x_train):
         if calibration != DEFAULT_CALIBRATION:  # the default means "up to": only a number someone chose is news
             on_event({"kind": "warning", "text": f"calibration {calibration}: the training set has "
@@ -87,7 +88,7 @@ def _export(run: Run, formats: tuple[str, ...] | None, int8: bool | None, calibr
             source = run.artifact_path(member, runtimes.kind(kind.needs)) if kind.needs else None
             try:
                 info = kind.build(runtimes.ExportContext(model, spec.input_shape, calibration_rows, source, path))
-                record = verify(path, kind, torch_predict, x_check, splits.x_test, splits.y_test, splits.classes,
+                record = verify(path, kind, torch_predict, x_check, x_agree, splits.y_test, splits.classes,
                                 threads=host.cores())
             except DiskError:  # not this artifact's fault: every later write would fail alike
                 raise
@@ -152,7 +153,7 @@ def _earlier_records(run: Run, manifest: dict, member: str, rebuilt: dict[str, d
 
 def _summary(records: dict[str, dict]) -> dict[str, dict]:
     keep = ("built", "passed", "problems", "file", "bytes", "weight_bytes", "sha256", "accuracy", "agreement",
-            "max_abs_diff", "error")
+            "agreement_rows", "max_abs_diff", "error")
     return {name: {k: r[k] for k in keep if k in r} for name, r in records.items()}
 
 
