@@ -55,3 +55,9 @@ def test_unpaired_fallback_is_wider_than_paired():
     paired, unpaired = paired_gain(a, b), unpaired_gain(0.95, 0.90, 100)
     assert unpaired.high - unpaired.low > paired.high - paired.low
     assert unpaired.p is None and unpaired.within_noise
+
+
+def test_no_differing_row_is_not_certainty():
+    same = np.r_[np.ones(29, bool), np.zeros(1, bool)]
+    gain = paired_gain(same, same)
+    assert gain.points == 0 and gain.low < -3 and gain.high > 3 and gain.within_noise

@@ -3,9 +3,9 @@
 An accuracy gets a Wilson score interval (sound at 0% and 100% and on a few dozen rows, where
 the normal approximation is not). A gain compares two models on the same rows: only the rows
 where exactly one of them is right tell them apart, so the test is McNemar's, exact (binomial)
-on those discordant rows, and the interval is a Wilson interval on the share each side wins,
-mapped to points of accuracy. With predictions missing (runs made before they were saved) a
-gain falls back to the unpaired difference of two Wilson intervals, which is wider.
+on those discordant rows, and the interval Newcombe's hybrid score interval for a paired
+difference. With per-row outcomes missing (runs made before they were saved) a gain falls
+back to Newcombe's unpaired interval, which is wider.
 """
 
 from __future__ import annotations
@@ -66,16 +66,24 @@ class Gain:
 
 
 def paired_gain(a_correct: np.ndarray, b_correct: np.ndarray) -> Gain:
-    """Gain of model a over model b from their per-row correctness on the same rows."""
+    """Gain of model a over model b from their per-row correctness on the same rows: McNemar's
+    exact p, and Newcombe's hybrid score interval for a paired difference (his method 10),
+    which stays honest when no row or every row differs."""
     a, b = np.asarray(a_correct, bool), np.asarray(b_correct, bool)
     n = len(a)
-    wins, losses = int((a & ~b).sum()), int((~a & b).sum())
-    d = wins + losses
-    points = 100 * (wins - losses) / n if n else 0.0
-    # interval on the share of discordant rows a wins, mapped to a gain: (2w - 1) * d / n
-    lo, hi = wilson(wins, d) if d else (0.5, 0.5)
-    return Gain(points, 100 * (2 * lo - 1) * d / n if n else 0.0, 100 * (2 * hi - 1) * d / n if n else 0.0, n,
-                binomial_two_sided(wins, d), wins, losses)
+    if n == 0:
+        return Gain(0.0, -100.0, 100.0, 0, 1.0, 0, 0)
+    both, wins, losses = int((a & b).sum()), int((a & ~b).sum()), int((~a & b).sum())
+    neither = n - both - wins - losses
+    p1, p2 = (both + wins) / n, (both + losses) / n
+    l1, u1 = wilson(both + wins, n)
+    l2, u2 = wilson(both + losses, n)
+    denominator = (both + wins) * (losses + neither) * (both + losses) * (wins + neither)
+    phi = (both * neither - wins * losses) / math.sqrt(denominator) if denominator else 0.0
+    low = math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    high = math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
+    d = p1 - p2
+    return Gain(100 * d, 100 * (d - low), 100 * (d + high), n, binomial_two_sided(wins, wins + losses), wins, losses)
 
 
 def unpaired_gain(acc_a: float, acc_b: float, n: int) -> Gain:
