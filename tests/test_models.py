@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from edgekd.errors import UserError
-from edgekd.models import ArchSpec, build, count_macs, count_params, families, load_model, save_model
+from edgekd.models import ArchSpec, build, count_macs, count_params, families, load_model, registry, save_model
 from edgekd.models.mobilenetv2 import make_divisible
 
 from conftest import assert_refused
@@ -84,6 +84,16 @@ def test_macs_count_depthwise_convolutions_by_their_groups():
     # dscnn 8x1 on (40,): stem 1->8 k5 stride 2 (20 out), depthwise 8 k3 (groups 8), pointwise 8->8, head 8->10
     model = build(ArchSpec("dscnn", 8, 1, (40,), 10))
     assert count_macs(model, (40,)) == 20 * 8 * 5 + 20 * 8 * 3 + 20 * 8 * 8 + 8 * 10
+
+
+def test_family_that_builds_no_module_or_wrong_logits_is_one_sentence(monkeypatch):
+    monkeypatch.setattr(registry, "_FAMILIES", dict(registry._FAMILIES))
+    registry.register("not-a-module")(lambda spec: "a string")
+    registry.register("features-out")(lambda spec: torch.nn.Flatten())
+    with pytest.raises(UserError, match="'not-a-module' returned a str, not a torch nn.Module"):
+        build(ArchSpec("not-a-module", 8, 1, (40,), 3))
+    with pytest.raises(UserError, match=r"'features-out' .*returns shape \(N, 40\).*\(N, 3\)"):
+        build(ArchSpec("features-out", 8, 1, (40,), 3))
 
 
 def test_corrupt_checkpoint(cli, tmp_path):
