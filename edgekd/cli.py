@@ -56,7 +56,8 @@ def distill(
     hint_layer: Annotated[Optional[list[str]], Opt(
         "--hint-layer",
         help="Module path feature methods match, or STUDENT:TEACHER paths (repeatable)")] = None,
-    plugin: Annotated[Optional[list[Path]], Opt("--plugin", help="Python file registering extra methods")] = None,
+    plugin: Annotated[Optional[list[Path]], Opt(
+        "--plugin", help="Python file registering extra methods or model families")] = None,
     temperature: Annotated[Optional[float], Opt(help="Softmax temperature T")] = None,
     alpha: Annotated[Optional[float], Opt(help="Weight of distillation; 1 - alpha goes to hard labels")] = None,
     epochs: Annotated[Optional[int], Opt(help="Distillation epochs per generation")] = None,
@@ -236,9 +237,9 @@ def methods(
     if as_json and markdown:
         raise UserError("give --json or --markdown, not both")
     for path in plugin or []:
-        if not load_plugin(path):
-            print(f"edgekd: warning: plugin {path} registered no method (decorate a Method subclass with "
-                  "@register)", file=sys.stderr)
+        if not any(load_plugin(path)):
+            print(f"edgekd: warning: plugin {path} registered no method or model family (decorate a Method "
+                  "subclass with @register, or a model builder with @register_family)", file=sys.stderr)
     rows = method_table()
     if as_json:
         _print_json(rows)

@@ -15,6 +15,7 @@ import torch
 
 from edgekd import host, runtimes
 from edgekd.data import load_run_splits
+from edgekd.distill.plugins import load_run_plugins
 from edgekd.errors import UserError, reason
 from edgekd.export.verify import verify
 from edgekd.locking import run_lock
@@ -62,6 +63,7 @@ def _export(run: Run, formats: tuple[str, ...] | None, int8: bool | None, calibr
             on_event({"kind": "warning", "text": f"calibration {calibration}: the training set has "
                                                  f"{len(splits.x_train)} rows; int8 is calibrated on all of them"})
         calibration = len(splits.x_train)
+    load_run_plugins(manifest)  # a plugin family's models are rebuilt by its plugin
     loaded = {}
     for member, _ in plan:  # every model read before anything is written: a bad one changes nothing
         _check_writable(run.root / member)
