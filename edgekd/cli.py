@@ -36,7 +36,8 @@ def distill(
         help="Unlabeled inputs the teacher labels: N (generated) | npz:PATH | 0")] = None,
     teacher: Annotated[Optional[list[str]], Opt(
         "--teacher",
-        help="Run dir, edgekd .pt, TorchScript or .onnx file; repeat for an ensemble; default: train one")] = None,
+        help="Run dir, edgekd .pt, TorchScript, torch.export .pt2 or .onnx file; repeat for an ensemble; "
+             "default: train one")] = None,
     ensemble: Annotated[Optional[str], Opt(
         help="How an ensemble's soft targets combine: mean-logits | mean-probs")] = None,
     primary_teacher: Annotated[Optional[bool], Opt(
