@@ -43,7 +43,9 @@ def distill(
     primary_teacher: Annotated[Optional[bool], Opt(
         "--primary-teacher/--no-primary-teacher",
         help="Feature methods hook into the first --teacher of an ensemble")] = None,
-    student: Annotated[Optional[str], Opt(help="Family of generation 1 (cnn, mlp); default: the teacher's")] = None,
+    student: Annotated[Optional[str], Opt(
+        help="Family of generation 1 (cnn, dscnn, mlp, mobilenetv2, resnet or a plugin's); "
+             "default: the teacher's")] = None,
     width: Annotated[Optional[int], Opt(help="Width of generation 1; default: teacher width x shrink")] = None,
     depth: Annotated[Optional[int], Opt(help="Depth of every generation; default: the teacher's")] = None,
     students: Annotated[Optional[str], Opt(help="Explicit generations, e.g. cnn:16,cnn:8,mlp:32x2")] = None,
