@@ -36,14 +36,16 @@ def distill(
         help="Unlabeled inputs the teacher labels: N (generated) | npz:PATH | 0")] = None,
     teacher: Annotated[Optional[list[str]], Opt(
         "--teacher",
-        help="Run dir, edgekd .pt, TorchScript or .onnx file; repeat for an ensemble; default: train one")] = None,
+        help="Run dir, edgekd .pt, TorchScript, torch.export .pt2 or .onnx file; repeat for an ensemble; "
+             "default: train one")] = None,
     ensemble: Annotated[Optional[str], Opt(
         help="How an ensemble's soft targets combine: mean-logits | mean-probs")] = None,
     primary_teacher: Annotated[Optional[bool], Opt(
         "--primary-teacher/--no-primary-teacher",
         help="Feature methods hook into the first --teacher of an ensemble")] = None,
     student: Annotated[Optional[str], Opt(
-        help="Family of generation 1; default: chosen from the data with the teacher, else the teacher's")] = None,
+        help="Family of generation 1 (cnn, dscnn, mlp, mobilenetv2, resnet or a plugin's); default: chosen "
+             "from the data with the teacher, else the teacher's")] = None,
     width: Annotated[Optional[int], Opt(
         help="Width of generation 1; default: teacher width x shrink (same family), else the family's")] = None,
     depth: Annotated[Optional[int], Opt(
@@ -59,7 +61,8 @@ def distill(
     hint_layer: Annotated[Optional[list[str]], Opt(
         "--hint-layer",
         help="Module path feature methods match, or STUDENT:TEACHER paths (repeatable)")] = None,
-    plugin: Annotated[Optional[list[Path]], Opt("--plugin", help="Python file registering extra methods")] = None,
+    plugin: Annotated[Optional[list[Path]], Opt(
+        "--plugin", help="Python file registering extra methods or model families")] = None,
     temperature: Annotated[Optional[float], Opt(help="Softmax temperature T")] = None,
     alpha: Annotated[Optional[float], Opt(help="Weight of distillation; 1 - alpha goes to hard labels")] = None,
     epochs: Annotated[Optional[int], Opt(help="Distillation epochs per generation")] = None,
@@ -244,9 +247,9 @@ def methods(
     if as_json and markdown:
         raise UserError("give --json or --markdown, not both")
     for path in plugin or []:
-        if not load_plugin(path):
-            print(f"edgekd: warning: plugin {path} registered no method (decorate a Method subclass with "
-                  "@register)", file=sys.stderr)
+        if not any(load_plugin(path)):
+            print(f"edgekd: warning: plugin {path} registered no method or model family (decorate a Method "
+                  "subclass with @register, or a model builder with @register_family)", file=sys.stderr)
     rows = method_table()
     if as_json:
         _print_json(rows)

@@ -3,7 +3,7 @@
     runs/<name>/
       manifest.json          the index: recipe, versions, host, data, teacher, generations, status
       teacher/model.pt       the built-in teacher (a member like the others), or a user's teacher
-                             copied as model.pt, model.onnx or model.ts; an ensemble's members in
+                             copied as model.pt, model.onnx, model.ts or model.pt2; an ensemble's members in
                              teacher/member-<i>/; eval.json
       gen-<k>/model.pt       checkpoint.pt (resume), metrics.jsonl, eval.json (written last:
                              "finished"), export/validation.json, model.onnx, openvino/...
@@ -42,7 +42,7 @@ SCHEMA = 1
 MODEL = "model.pt"  # a member's weights + arch spec (edgekd.models.save_model)
 LOCK = ".lock"  # edgekd.locking: who writes the run now
 # a user's teacher copied into the run, by Teacher.kind; a directory is searched in this order
-TEACHER_FILES = {"edgekd": MODEL, "onnx": "model.onnx", "torchscript": "model.ts"}
+TEACHER_FILES = {"edgekd": MODEL, "onnx": "model.onnx", "torchscript": "model.ts", "torch-export": "model.pt2"}
 LINEAR = "linear"  # the linear reference's directory and manifest key (edgekd.distill.linear)
 REPORT_FILES = {"html": "report.html", "md": "report.md"}
 
@@ -323,7 +323,7 @@ def read_bench(path: Path) -> dict[str, Any]:
 
 def model_files(directory: Path) -> list[Path]:
     """The teacher model files a directory holds, in the order a teacher is looked for there:
-    edgekd weights, then ONNX, then TorchScript."""
+    edgekd weights, then ONNX, then TorchScript, then torch.export."""
     return [p for p in (directory / name for name in TEACHER_FILES.values()) if p.is_file()]
 
 

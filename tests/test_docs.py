@@ -41,6 +41,14 @@ def test_methods_table_in_readme_is_the_registry(cli):
     assert block.strip() == out.strip()
 
 
+def test_every_model_family_is_in_the_readme():
+    from edgekd.models import families
+
+    table = README.split("\n## Model families\n", 1)[1].split("\n## ", 1)[0]
+    for family in families():
+        assert f"| `{family}` |" in table, family
+
+
 def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
     first_block = README.split("```bash\n", 1)[1].split("```", 1)[0]
     assert first_block.splitlines()[0].startswith("make demo") and "make test" in first_block

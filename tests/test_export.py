@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from edgekd import runtimes
-from edgekd.models import count_params, load_model, register
+from edgekd.export.pipeline import export_model
+from edgekd.models import ArchSpec, build, count_params, families, load_model, register
 from edgekd.runs import Run
 from edgekd.runtimes.onnx import initializer_count
 
@@ -117,6 +118,80 @@ def test_broken_export_is_reported_without_losing_the_rest(tiny_run, tmp_path, c
         assert rows[("gen-1", name)]["passed"]
     assert (root / "gen-2" / "model.pt").read_bytes() == weights
     assert json.loads((root / "gen-2" / "export" / "validation.json").read_text())["onnx-fp32"]["passed"] is False
+
+
+def calibrated(spec: ArchSpec, x: np.ndarray) -> torch.nn.Module:
+    """An untrained model whose batch-norm statistics are those of `x` (one cumulative pass), as
+    training would leave them, so its activations have the ranges int8 calibration sees in a run."""
+    torch.manual_seed(0)
+    model = build(spec).train()
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = None  # a cumulative average: one pass sets the statistics
+    with torch.no_grad():
+        model(torch.from_numpy(x))
+    return model.eval()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", families())
+@pytest.mark.parametrize("shape", [(40,), (3, 12, 12)], ids=["signal", "image"])
+def test_every_family_exports_and_verifies_in_every_format(family, shape, tmp_path):
+    """Each registered family through the export the CLI runs: every kind built, verified against
+    torch within its tolerance; int8 weights per output channel, depthwise convolutions included."""
+    spec = ArchSpec(family, 8, 2, shape, 5, 0.3, 2.0)
+    x = (np.random.default_rng(0).normal(size=(200, *shape)) * 2 + 0.3).astype(np.float32)
+    model = calibrated(spec, x)
+    with torch.inference_mode():
+        y = model(torch.from_numpy(x)).argmax(1).numpy()  # labels: torch's own predictions
+    formats = tuple(f for f in runtimes.EXPORT_FORMATS if runtimes.FORMATS[f].runtime.installed(converters=True))
+    kinds = runtimes.exported_kinds(formats, int8=True)
+    records = export_model(model, shape, kinds, tmp_path, x[:128], x[:64], x, y, spec.classes)
+    assert list(records) == [k.name for k in kinds]
+    for name, r in records.items():
+        assert r["passed"], (family, name, r.get("error") or r["problems"])
+    grouped = sum(m.groups > 1 for m in model.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d)))
+    assert onnx_int8_weight_scales(tmp_path / runtimes.kind("onnx-int8").file)["grouped"] == grouped
+    assert openvino_int8_weight_scales(tmp_path / runtimes.kind("openvino-int8").file)["grouped"] == grouped
+
+
+def onnx_int8_weight_scales(path) -> dict:
+    """Asserts that every Conv's weight is dequantized per output channel (quantize_static
+    per_channel=True: a scale per filter, depthwise ones too); counts the grouped Convs."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    producer = {out: n for n in graph.node for out in n.output}
+    grouped = 0
+    for node in (n for n in graph.node if n.op_type == "Conv"):
+        dequantize = producer[node.input[1]]
+        assert dequantize.op_type == "DequantizeLinear", node.name
+        weight, scale = values[dequantize.input[0]], values[dequantize.input[1]]
+        assert weight.dtype == np.int8 and scale.shape == (weight.shape[0],), (node.name, scale.shape)
+        grouped += any(a.name == "group" and a.i > 1 for a in node.attribute)
+    return {"grouped": grouped}
+
+
+def openvino_int8_weight_scales(path) -> dict:
+    """NNCF quantizes convolution weights per output channel, symmetric int8, by default, and
+    a depthwise convolution (OpenVINO's GroupConvolution) is no exception: its weights come
+    through Multiply(Convert(i8 constant), scale) with one scale per channel (group)."""
+    import openvino as ov
+
+    grouped = 0
+    for op in ov.Core().read_model(str(path)).get_ordered_ops():
+        if op.get_type_name() not in ("Convolution", "GroupConvolution"):
+            continue
+        multiply = op.input_value(1).get_node()
+        assert multiply.get_type_name() == "Multiply", op.get_friendly_name()
+        constant = multiply.input_value(0).get_node().input_value(0).get_node()
+        assert constant.get_element_type() == ov.Type.i8
+        weights, scale = (tuple(multiply.input_value(i).get_shape()) for i in (0, 1))
+        assert scale[0] == weights[0] > 1 and all(d == 1 for d in scale[1:]), (op.get_friendly_name(), scale)
+        grouped += op.get_type_name() == "GroupConvolution"
+    return {"grouped": grouped}
 
 
 def test_export_bad_input(cli, tmp_path, tiny_run):

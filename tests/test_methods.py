@@ -399,8 +399,8 @@ def test_a_plugin_file_registers_a_method(tmp_path, monkeypatch):
     monkeypatch.setattr(plugins, "_PLUGINS", {})
     path = tmp_path / "cosine_logits.py"
     path.write_text(PLUGIN)
-    assert load_plugin(path) == ["cosine-logits"]
-    assert load_plugin(tmp_path / "." / "cosine_logits.py") == ["cosine-logits"]  # once per file, still named
+    assert load_plugin(path) == (["cosine-logits"], [])  # (methods, model families)
+    assert load_plugin(tmp_path / "." / "cosine_logits.py").methods == ["cosine-logits"]  # once per file, still named
     assert "cosine-logits" in names()
     s = torch.tensor([[1.0, 0.0], [1.0, 1.0], [2.0, 0.0]])
     t = torch.tensor([[0.0, 1.0], [2.0, 2.0], [1.0, 1.0]])
@@ -409,7 +409,7 @@ def test_a_plugin_file_registers_a_method(tmp_path, monkeypatch):
     other = tmp_path / "b" / "cosine_logits.py"  # the same file name elsewhere is another plugin
     other.parent.mkdir()
     other.write_text(PLUGIN.replace('"cosine-logits"', '"cosine-logits-b"'))
-    assert load_plugin(other) == ["cosine-logits-b"]
+    assert load_plugin(other).methods == ["cosine-logits-b"]
 
 
 def test_methods_warns_about_a_plugin_that_registers_nothing_and_refuses_two_formats(cli, tmp_path):

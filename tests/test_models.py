@@ -4,16 +4,24 @@ is not plain edgekd weights is refused in one sentence. Pickles that carry code:
 import pytest
 import torch
 
-from edgekd.models import ArchSpec, build, count_macs, count_params, families, load_model, save_model
+from edgekd.errors import UserError
+from edgekd.models import ArchSpec, build, count_macs, count_params, families, load_model, registry, save_model
+from edgekd.models.mobilenetv2 import make_divisible
 
 from conftest import assert_refused
 
+CONV_FAMILIES = ["mobilenetv2", "resnet", "dscnn"]  # take (L,), (C, L) and (C, H, W)
+
 
 @pytest.mark.parametrize("family", families())
-@pytest.mark.parametrize("shape", [(40,), (1, 8, 8)])
+@pytest.mark.parametrize("shape", [(40,), (2, 40), (1, 8, 8)])
 def test_every_family_returns_logits_and_round_trips(family, shape, tmp_path):
     spec = ArchSpec(family, 8, 2, shape, 5, mean=0.5, std=2.0)
-    model = build(spec).eval()
+    try:
+        model = build(spec).eval()
+    except UserError as e:  # a family may refuse (C, L) signals (cnn: a grey image's (H, W) is refused with a hint)
+        assert len(shape) == 2 and str(shape) in str(e), e
+        return
     x = torch.randn(3, *shape)
     out = model(x)
     assert isinstance(out, torch.Tensor) and out.shape == (3, 5)
@@ -27,6 +35,65 @@ def test_every_family_returns_logits_and_round_trips(family, shape, tmp_path):
 def test_width_shrinks_params():
     p = [count_params(build(ArchSpec("cnn", w, 4, (40,), 10))) for w in (32, 16, 8)]
     assert p[0] > 3 * p[1] > 9 * p[2]
+
+
+@pytest.mark.parametrize("family", CONV_FAMILIES)
+def test_new_families_scale_with_width_not_input_size(family):
+    """params ~ width^2 * depth, and global pooling keeps them independent of the input's size."""
+    p = [count_params(build(ArchSpec(family, w, 4, (1, 28, 28), 10))) for w in (64, 32)]
+    assert p[0] > 3 * p[1]
+    assert count_params(build(ArchSpec(family, 32, 8, (1, 28, 28), 10))) > 1.5 * p[1]
+    for small, large in (((1, 64, 64), (1, 224, 224)), ((100,), (4000,))):  # resnet's stem changes below 64
+        assert count_params(build(ArchSpec(family, 32, 4, small, 10))) == \
+            count_params(build(ArchSpec(family, 32, 4, large, 10)))
+
+
+@pytest.mark.parametrize("family", CONV_FAMILIES)
+@pytest.mark.parametrize("shape", [(40,), (4000,), (10, 49), (1, 8, 8), (3, 28, 28), (3, 224, 224)])
+def test_new_families_take_signals_and_images_from_small_to_large(family, shape):
+    model = build(ArchSpec(family, 8, 4, shape, 3)).eval()
+    with torch.inference_mode():
+        assert model(torch.randn(2, *shape)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("family", CONV_FAMILIES)
+@pytest.mark.parametrize("width", [4, 2, 1])
+def test_the_chain_shrinks_widths_that_still_build(family, width):
+    """student.shrink halves the width per generation; mobilenetv2 rounds channels up to 8."""
+    model = build(ArchSpec(family, width, 1, (40,), 3))
+    assert model(torch.randn(2, 40)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("family", ["cnn", *CONV_FAMILIES])
+def test_an_input_shape_a_family_cannot_take_is_one_sentence(family):
+    with pytest.raises(UserError, match=r"takes inputs of shape \(L,\).*not \(1, 2, 3, 4\)"):
+        build(ArchSpec(family, 8, 2, (1, 2, 3, 4), 3))
+
+
+def test_width_or_depth_below_one_is_refused():
+    with pytest.raises(UserError, match="width and depth must be at least 1"):
+        build(ArchSpec("resnet", 8, 0, (40,), 3))
+
+
+def test_channels_round_to_multiples_of_8_as_deployments_do():
+    assert [make_divisible(v) for v in (1, 4, 8, 12, 20, 36, 90, 192)] == [8, 8, 8, 16, 24, 40, 88, 192]
+    assert all(make_divisible(v) >= 0.9 * v for v in range(1, 500))
+
+
+def test_macs_count_depthwise_convolutions_by_their_groups():
+    # dscnn 8x1 on (40,): stem 1->8 k5 stride 2 (20 out), depthwise 8 k3 (groups 8), pointwise 8->8, head 8->10
+    model = build(ArchSpec("dscnn", 8, 1, (40,), 10))
+    assert count_macs(model, (40,)) == 20 * 8 * 5 + 20 * 8 * 3 + 20 * 8 * 8 + 8 * 10
+
+
+def test_family_that_builds_no_module_or_wrong_logits_is_one_sentence(monkeypatch):
+    monkeypatch.setattr(registry, "_FAMILIES", dict(registry._FAMILIES))
+    registry.register("not-a-module")(lambda spec: "a string")
+    registry.register("features-out")(lambda spec: torch.nn.Flatten())
+    with pytest.raises(UserError, match="'not-a-module' returned a str, not a torch nn.Module"):
+        build(ArchSpec("not-a-module", 8, 1, (40,), 3))
+    with pytest.raises(UserError, match=r"'features-out' .*returns shape \(N, 40\).*\(N, 3\)"):
+        build(ArchSpec("features-out", 8, 1, (40,), 3))
 
 
 def test_corrupt_checkpoint(cli, tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 from edgekd.runs import LINEAR, Run
 
 PACKAGE = Path(__file__).resolve().parent.parent / "edgekd"
-RUN_FILES = ("manifest.json", "model.pt", "model.onnx", "model.int8.onnx", "model.ts", "model.xml",
+RUN_FILES = ("manifest.json", "model.pt", "model.onnx", "model.int8.onnx", "model.ts", "model.pt2", "model.xml",
              "model.fp16.xml", "model.int8.xml", "eval.json", "checkpoint.pt", "metrics.jsonl",
              "validation.json", "inputs.npz", "results.json", "report.html", "report.md", "member-",
              "test_correct.npy")

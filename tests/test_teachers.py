@@ -1,5 +1,5 @@
-"""Teachers: a run's teacher, ONNX and TorchScript files, ensembles and the primary teacher feature methods
-hook into; a teacher that cannot teach the data or the method is refused before training."""
+"""Teachers: a run's teacher, ONNX, TorchScript and torch.export files, ensembles and the primary teacher
+feature methods hook into; a teacher that cannot teach the data or the method is refused before training."""
 
 import json
 
@@ -201,3 +201,95 @@ def test_onnx_teacher_with_external_data_resumes_from_the_runs_copy(cli, tmp_pat
     code, out, err = cli("distill", "--resume", tmp_path / "r", "-q")
     assert code == 0, err
     assert (tmp_path / "r" / "gen-1" / "eval.json").is_file()
+
+
+# --- torch.export (.pt2) teachers ---------------------------------------------------------------------------------
+
+
+def save_pt2(model, path, batch, dynamic=False):
+    """A program as users save one: torch.export.save(torch.export.export(model, (example,)), path)."""
+    example = torch.zeros(batch, 40)  # mnist1d's (40,) signals
+    shapes = ({0: torch.export.Dim("batch")},) if dynamic else None
+    torch.export.save(torch.export.export(model.eval(), (example,), dynamic_shapes=shapes), str(path))
+    return path
+
+
+@pytest.mark.parametrize("dynamic_batch", [False, True])
+def test_pt2_teacher_teaches_a_student_and_resumes_from_the_runs_copy(cli, tmp_path, tiny_run, dynamic_batch):
+    from edgekd.models import load_model
+
+    model, _ = load_model(tiny_run / "teacher" / "model.pt")
+    path = save_pt2(model, tmp_path / "teacher.pt2", batch=4 if not dynamic_batch else 2, dynamic=dynamic_batch)
+    root = tmp_path / "o"
+    code, out, err = cli("distill", "--teacher", path, "--students", "cnn:8x3", "--chain", "1", "--epochs", "1",
+                         "--transfer", "200", "--no-baseline", "--no-export", "--out", root, "--json")
+    assert code == 0, err
+    assert (root / "teacher" / "model.pt2").read_bytes() == path.read_bytes()
+    rows = json.loads(out)["generations"]
+    # the same network run by torch.export, at batch 4 in chunks when fixed: the torch teacher's accuracy
+    torch_acc = json.loads((tiny_run / "teacher" / "eval.json").read_text())["test_acc"]
+    assert rows[0]["test_acc"] == pytest.approx(torch_acc, abs=1e-6)
+    assert rows[0]["params"] == sum(p.numel() for p in model.parameters())
+    teacher = json.loads((root / "manifest.json").read_text())["members"]["teacher"]
+    assert teacher["kind"] == "torch-export" and teacher["details"].get("batch") == (None if dynamic_batch else 4)
+    path.unlink()  # resume needs nothing outside the run
+    (root / "gen-1" / "eval.json").unlink()
+    code, out, err = cli("distill", "--resume", root, "-q")
+    assert code == 0, err
+
+
+class Shell:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _rewrite(src, dst, change):
+    """Copy a zip archive, passing each entry's bytes through change(name, data)."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for name in zin.namelist():
+            zout.writestr(name, change(name, zin.read(name)))
+    return dst
+
+
+def _pickling_weights(name, data, marker):
+    if name.endswith("_weights_config.json"):
+        config = json.loads(data)
+        first = next(iter(config["config"].values()))
+        first["use_pickle"] = True
+        return json.dumps(config)
+    if name.endswith("/data/weights/weight_0"):
+        import io
+        buffer = io.BytesIO()
+        torch.save(Shell(marker), buffer)
+        return buffer.getvalue()
+    return data
+
+
+@pytest.mark.parametrize("case, words", [
+    ("random bytes", ["corrupt or not a torch.export archive"]),
+    ("truncated", ["corrupt or not a torch.export archive"]),
+    ("pickled weights", ["stores pickled objects", "refusing"]),
+    ("other input shape", ["exported for inputs of shape (N, 30)", "(N, 40)"]),
+])
+def test_pt2_teacher_that_cannot_teach_is_one_sentence_and_runs_nothing(cli, tmp_path, case, words):
+    net = torch.nn.Sequential(torch.nn.Linear(30 if case == "other input shape" else 40, 10))
+    good = tmp_path / "good.pt2"
+    torch.export.save(torch.export.export(net.eval(), (torch.zeros(2, net[0].in_features),)), str(good))
+    path, marker = tmp_path / "t.pt2", tmp_path / "ran"
+    if case == "random bytes":
+        path.write_bytes(bytes(range(256)) * 8)
+    elif case == "truncated":
+        path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    elif case == "pickled weights":
+        _rewrite(good, path, lambda name, data: _pickling_weights(name, data, marker))
+    else:
+        path = good
+    assert_refused(cli("distill", "--teacher", path, "--width", "8", "--chain", "1", "--transfer", "0",
+                       "--out", tmp_path / "r"), *words)
+    assert not (tmp_path / "r").exists() and not marker.exists()

@@ -1,7 +1,7 @@
 """Teachers: anything that maps a batch of inputs to logits.
 
-A torch module (an edgekd model or a TorchScript file) or an ONNX file run by ONNX
-Runtime, so a model from any framework can teach. Soft targets are computed here in
+A torch module (an edgekd model, a TorchScript file or a torch.export .pt2 program) or an
+ONNX file run by ONNX Runtime, so a model from any framework can teach. Soft targets are computed here in
 batches under inference mode; the chain caches them when inputs do not change.
 """
 
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgekd.distill import exported
 from edgekd.errors import UserError, reason
 from edgekd.models import ArchSpec, load_model
 from edgekd.runs import TEACHER_FILES, Run, model_files
@@ -24,7 +25,7 @@ from edgekd.runs import TEACHER_FILES, Run, model_files
 
 @dataclass
 class Teacher:
-    kind: str                               # "edgekd" | "torchscript" | "onnx"
+    kind: str                               # "edgekd" | "torchscript" | "torch-export" | "onnx"
     source: str                             # where it came from, for the manifest
     module: nn.Module | None = None         # torch teachers (feature methods hook into it)
     spec: ArchSpec | None = None            # edgekd teachers only
@@ -89,6 +90,11 @@ def check_against(teacher: Teacher, x_sample: np.ndarray, classes: int) -> None:
     if teacher.spec is not None and tuple(teacher.spec.input_shape) != shape:  # global pooling takes any length
         raise UserError(f"teacher {teacher.source} was trained on inputs of shape {tuple(teacher.spec.input_shape)}, "
                         f"the data's are {shape}")
+    fixed = teacher.info.get("input_shape")  # a .pt2 program's sizes per sample (None: a dynamic axis)
+    if fixed is not None and (len(fixed) != len(shape) or any(f not in (None, d) for f, d in zip(fixed, shape))):
+        sizes = ", ".join("*" if f is None else str(f) for f in fixed)
+        raise UserError(f"teacher {teacher.source} was exported for inputs of shape (N, {sizes}), "
+                        f"the data's are (N, {', '.join(map(str, shape))})")
     try:
         out = teacher.logits(x_sample[:4])
     except Exception as e:  # any runtime's shape error: say it in one sentence
@@ -103,7 +109,7 @@ def check_against(teacher: Teacher, x_sample: np.ndarray, classes: int) -> None:
 
 
 def load_teacher(spec: str) -> Teacher:
-    """A run dir, a teacher/gen dir, an edgekd model.pt, a TorchScript file or an .onnx file."""
+    """A run dir, a teacher/gen dir, an edgekd model.pt, a TorchScript file, a .pt2 or an .onnx file."""
     path = Path(spec)
     if not path.exists():
         raise UserError(f"teacher {spec} does not exist")
@@ -122,6 +128,9 @@ def load_teacher(spec: str) -> Teacher:
                         f"teacher/){hint}")
     if path.suffix.lower() == ".onnx":
         return _onnx_teacher(path)
+    if path.suffix.lower() == exported.SUFFIX:
+        module, info = exported.load_exported(path)
+        return Teacher("torch-export", str(path), module=module, info=info)
     if _is_torchscript(path):
         try:
             module = torch.jit.load(str(path), map_location="cpu").eval()

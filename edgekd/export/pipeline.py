@@ -16,6 +16,7 @@ import torch
 from edgekd import host, runtimes
 from edgekd.data import load_run_splits
 from edgekd.diskspace import DiskError, check_writable
+from edgekd.distill.plugins import load_run_plugins
 from edgekd.errors import UserError, reason
 from edgekd.export.verify import agreement_inputs, verify
 from edgekd.locking import run_lock
@@ -64,6 +65,7 @@ def _export(run: Run, formats: tuple[str, ...] | None, int8: bool | None, calibr
             on_event({"kind": "warning", "text": f"calibration {calibration}: the training set has "
                                                  f"{len(splits.x_train)} rows; int8 is calibrated on all of them"})
         calibration = len(splits.x_train)
+    load_run_plugins(manifest)  # a plugin family's models are rebuilt by its plugin
     loaded = {}
     for member, _ in plan:  # every model read before anything is written: a bad one changes nothing
         _check_writable(run.root / member)
@@ -72,35 +74,9 @@ def _export(run: Run, formats: tuple[str, ...] | None, int8: bool | None, calibr
     results = {}
     for member, kinds in plan:
         model, spec = loaded[member]
-
-        @torch.inference_mode()
-        def torch_predict(x: np.ndarray) -> np.ndarray:
-            return model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
-
-        records: dict[str, dict] = {}
-        for kind in kinds:
-            on_event({"kind": "export", "member": member, "artifact": kind.name})
-            if kind.needs and not records.get(kind.needs, {}).get("built"):
-                records[kind.name] = {"artifact": kind.name, "built": False, "passed": False,
-                                      "error": f"not built: {kind.needs} is missing or failed"}
-                continue
-            path = run.artifact_path(member, kind)
-            source = run.artifact_path(member, runtimes.kind(kind.needs)) if kind.needs else None
-            try:
-                info = kind.build(runtimes.ExportContext(model, spec.input_shape, calibration_rows, source, path))
-                record = verify(path, kind, torch_predict, x_check, x_agree, splits.y_test, splits.classes,
-                                threads=host.cores())
-            except DiskError:  # not this artifact's fault: every later write would fail alike
-                raise
-            except Exception as e:  # reported per artifact; the others go on
-                records[kind.name] = {"artifact": kind.name, "built": False, "passed": False,
-                                      "error": f"{type(e).__name__}: {reason(e, 300)}"}
-                continue
-            files = kind.files(path)
-            records[kind.name] = {**record, "built": True, "file": str(path.relative_to(run.root)),
-                                  "bytes": sum(f.stat().st_size for f in files),
-                                  "weight_bytes": kind.runtime.module.weight_bytes(path),
-                                  "sha256": files_sha256(files), **info}
+        records = export_model(model, spec.input_shape, kinds, run.member_dir(member), calibration_rows, x_check,
+                               x_agree, splits.y_test, splits.classes, relative_to=run.root,
+                               on_event=lambda e, member=member: on_event({"kind": e["kind"], "member": member, **e}))
         kept = _earlier_records(run, manifest, member, records)
         records = dict(sorted({**kept, **records}.items(), key=lambda kv: runtimes.order(kv[0])))
         write_json(run.validation_path(member), records)
@@ -114,6 +90,50 @@ def _export(run: Run, formats: tuple[str, ...] | None, int8: bool | None, calibr
         formats=formats, int8=int8 or int8_kept,
         calibration=calibration if int8 else saved.get("calibration", calibration)))
     return results
+
+
+def export_model(model: torch.nn.Module, input_shape: tuple[int, ...], kinds: list[runtimes.Kind], directory: Path,
+                 calibration_rows: np.ndarray, x_check: np.ndarray, x_agree: np.ndarray, y_test: np.ndarray,
+                 classes: int, relative_to: Path | None = None,
+                 on_event: Callable[[dict], None] | None = None) -> dict[str, dict]:
+    """Build each kind (in build order) of one model into `directory`, verify it against the
+    model and size and hash it: {artifact: record}. A kind that fails is recorded with its
+    reason, and the kinds built from it are recorded as not built; the others go on. `x_agree`
+    holds the test rows (scored against `y_test`) first, then more rows for agreement
+    (edgekd.export.verify.agreement_inputs)."""
+    on_event = on_event or (lambda e: None)
+
+    @torch.inference_mode()
+    def torch_predict(x: np.ndarray) -> np.ndarray:
+        return model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+    def path_of(kind: runtimes.Kind) -> Path:
+        return directory / kind.file
+
+    records: dict[str, dict] = {}
+    for kind in kinds:
+        on_event({"kind": "export", "artifact": kind.name})
+        if kind.needs and not records.get(kind.needs, {}).get("built"):
+            records[kind.name] = {"artifact": kind.name, "built": False, "passed": False,
+                                  "error": f"not built: {kind.needs} is missing or failed"}
+            continue
+        path = path_of(kind)
+        source = path_of(runtimes.kind(kind.needs)) if kind.needs else None
+        try:
+            info = kind.build(runtimes.ExportContext(model, input_shape, calibration_rows, source, path))
+            record = verify(path, kind, torch_predict, x_check, x_agree, y_test, classes, threads=host.cores())
+        except DiskError:  # not this artifact's fault: every later write would fail alike
+            raise
+        except Exception as e:  # reported per artifact; the others go on
+            records[kind.name] = {"artifact": kind.name, "built": False, "passed": False,
+                                  "error": f"{type(e).__name__}: {reason(e, 300)}"}
+            continue
+        files = kind.files(path)
+        records[kind.name] = {**record, "built": True, "file": str(path.relative_to(relative_to or directory)),
+                              "bytes": sum(f.stat().st_size for f in files),
+                              "weight_bytes": kind.runtime.module.weight_bytes(path),
+                              "sha256": files_sha256(files), **info}
+    return records
 
 
 def check_formats(formats: tuple[str, ...]) -> None:

@@ -15,6 +15,8 @@ _FAMILIES: dict[str, Callable[["ArchSpec"], nn.Module]] = {}
 
 
 def register(name: str):
+    """`@register("name")` on a builder `fn(spec: ArchSpec) -> nn.Module` adds a model family;
+    a `--plugin` file reaches it as `edgekd.models.register_family`."""
     def deco(fn):
         if name in _FAMILIES:
             raise ValueError(f"model family {name!r} registered twice")
@@ -81,7 +83,37 @@ def build(spec: ArchSpec) -> nn.Module:
     if params is not None and params > MAX_PARAMS:
         raise UserError(f"model {spec.label()} would have {params:,} parameters; edgekd builds at most "
                         f"{MAX_PARAMS:,} (shrink its width or depth)")
-    return _FAMILIES[spec.family](spec)
+    model = _FAMILIES[spec.family](spec)
+    _check_built(spec, model)
+    return model
+
+
+def _check_built(spec: ArchSpec, model: object) -> None:
+    """A family (a plugin's above all) must give a module whose forward maps (N, *input_shape)
+    to (N, classes). A batch of 0 checks the shapes without computing anything; a model that
+    cannot take an empty batch (an FFT) is checked on a batch of 2."""
+    if not isinstance(model, nn.Module):
+        raise UserError(f"model family {spec.family!r} returned a {type(model).__name__}, not a torch nn.Module")
+    was_training = model.training
+    model.eval()  # the check must not move batch-norm statistics
+    try:
+        with torch.inference_mode():
+            try:
+                batch, out = 0, model(torch.zeros(0, *spec.input_shape))
+            except Exception:  # noqa: BLE001
+                batch, out = 2, model(torch.zeros(2, *spec.input_shape))
+    except Exception as e:  # noqa: BLE001  (a plugin's forward may raise anything: one sentence)
+        raise UserError(f"model family {spec.family!r} ({spec.label()}) fails on inputs of shape "
+                        f"(N, {', '.join(map(str, spec.input_shape))}): {reason(e)}") from None
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (batch, spec.classes):
+        got = f"a {type(out).__name__}"
+        if isinstance(out, torch.Tensor):
+            dims = ["N" if i == 0 and d == batch else str(d) for i, d in enumerate(out.shape)]
+            got = f"shape ({', '.join(dims)})"
+        raise UserError(f"model family {spec.family!r} ({spec.label()}) returns {got} for a batch of N inputs; "
+                        f"forward must return logits of shape (N, {spec.classes})")
 
 
 def _meta_params(spec: ArchSpec) -> int | None:

@@ -10,9 +10,14 @@ from pathlib import Path
 def open_model(path: str, threads: int, precision: str = "f32"):
     import torch
 
+    from edgekd.distill.plugins import load_run_plugins
     from edgekd.models import load_model
+    from edgekd.runs import Run
 
     torch.set_num_threads(threads)
+    run = Run(Path(path).parents[1])  # <run>/<member>/model.pt
+    if run.manifest_path.is_file():  # a run's plugin families must be registered before its models are rebuilt
+        load_run_plugins(run.manifest())
     model, _ = load_model(Path(path))
 
     def predict(x):
