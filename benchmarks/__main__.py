@@ -16,7 +16,8 @@ from pathlib import Path
 from edgekd import host
 
 HERE = Path(__file__).parent
-SCRIPTS = ["default_run", "seeds", "kd_cost", "train_speed", "peer", "scaling", "methods", "harness", "predictor_error"]
+SCRIPTS = ["default_run", "real_data", "selection", "families", "seeds", "kd_cost", "train_speed", "peer", "scaling",
+           "methods", "harness", "predictor_error"]
 
 
 def main() -> None:
