@@ -12,7 +12,8 @@ from edgekd.locking import run_lock
 from edgekd.report import plots
 from edgekd.report.render import CSS, html_table, md_table, write_text
 from edgekd.report.results import collect
-from edgekd.runs import Run, controls_of
+from edgekd.report.uncertainty import member_gain, test_rows
+from edgekd.runs import Run, control_names
 
 
 def flat(d: dict, prefix: str = "") -> dict[str, object]:
@@ -81,15 +82,18 @@ def _best_points(r) -> dict:
         return {"member": g, "arch": m[g].get("label"), "params": m[g].get("params"), "test_acc": m[g]["test_acc"]}
     out = {"run": r.name, "path": str(r.run.root), "teacher_acc": m["teacher"]["test_acc"] if "teacher" in m else None,
            "best": None, "smallest": None, "gain_pts": None, "gain_pts_epochs": None}
+    out["test_rows"] = test_rows(r.manifest)
     if gens:
-        controls = controls_of(r.manifest, gens[-1])
-        def gain(kind):
-            if kind not in controls:
-                return None
-            return round(100 * (m[gens[-1]]["test_acc"] - controls[kind]["test_acc"]), 2)
+        controls = control_names(r.manifest, gens[-1])
 
+        def gain(kind):
+            return member_gain(r.run, r.manifest, gens[-1], controls[kind]) if kind in controls else None
+
+        steps, epochs = gain("steps"), gain("epochs")
         out.update(best=point(max(gens, key=lambda g: m[g]["test_acc"])), smallest=point(gens[-1]),
-                   gain_pts=gain("steps"), gain_pts_epochs=gain("epochs"))
+                   gain_pts=round(steps.points, 2) if steps else None,
+                   gain_pts_epochs=round(epochs.points, 2) if epochs else None,
+                   gain=steps.to_dict() if steps else None, gain_epochs=epochs.to_dict() if epochs else None)
     return out
 
 
@@ -98,14 +102,17 @@ def best_table(best: list[dict]) -> list[list[str]]:
     def pct(v):
         return "-" if v is None else f"{100 * v:.1f}%"
 
-    def pts(v):
-        return "-" if v is None else f"{v:+.1f}"
-    rows = [["run", "teacher acc", "best generation", "smallest generation (fp32)",
-             "KD gain at smallest (pts) over scratch: same steps", "... recipe's epochs"]]
+    def pts(g):
+        if g is None:
+            return "-"
+        text = f"{g['points']:+.1f} [{g['low']:+.1f}, {g['high']:+.1f}]"
+        return text + " (within noise)" if g["within_noise"] else text
+    rows = [["run", "test rows", "teacher acc", "best generation", "smallest generation (fp32)",
+             "KD gain at smallest (pts, 95% CI) over scratch: same steps", "... recipe's epochs"]]
     for b in best:
         top, small = b["best"], b["smallest"]
-        rows.append([b["run"], pct(b["teacher_acc"]),
+        rows.append([b["run"], str(b.get("test_rows") or "-"), pct(b["teacher_acc"]),
                      f"{top['member']} {top['arch']} {pct(top['test_acc'])}" if top else "-",
                      f"{small['member']} {small['params']:,} params {pct(small['test_acc'])}" if small else "-",
-                     pts(b["gain_pts"]), pts(b.get("gain_pts_epochs"))])
+                     pts(b.get("gain")), pts(b.get("gain_epochs"))])
     return rows
