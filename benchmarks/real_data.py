@@ -61,7 +61,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d)
         for name, spec in datasets(folder):
-            out = folder / name.split()[0]
+            out = folder / name.replace(" ", "").replace("(", "-").replace(")", "")  # "digits-images"
             began = time.perf_counter()
             subprocess.run([sys.executable, "-m", "edgekd", "distill", "--data", spec, "--chain", "3", "--no-export",
                             "--out", str(out), "-q"], check=True, cwd=folder)
