@@ -106,7 +106,7 @@ def distill(
     from edgekd.console import ChainProgress
     from edgekd.pipeline import run_pipeline
     from edgekd.recipe import from_flags
-    from edgekd.report.chain_table import summary_rows
+    from edgekd.report.chain_table import linear_row, summary_rows
 
     recipe = from_flags(chain=chain, data=data, transfer=transfer, teacher=teacher, ensemble=ensemble,
                         primary_teacher=primary_teacher, student=student, width=width, depth=depth,
@@ -125,15 +125,18 @@ def distill(
                 print(f"edgekd: interrupted; continue with: edgekd distill --resume {progress.run_root}",
                       file=sys.stderr)
             raise
-    rows = summary_rows(run)
+    rows, linear = summary_rows(run), linear_row(run)
     artifacts = artifact_rows(run)
     if as_json:
-        _print_json({"run": str(run.root), "generations": rows, "artifacts": artifacts})
+        _print_json({"run": str(run.root), "linear": linear, "generations": rows, "artifacts": artifacts})
     elif not quiet:
         from edgekd.console import out as console
         from edgekd.console import table
 
-        console.print(table(f"run {run.root}", rows, CHAIN_COLUMNS + _control_columns(run.manifest())))
+        console.print(table(f"run {run.root}", [linear] * bool(linear) + rows,
+                            CHAIN_COLUMNS + _control_columns(run.manifest())))
+        console.print(f"accuracy on {rows[0]['test_rows'] if rows else '?'} test rows with its 95% interval; a gain "
+                      "marked noise is within noise (McNemar's exact test, p >= 0.05)")
         if artifacts:
             console.print(table("exported artifacts (accuracy measured in each runtime)", artifacts, ARTIFACT_COLUMNS))
         for bench_file in run.bench_files():

@@ -107,7 +107,8 @@ def test_two_scratch_controls_when_the_transfer_set_lengthens_epochs(cli, tmp_pa
     from edgekd.cli import _control_columns
 
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
-    assert [h for _, h, _ in _control_columns(manifest)] == ["scratch, same steps", "gain", "scratch, 1 epoch", "gain"]
+    assert [h for _, h, _ in _control_columns(manifest)] == ["scratch, same steps", "gain, pts [95% CI]",
+                                                             "scratch, 1 epoch", "gain, pts [95% CI]"]
     code, out, err = cli("report", tmp_path / "r")
     assert code == 0, err
     md = (tmp_path / "r" / "report" / "report.md").read_text()
@@ -131,14 +132,14 @@ def test_two_scratch_controls_when_the_transfer_set_lengthens_epochs(cli, tmp_pa
     row = json.loads(out)["generations"][1]
     assert row["baseline_acc"] is None and row["scratch_acc"] == steps["test_acc"]
     assert [h for _, h, _ in _control_columns(json.loads((tmp_path / "r" / "manifest.json").read_text()))] == \
-        ["scratch, 1 epoch", "gain"]
+        ["scratch, 1 epoch", "gain, pts [95% CI]"]
 
 
 def test_one_scratch_run_is_both_controls_in_the_table(tiny_run):
     from edgekd.cli import _control_columns
 
     manifest = json.loads((tiny_run / "manifest.json").read_text())
-    assert _control_columns(manifest) == [("baseline_acc", "scratch", "pct"), ("delta", "gain", "delta")]
+    assert _control_columns(manifest) == [("baseline_acc", "scratch", "pct"), ("gain", "gain, pts [95% CI]", "")]
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ CONTROL_FIELDS = {"steps": ("baseline_acc", "delta", "gain"),
 
 
 def summary_rows(run: Run) -> list[dict]:
-    """One row per generation: arch, size, teacher, accuracy and its interval, agreement, and
+    """The teacher, then one row per generation: arch, size, teacher, accuracy and its interval, agreement, and
     each scratch control's accuracy and the gain over it (baseline_acc, delta, gain: the same
     steps; scratch_*: the recipe's epochs). `gain` reads "+1.2 [-0.3, +2.6] (within noise)"."""
     manifest = run.manifest()
@@ -22,19 +22,11 @@ def summary_rows(run: Run) -> list[dict]:
     n = test_rows(manifest)
     rows = []
 
-    def interval(acc: float) -> str:
-        lo, hi = wilson(round(acc * n), n)
-        return f"[{100 * lo:.1f}, {100 * hi:.1f}]" if n else "-"
-
-    if LINEAR in manifest:
-        lin = manifest[LINEAR]
-        rows.append({"member": LINEAR, "arch": "logistic regression", "test_acc": lin["test_acc"],
-                     "test_ci": interval(lin["test_acc"]), "test_rows": n})
     if "teacher" in members:
         t = members["teacher"]
         rows.append({"member": "teacher", "arch": t.get("label", t.get("arch", {}).get("family", t.get("kind"))),
                      "params": t.get("params"), "size_bytes": t.get("size_bytes"), "test_acc": t["test_acc"],
-                     "test_ci": interval(t["test_acc"]), "test_rows": n})
+                     "test_ci": ci(t["test_acc"], n), "test_rows": n})
     k = 1
     while f"gen-{k}" in members:
         name = f"gen-{k}"
@@ -42,7 +34,7 @@ def summary_rows(run: Run) -> list[dict]:
         c = control_names(manifest, name)
         row = {"member": name, "arch": g["label"], "params": g["params"], "macs": g["macs"],
                "size_bytes": g["size_bytes"], "teacher": g["teacher"], "test_acc": g["test_acc"],
-               "test_ci": interval(g["test_acc"]), "test_rows": n, "agreement": g.get("agreement")}
+               "test_ci": ci(g["test_acc"], n), "test_rows": n, "agreement": g.get("agreement")}
         for kind, (acc, delta, text) in CONTROL_FIELDS.items():
             b = members[c[kind]] if kind in c else None
             gain = member_gain(run, manifest, name, c[kind]) if b else None
@@ -52,6 +44,21 @@ def summary_rows(run: Run) -> list[dict]:
         rows.append(row)
         k += 1
     return rows
+
+
+def linear_row(run: Run) -> dict | None:
+    """The linear reference as a row of the chain table (None for runs made before it)."""
+    manifest = run.manifest()
+    if LINEAR not in manifest:
+        return None
+    n, acc = test_rows(manifest), manifest[LINEAR]["test_acc"]
+    return {"member": LINEAR, "arch": "logistic regression", "test_acc": acc, "test_rows": n, "test_ci": ci(acc, n)}
+
+
+def ci(acc: float, n: int) -> str:
+    """"[96.0, 97.9]": the 95% Wilson interval of an accuracy on n rows, in percent."""
+    lo, hi = wilson(round(acc * n), n)
+    return f"[{100 * lo:.1f}, {100 * hi:.1f}]" if n else "-"
 
 
 def _gain_text(gain) -> str:
