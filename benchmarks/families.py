@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -50,7 +51,7 @@ def family_table(folder: Path) -> list[str]:
         out = folder / name
         began = time.perf_counter()
         subprocess.run([sys.executable, "-m", "edgekd", "distill", *flags, "--students", students(),
-                        "--set", "chain.direct=true", "--no-baseline", "--set",
+                        "--set", "chain.direct=true", "--no-baseline", "--set", "bench.processes=1", "--set",
                         'export.formats=["onnx","openvino","ncnn"]', "--out", str(out), "-q"], check=True, cwd=folder)
         seconds = time.perf_counter() - began
         run = Run.open(out)
@@ -148,7 +149,9 @@ def main() -> None:
     print("\n".join(lines))
     print("\nAccuracy is the torch model's on the test rows, each student distilled from the data's default "
           "teacher for the default epochs (MNIST-1D without its generated transfer set, to keep the run short). "
-          "Latency is the host p50 of `edgekd distill`'s own bench (2 processes, fp32 arithmetic in every runtime).")
+          "Latency is the host p50 of `edgekd distill`'s own bench (1 process per artifact here, to keep the run "
+          f"short; fp32 arithmetic in every runtime). Load average over the last 15 minutes at the end: "
+          f"{os.getloadavg()[2]:.1f} on {host.cores()} cores.")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Run: python -m benchmarks.real_data
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -94,7 +95,8 @@ def main() -> None:
           + "; ".join(sorted({f"{r['arch']['data']}: {r['arch']['why']}" for r in rows})) + "). "
           "Intervals are 95% (Wilson for an accuracy, Newcombe's paired interval for a gap); a gap is "
           "within noise when McNemar's exact p >= 0.05. A verdict is \"within noise\" when the goal lies "
-          "inside the gap's interval though the point estimate misses it.")
+          "inside the gap's interval though the point estimate misses it. s is the whole command's wall time; "
+          f"load average over the last 15 minutes at the end: {os.getloadavg()[2]:.1f} on {host.cores()} cores.")
 
 
 if __name__ == "__main__":
