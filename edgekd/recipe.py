@@ -171,6 +171,8 @@ def _coerce(value: Any, kind: type, where: str) -> Any:
             return bool(value)
         raise UserError(f"{where} must be true or false, not {value!r}")
     if kind is str:
+        if isinstance(value, (dict, list)):  # a table or array where text belongs would be read as its repr
+            raise UserError(f"{where} must be text, not a {'table' if isinstance(value, dict) else 'list'}")
         return str(value)
     try:
         if isinstance(value, bool):
@@ -416,6 +418,8 @@ def method_weights(recipe: Recipe) -> dict[str, float]:
         name, _, value = item.partition("=")
         try:
             weights[name.strip()] = float(value)
+            if not math.isfinite(weights[name.strip()]):
+                raise ValueError  # noqa: TRY301 - one message for every number that is not one
         except ValueError:
             raise UserError(f"--weight {item!r}: expected NAME=NUMBER, e.g. {EXAMPLE_METHOD}=0.9") from None
     unknown = set(weights) - set(recipe.distill.methods)

@@ -144,3 +144,14 @@ def test_a_hostile_recipe_file_is_one_sentence(cli, text, words, tmp_path):
     board = tmp_path / "board.toml"
     board.write_text(text)
     assert_refused(cli("targets", "show", board), *words)
+
+
+def test_a_weight_that_is_not_a_finite_number_and_a_table_for_text_are_refused():
+    from edgekd.errors import UserError
+    from edgekd.recipe import from_dict, validate
+
+    for raw, words in (({"distill": {"weights": ["kd=nan"]}}, "NAME=NUMBER"),
+                       ({"distill": {"weights": ["kd=inf"]}}, "NAME=NUMBER"),
+                       ({"data": {"spec": {"a": 1}}}, "must be text")):
+        with pytest.raises(UserError, match=words):
+            validate(from_dict(raw))
