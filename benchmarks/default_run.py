@@ -17,7 +17,8 @@ from pathlib import Path
 from edgekd import host
 from edgekd.report.render import predicted_ms
 from edgekd.report.results import control_name
-from edgekd.runs import CONTROLS, controls_of
+from edgekd.report.uncertainty import interval_text, member_gain
+from edgekd.runs import CONTROLS, control_names, controls_of
 from edgekd.runtimes import RUNTIMES
 
 PLOTS = Path(__file__).parent / "default-run"
@@ -49,6 +50,8 @@ def main() -> None:
         phases["report"] = time.perf_counter() - t
         m = run.manifest()
         members = m["members"]
+        gains = {(name, kind): member_gain(run, m, name, member) for name in members
+                 for kind, member in control_names(m, name).items()}  # paired: reads each member's outcomes
         bench = json.loads(run.bench_path(recipe.bench.targets[0]).read_text())
         PLOTS.mkdir(exist_ok=True)
         for png in run.plots_dir.glob("*.png"):  # the README shows these
@@ -64,20 +67,24 @@ def main() -> None:
                 print(f"| &nbsp;&nbsp;{member} | {s:.1f} |")
             print(f"| &nbsp;&nbsp;data, soft targets, evaluation, files | {seconds - sum(trained.values()):.1f} |")
     print(f"| **total** | **{sum(phases.values()):.1f}** |\n")
-    print("| member | arch | params | x smaller | taught by | test acc | "
-          + " | ".join(f"scratch, {control_name(m['recipe'], kind)} | gain (pts)" for kind in CONTROLS)
+    n = m["data"]["test"]
+    print(f"| member | arch | params | x smaller | taught by | test acc [95% CI], {n} rows | "
+          + " | ".join(f"scratch, {control_name(m['recipe'], kind)} | gain, pts [95% CI]" for kind in CONTROLS)
           + " | train s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| linear | logistic regression | - | - | - | {interval_text(m['linear']['test_acc'], n)} "
+          + "| - | - " * len(CONTROLS) + f"| {m['linear']['seconds']:.1f} |")
     teacher = members["teacher"]
     for name in ["teacher"] + [f"gen-{k}" for k in range(1, recipe.chain.generations + 1)]:
         g, controls = members[name], controls_of(m, name)
         columns = ""
         for kind in CONTROLS:
             b = controls.get(kind)
-            columns += (f"| {100 * b['test_acc']:.1f}% | {100 * (g['test_acc'] - b['test_acc']):+.1f} " if b
-                        else "| - | - ")
+            columns += f"| {100 * b['test_acc']:.1f}% | {gains[(name, kind)].text()} " if b else "| - | - "
         print(f"| {name} | {g['label']} | {g['params']:,} | {teacher['params'] / g['params']:.1f} "
-              f"| {g.get('teacher') or '-'} | {100 * g['test_acc']:.1f}% {columns}| {g['train_seconds']:.1f} |")
+              f"| {g.get('teacher') or '-'} | {interval_text(g['test_acc'], n)} {columns}| {g['train_seconds']:.1f} |")
+    print("\nA gain is paired on the same test rows (Newcombe's interval; within noise when McNemar's exact p >= "
+          "0.05).")
     print("\n| member | artifact | size (bytes) | weights (bytes) | accuracy in its runtime | agreement with torch "
           "| max abs diff | verified |")
     print("|---|---|---|---|---|---|---|---|")
