@@ -122,3 +122,12 @@ def test_incomplete_model_file(cli, tmp_path):
     arch = {"family": "cnn", "width": 4, "depth": 2, "input_shape": [40], "classes": 10}
     torch.save({"format": "edgekd-model-1", "arch": arch}, tmp_path / "t.pt")
     assert_refused(cli("distill", "--teacher", tmp_path / "t.pt", "--transfer", "0"), "incomplete", "state_dict")
+
+
+def test_resnet_64x8_is_resnet18_at_its_published_layout():
+    """The predictor is validated on it (benchmarks/reference_models.py): torchvision's ResNet-18
+    has 11,689,512 parameters and 1.81 G multiply-accumulates at 224x224."""
+    spec = ArchSpec("resnet", 64, 8, (3, 224, 224), 1000)
+    with torch.device("meta"):
+        params = count_params(build(spec))
+    assert params == 11_689_512

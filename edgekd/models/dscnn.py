@@ -10,14 +10,14 @@ images and 4000-long signals shrink to a side of 28 or so first.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from edgekd.models.layout import layout, pool_head, stride
+from edgekd.models.layout import Backbone, layout, stride
 from edgekd.models.registry import ArchSpec, Standardize, register
 
 
-class DSCNN(nn.Module):
+@register("dscnn")
+class DSCNN(Backbone):
     def __init__(self, spec: ArchSpec):
         super().__init__()
         ops = layout("dscnn", spec.input_shape)
@@ -35,13 +35,3 @@ class DSCNN(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(w, spec.classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.standardize(x)
-        if self.unsqueeze:
-            x = x.unsqueeze(1)                 # (N, L) -> (N, 1, L)
-        return pool_head(self.head, self.features(x))
-
-
-@register("dscnn")
-def build_dscnn(spec: ArchSpec) -> nn.Module:
-    return DSCNN(spec)

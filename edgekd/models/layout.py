@@ -46,3 +46,19 @@ def stride(side: int, at_least: int) -> tuple[int, int]:
 
 def pool_head(head: nn.Linear, h: torch.Tensor) -> torch.Tensor:
     return head(h.flatten(2).mean(-1))  # (N, C, *spatial) -> global average pool (N, C) -> (N, classes)
+
+
+class Backbone(nn.Module):
+    """standardize -> (channel axis for (L,) signals) -> features -> global average pool ->
+    linear head; each convolutional family builds these four parts."""
+
+    standardize: nn.Module
+    unsqueeze: bool
+    features: nn.Module
+    head: nn.Linear
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.standardize(x)
+        if self.unsqueeze:
+            x = x.unsqueeze(1)                 # (N, L) -> (N, 1, L)
+        return pool_head(self.head, self.features(x))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgekd.models.layout import Layout, layout, pool_head, stride
+from edgekd.models.layout import Backbone, Layout, layout, stride
 from edgekd.models.registry import ArchSpec, Standardize, register
 
 EXPANSION = 6  # hidden channels = EXPANSION x input channels (the paper's t); the first block uses 1
@@ -44,7 +44,8 @@ class InvertedResidual(nn.Module):
         return x + self.block(x) if self.residual else self.block(x)
 
 
-class MobileNetV2(nn.Module):
+@register("mobilenetv2")
+class MobileNetV2(Backbone):
     def __init__(self, spec: ArchSpec, expansion: int = EXPANSION):
         super().__init__()
         ops = layout("mobilenetv2", spec.input_shape)
@@ -64,13 +65,3 @@ class MobileNetV2(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(cin, spec.classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.standardize(x)
-        if self.unsqueeze:
-            x = x.unsqueeze(1)                 # (N, L) -> (N, 1, L)
-        return pool_head(self.head, self.features(x))
-
-
-@register("mobilenetv2")
-def build_mobilenetv2(spec: ArchSpec) -> nn.Module:
-    return MobileNetV2(spec)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgekd.models.layout import Layout, layout, pool_head, stride
+from edgekd.models.layout import Backbone, Layout, layout, stride
 from edgekd.models.registry import ArchSpec, Standardize, register
 
 STAGES = 4
@@ -31,7 +31,8 @@ class BasicBlock(nn.Module):
         return self.relu(self.body(x) + self.shortcut(x))
 
 
-class ResNet(nn.Module):
+@register("resnet")
+class ResNet(Backbone):
     def __init__(self, spec: ArchSpec):
         super().__init__()
         ops = layout("resnet", spec.input_shape)
@@ -54,13 +55,3 @@ class ResNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(cin, spec.classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.standardize(x)
-        if self.unsqueeze:
-            x = x.unsqueeze(1)                 # (N, L) -> (N, 1, L)
-        return pool_head(self.head, self.features(x))
-
-
-@register("resnet")
-def build_resnet(spec: ArchSpec) -> nn.Module:
-    return ResNet(spec)
