@@ -112,7 +112,7 @@ def test_two_scratch_controls_when_the_transfer_set_lengthens_epochs(cli, tmp_pa
     code, out, err = cli("report", tmp_path / "r")
     assert code == 0, err
     md = (tmp_path / "r" / "report" / "report.md").read_text()
-    assert "| scratch, same steps | gain (pts) | scratch, 1 epoch | gain (pts) |" in md
+    assert "| scratch, same steps | gain (pts) [95% CI] | scratch, 1 epoch | gain (pts) [95% CI] |" in md
     assert "scratch-1" not in md  # a control for the table, not a model to ship
     code, out, err = cli("export", tmp_path / "r", "--format", "onnx", "--no-int8")
     assert code == 0, err
