@@ -83,7 +83,7 @@ def _sections(res: RunResults, within: float) -> dict:
             ratio = f", {tsize / best['size_bytes']:.{digits}f}x smaller than the teacher's {teacher_artifact}" \
                 if tsize else ""
             vs = member_gain(res.run, res.manifest, best["member"], "teacher")
-            relation = f" ({best['member']} in torch against the teacher: {vs.text()})" if vs else ""
+            relation = f"; {best['member']} in torch against the teacher: {vs.text()}" if vs else ""
             summary.append(f"Smallest model within {within:g} point{'s' * (within != 1)} of the teacher "
                            f"({accuracy_text(teacher, n)}) or above it: "
                            f"{best['member']} {best['artifact']}, {best['size_bytes'] / 1024:.1f} KiB, "
