@@ -5,7 +5,7 @@ its own tables from `edgekd.report.results`)."""
 
 from __future__ import annotations
 
-from edgekd.report.uncertainty import member_gain, test_rows, wilson
+from edgekd.report.uncertainty import brackets, member_gain, test_rows
 from edgekd.runs import LINEAR, Run, control_names
 
 # the row keys of each scratch control: its accuracy, the gain over it, the gain's text
@@ -26,7 +26,7 @@ def summary_rows(run: Run) -> list[dict]:
         t = members["teacher"]
         rows.append({"member": "teacher", "arch": t.get("label", t.get("arch", {}).get("family", t.get("kind"))),
                      "params": t.get("params"), "size_bytes": t.get("size_bytes"), "test_acc": t["test_acc"],
-                     "test_ci": ci(t["test_acc"], n), "test_rows": n})
+                     "test_ci": brackets(t["test_acc"], n), "test_rows": n})
     k = 1
     while f"gen-{k}" in members:
         name = f"gen-{k}"
@@ -34,12 +34,12 @@ def summary_rows(run: Run) -> list[dict]:
         c = control_names(manifest, name)
         row = {"member": name, "arch": g["label"], "params": g["params"], "macs": g["macs"],
                "size_bytes": g["size_bytes"], "teacher": g["teacher"], "test_acc": g["test_acc"],
-               "test_ci": ci(g["test_acc"], n), "test_rows": n, "agreement": g.get("agreement")}
+               "test_ci": brackets(g["test_acc"], n), "test_rows": n, "agreement": g.get("agreement")}
         for kind, (acc, delta, text) in CONTROL_FIELDS.items():
             b = members[c[kind]] if kind in c else None
             gain = member_gain(run, manifest, name, c[kind]) if b else None
             row.update({acc: b["test_acc"] if b else None, delta: g["test_acc"] - b["test_acc"] if b else None,
-                        text: _gain_text(gain) if gain else None,
+                        text: gain.text(short=True) if gain else None,
                         f"{delta}_within_noise": gain.within_noise if gain else None})
         rows.append(row)
         k += 1
@@ -52,14 +52,6 @@ def linear_row(run: Run) -> dict | None:
     if LINEAR not in manifest:
         return None
     n, acc = test_rows(manifest), manifest[LINEAR]["test_acc"]
-    return {"member": LINEAR, "arch": "logistic regression", "test_acc": acc, "test_rows": n, "test_ci": ci(acc, n)}
+    return {"member": LINEAR, "arch": "logistic regression", "test_acc": acc, "test_rows": n,
+            "test_ci": brackets(acc, n)}
 
-
-def ci(acc: float, n: int) -> str:
-    """"[96.0, 97.9]": the 95% Wilson interval of an accuracy on n rows, in percent."""
-    lo, hi = wilson(round(acc * n), n)
-    return f"[{100 * lo:.1f}, {100 * hi:.1f}]" if n else "-"
-
-
-def _gain_text(gain) -> str:
-    return f"{gain.points:+.1f} [{gain.low:+.1f}, {gain.high:+.1f}]" + (" noise" if gain.within_noise else "")

@@ -12,7 +12,7 @@ from edgekd.locking import run_lock
 from edgekd.report import plots
 from edgekd.report.render import CSS, html_table, md_table, write_text
 from edgekd.report.results import collect
-from edgekd.report.uncertainty import member_gain, test_rows
+from edgekd.report.uncertainty import gain_text, member_gain, test_rows
 from edgekd.runs import Run, control_names
 
 
@@ -103,10 +103,7 @@ def best_table(best: list[dict]) -> list[list[str]]:
         return "-" if v is None else f"{100 * v:.1f}%"
 
     def pts(g):
-        if g is None:
-            return "-"
-        text = f"{g['points']:+.1f} [{g['low']:+.1f}, {g['high']:+.1f}]"
-        return text + " (within noise)" if g["within_noise"] else text
+        return "-" if g is None else gain_text(g)
     rows = [["run", "test rows", "teacher acc", "best generation", "smallest generation (fp32)",
              "KD gain at smallest (pts, 95% CI) over scratch: same steps", "... recipe's epochs"]]
     for b in best:

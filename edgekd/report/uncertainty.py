@@ -55,14 +55,21 @@ class Gain:
             return self.p >= NOISE_P
         return self.low <= 0 <= self.high
 
-    def text(self) -> str:
-        """"+1.2 pts [-0.3, +2.6]", with "(within noise)" where it is."""
-        s = f"{self.points:+.1f} pts [{self.low:+.1f}, {self.high:+.1f}]"
-        return s + " (within noise)" if self.within_noise else s
+    def text(self, short: bool = False) -> str:
+        """"+1.2 pts [-0.3, +2.6]", with "(within noise)" where it is; `short` (a terminal
+        column) reads "+1.2 [-0.3, +2.6] noise"."""
+        return gain_text(self.to_dict(), short)
 
     def to_dict(self) -> dict:
         return {"points": self.points, "low": self.low, "high": self.high, "n": self.n, "p": self.p,
                 "wins": self.wins, "losses": self.losses, "within_noise": self.within_noise}
+
+
+def gain_text(gain: dict, short: bool = False) -> str:
+    """A Gain.to_dict() record as text (compare reads the records back from --json output)."""
+    unit, noise = ("", " noise") if short else (" pts", " (within noise)")
+    text = f"{gain['points']:+.1f}{unit} [{gain['low']:+.1f}, {gain['high']:+.1f}]"
+    return text + noise if gain["within_noise"] else text
 
 
 def paired_gain(a_correct: np.ndarray, b_correct: np.ndarray) -> Gain:
@@ -96,10 +103,15 @@ def unpaired_gain(acc_a: float, acc_b: float, n: int) -> Gain:
     return Gain(100 * d, 100 * low, 100 * high, n, None)
 
 
+def brackets(acc: float, n: int) -> str:
+    """"[96.0, 97.9]": the 95% Wilson interval of an accuracy on n rows, in percent."""
+    lo, hi = wilson(round(acc * n), n)
+    return f"[{100 * lo:.1f}, {100 * hi:.1f}]" if n else "-"
+
+
 def interval_text(acc: float, n: int) -> str:
     """"97.1% [96.0, 97.9]": an accuracy on n rows with its 95% interval."""
-    lo, hi = wilson(round(acc * n), n)
-    return f"{100 * acc:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]" if n else f"{100 * acc:.1f}%"
+    return f"{100 * acc:.1f}% {brackets(acc, n)}" if n else f"{100 * acc:.1f}%"
 
 
 def accuracy_text(acc: float, n: int) -> str:
