@@ -12,17 +12,15 @@ from __future__ import annotations
 
 from torch import nn
 
-from edgekd.models.layout import Backbone, layout, stride
-from edgekd.models.registry import ArchSpec, Standardize, register
+from edgekd.models.layout import Backbone, stride
+from edgekd.models.registry import ArchSpec, register
 
 
 @register("dscnn")
 class DSCNN(Backbone):
     def __init__(self, spec: ArchSpec):
         super().__init__()
-        ops = layout("dscnn", spec.input_shape)
-        self.unsqueeze = ops.unsqueeze
-        self.standardize = Standardize(spec.mean, spec.std)
+        ops = self.begin("dscnn", spec)
         w = spec.width
         kernel = 5 if ops.conv is nn.Conv1d else 3
         step, side = stride(ops.side, 16)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from edgekd.errors import UserError
+from edgekd.models.registry import ArchSpec, Standardize
 
 SHAPES = "(L,), (C, L) or (C, H, W)"
 
@@ -56,6 +57,14 @@ class Backbone(nn.Module):
     unsqueeze: bool
     features: nn.Module
     head: nn.Linear
+
+    def begin(self, family: str, spec: ArchSpec) -> Layout:
+        """The input end every family shares: the standardization baked into the graph and the
+        channel axis of (L,) signals. Returns the layout the family builds its layers from."""
+        ops = layout(family, spec.input_shape)
+        self.unsqueeze = ops.unsqueeze
+        self.standardize = Standardize(spec.mean, spec.std)
+        return ops
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.standardize(x)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgekd.models.layout import Backbone, Layout, layout, stride
-from edgekd.models.registry import ArchSpec, Standardize, register
+from edgekd.models.layout import Backbone, Layout, stride
+from edgekd.models.registry import ArchSpec, register
 
 EXPANSION = 6  # hidden channels = EXPANSION x input channels (the paper's t); the first block uses 1
 STAGES = 4
@@ -48,9 +48,7 @@ class InvertedResidual(nn.Module):
 class MobileNetV2(Backbone):
     def __init__(self, spec: ArchSpec, expansion: int = EXPANSION):
         super().__init__()
-        ops = layout("mobilenetv2", spec.input_shape)
-        self.unsqueeze = ops.unsqueeze
-        self.standardize = Standardize(spec.mean, spec.std)
+        ops = self.begin("mobilenetv2", spec)
         cin = make_divisible(spec.width)
         step, side = stride(ops.side, 32)
         layers: list[nn.Module] = [ops.conv(ops.channels, cin, 3, step, 1, bias=False), ops.norm(cin), nn.ReLU6()]

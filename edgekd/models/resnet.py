@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgekd.models.layout import Backbone, Layout, layout, stride
-from edgekd.models.registry import ArchSpec, Standardize, register
+from edgekd.models.layout import Backbone, Layout, stride
+from edgekd.models.registry import ArchSpec, register
 
 STAGES = 4
 
@@ -35,9 +35,7 @@ class BasicBlock(nn.Module):
 class ResNet(Backbone):
     def __init__(self, spec: ArchSpec):
         super().__init__()
-        ops = layout("resnet", spec.input_shape)
-        self.unsqueeze = ops.unsqueeze
-        self.standardize = Standardize(spec.mean, spec.std)
+        ops = self.begin("resnet", spec)
         w, side = spec.width, ops.side
         if side >= 64:  # (N, C, H, W) -> (N, w, H/4, W/4)
             stem = [ops.conv(ops.channels, w, 7, 2, 3, bias=False), ops.norm(w), nn.ReLU(), ops.maxpool(3, 2, 1)]
