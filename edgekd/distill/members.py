@@ -101,8 +101,11 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
     write_jsonl(run.metrics_path(name), result["history"])
 
     x_test, y_test = torch.from_numpy(s.x_test), torch.from_numpy(s.y_test)
-    peer_test = [evaluate(p, x_test, y_test)[0] for p in peers]
-    test_acc = peer_test[chosen]
+    student.eval()
+    with torch.inference_mode():
+        mine = torch.cat([student(x_test[i:i + 4096]).argmax(1) for i in range(0, len(x_test), 4096)])
+    correct = mine == y_test  # per test row: what paired gains compare (report.uncertainty)
+    test_acc = correct.float().mean().item()
     entry: MemberEntry = {
         "role": name.split("-")[0], "index": index, "arch": spec.to_dict(), "label": spec.label(),
         "params": count_params(student), "macs": count_macs(student, spec.input_shape),
@@ -112,13 +115,11 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
         "best_epoch": result["best_epoch"], "kept_epoch": result["kept_epoch"], "epochs": len(result["history"]),
         "train_seconds": seconds}
     if mutual:
-        entry.update(peer_val_acc=peer_val, exported_peer=chosen, peer_test_acc=peer_test)
+        entry.update(peer_val_acc=peer_val, exported_peer=chosen,
+                     peer_test_acc=[test_acc if p is student else evaluate(p, x_test, y_test)[0] for p in peers])
     if controls:
         entry["controls"] = controls  # what this scratch run holds equal to its generation (runs.CONTROLS)
-    student.eval()
-    with torch.inference_mode():
-        mine = torch.cat([student(x_test[i:i + 4096]).argmax(1) for i in range(0, len(x_test), 4096)])
-    write_bools(run.correct_path(name), (mine == y_test).numpy())  # for paired gains (report.uncertainty)
+    write_bools(run.correct_path(name), correct.numpy())
     if teacher is not None:
         entry["agreement"] = (mine == teacher.logits(s.x_test).argmax(1)).float().mean().item()
     write_json(run.eval_path(name), entry)
