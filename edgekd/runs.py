@@ -95,10 +95,13 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def write_bools(path: Path, values: Any) -> None:
     """A boolean array as .npy (per-row outcomes: what paired gains compare)."""
+    import io
+
     import numpy as np
 
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, np.asarray(values, dtype=bool), allow_pickle=False)
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(values, dtype=bool), allow_pickle=False)
+    write_bytes(path, buffer.getvalue())  # its size known, for a full disk's message
 
 
 def read_bools(path: Path) -> Any:

@@ -13,7 +13,7 @@ from edgekd.locking import run_lock
 from edgekd.report import plots
 from edgekd.report.results import SCHEMA, RunResults, collect, control_name, deployable, ms, shown_controls, target_p50
 from edgekd.report.uncertainty import NOISE_P, accuracy_text, interval_text, member_gain, test_rows
-from edgekd.runs import LINEAR, Run, atomic_path, control_names, controls_of, write_json
+from edgekd.runs import LINEAR, Run, control_names, controls_of, write_bytes, write_json
 
 
 def build_report(run_dir: Path, within_points: float = 1.0, targets: list[str] | None = None,
@@ -61,8 +61,7 @@ def _build_report(run_dir: Path, within_points: float, targets: list[str] | None
 
 
 def write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+    write_bytes(path, text.encode())
 
 
 def _sections(res: RunResults, within: float) -> dict:
@@ -106,11 +105,14 @@ def _sections(res: RunResults, within: float) -> dict:
                        + _budget_line(rows, rep))
     gens = sorted((g for g in members if g.startswith("gen-")), key=_order)
     controls = {g: controls_of(res.manifest, g) for g in gens}
+    # each gain read once (per-row outcomes from disk), for the summary and the table
+    gains = {(g, kind): member_gain(res.run, res.manifest, g, member)
+             for g in gens for kind, member in control_names(res.manifest, g).items()}
     if any(controls.values()):
         summary.append("Distillation over training the same architecture from scratch on the labelled rows "
                        "(points of test accuracy, 95% interval), "
                        + "; ".join(f"for {_control_text(res, kind)}: " + ", ".join(
-                           f"{g} {_gain(res, g, control_names(res.manifest, g)[kind])}"
+                           f"{g} {_gain_text(gains[(g, kind)])}"
                            for g, c in controls.items() if kind in c)
                            for kind in shown_controls(list(controls.values()))) + ".")
     if LINEAR in res.manifest and "teacher" in members:
@@ -136,7 +138,7 @@ def _sections(res: RunResults, within: float) -> dict:
         chain_rows.append([name, m.get("label", m.get("kind", "")), _n(m.get("params")), _n(m.get("macs")),
                            m.get("teacher") or "-", interval_text(m["test_acc"], n)]
                           + [v for kind in shown for v in (
-                              (f"{100 * members[c[kind]]['test_acc']:.1f}%", _gain(res, name, c[kind]))
+                              (f"{100 * members[c[kind]]['test_acc']:.1f}%", _gain_text(gains[(name, kind)]))
                               if kind in c else ("-", "-"))])
     artifact_rows = [["member", "artifact", "size", "weights", "accuracy", "verified"]]
     for p in sorted(res.points, key=lambda p: (_order(p["member"]), p["artifact"])):
@@ -206,8 +208,7 @@ def _method(res: RunResults) -> list[str]:
     return lines
 
 
-def _gain(res: RunResults, a: str, b: str) -> str:
-    gain = member_gain(res.run, res.manifest, a, b)
+def _gain_text(gain) -> str:
     return gain.text() if gain else "-"
 
 
