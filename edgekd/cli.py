@@ -44,8 +44,9 @@ def distill(
         "--primary-teacher/--no-primary-teacher",
         help="Feature methods hook into the first --teacher of an ensemble")] = None,
     student: Annotated[Optional[str], Opt(
-        help="Family of generation 1 (cnn, dscnn, mlp, mobilenetv2, resnet or a plugin's); default: chosen "
-             "from the data with the teacher, else the teacher's")] = None,
+        help="Family of generation 1 (cnn, dscnn, mlp, mobilenetv2, resnet or a plugin's), with its options as "
+             "FAMILY/KEY=VALUE (mobilenetv2/expansion=4); default: chosen from the data with the teacher, else "
+             "the teacher's")] = None,
     width: Annotated[Optional[int], Opt(
         help="Width of generation 1; default: teacher width x shrink (same family), else the family's")] = None,
     depth: Annotated[Optional[int], Opt(
@@ -68,7 +69,8 @@ def distill(
     epochs: Annotated[Optional[int], Opt(help="Distillation epochs per generation")] = None,
     teacher_epochs: Annotated[Optional[int], Opt(help="Epochs for the built-in teacher")] = None,
     teacher_arch: Annotated[Optional[str], Opt(
-        help="Family of the built-in teacher (edgekd models); default: chosen from the data")] = None,
+        help="Family of the built-in teacher (edgekd models), with its options as FAMILY/KEY=VALUE; default: "
+             "chosen from the data")] = None,
     teacher_width: Annotated[Optional[int], Opt(help="Width of the built-in teacher; default: the family's")] = None,
     teacher_depth: Annotated[Optional[int], Opt(help="Depth of the built-in teacher; default: the family's")] = None,
     finetune_epochs: Annotated[Optional[int], Opt(help="Hard-label fine-tune epochs after distillation")] = None,

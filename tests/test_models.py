@@ -131,3 +131,56 @@ def test_resnet_64x8_is_resnet18_at_its_published_layout():
     with torch.device("meta"):
         params = count_params(build(spec))
     assert params == 11_689_512
+
+
+def test_mobilenetv2_paper_layout_is_the_published_model():
+    """mobilenetv2:32x17/layout=paper at 224x224 and 1000 classes is MobileNetV2 1.0 as published
+    (torchvision's count: 3,504,872 parameters; the paper's 300 M multiply-accumulates)."""
+    spec = ArchSpec("mobilenetv2", 32, 17, (3, 224, 224), 1000, options=(("layout", "paper"),))
+    model = build(spec)
+    assert count_params(model) == 3_504_872
+    assert 299e6 < count_macs(model, (3, 224, 224)) < 302e6
+
+
+def test_expansion_is_an_option_that_changes_the_hidden_channels():
+    narrow, wide = (registry.split_arch(f"mobilenetv2:16x4/expansion={t}") for t in (2, 6))
+    assert narrow[2] == (("expansion", 2),) and wide[2] == ()  # the default is not recorded
+    specs = [ArchSpec(f, 16, 4, (1, 8, 8), 10, options=o) for f, _, o in (narrow, wide)]
+    assert count_params(build(specs[0])) < count_params(build(specs[1]))
+    assert specs[0].label() == "mobilenetv2:16x4/expansion=2"
+
+
+def test_options_round_trip_and_specs_without_them_read_back_unchanged(tmp_path):
+    spec = ArchSpec("mobilenetv2", 8, 3, (40,), 10, options=(("expansion", 3), ("layout", "paper")))
+    assert ArchSpec.from_dict(spec.to_dict()) == spec
+    save_model(build(spec), spec, tmp_path / "m.pt")
+    assert load_model(tmp_path / "m.pt")[1] == spec
+    plain = ArchSpec("mobilenetv2", 8, 3, (40,), 10)
+    assert "options" not in plain.to_dict()  # files and fingerprints of older runs are unchanged
+
+
+@pytest.mark.parametrize("text,words", [
+    ("mobilenetv2:8x4/width_mult=2", ["no option", "expansion, layout"]),
+    ("mobilenetv2:8x4/expansion=2.5", ["expansion", "int"]),
+    ("mobilenetv2:8x4/expansion", ["/KEY=VALUE"]),
+    ("cnn:8x2/expansion=2", ["'cnn' has no option", "none"]),
+])
+def test_a_bad_option_is_one_sentence(text, words):
+    with pytest.raises(UserError) as e:
+        registry.split_arch(text)
+    assert all(w in str(e.value) for w in words), str(e.value)
+
+
+@pytest.mark.parametrize("options,words", [((("layout", "paper"),), "1 to 17"),
+                                           ((("layout", "tall"),), "edge, paper"),
+                                           ((("expansion", 0),), "out of range")])
+def test_an_option_value_the_family_cannot_build_is_one_sentence(options, words):
+    depth = 18 if options[0][1] == "paper" else 4
+    with pytest.raises(UserError, match=words):
+        build(ArchSpec("mobilenetv2", 8, depth, (40,), 10, options=options))
+
+
+def test_options_reach_the_cli_and_a_bad_one_writes_nothing(cli, tmp_path):
+    assert_refused(cli("distill", "--data", "digits", "--student", "mobilenetv2/t=4", "--out", tmp_path / "r"),
+                   "no option 't'")
+    assert not (tmp_path / "r").exists()

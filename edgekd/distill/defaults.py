@@ -17,6 +17,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from edgekd.data import Splits
+from edgekd.models.registry import split_arch
 from edgekd.recipe import Recipe
 
 Size = tuple[str, int, int]  # family, width, depth
@@ -65,9 +66,9 @@ def choose(recipe: Recipe, splits: Splits) -> Choice:
     kind = data_kind(splits)
     default = DEFAULTS[kind]
     t = recipe.teacher
-    family = t.arch or default.teacher[0]
+    family = split_arch(t.arch)[0] if t.arch else default.teacher[0]
     width, depth = default.teacher[1:] if family == default.teacher[0] else family_size(family)
-    filled = dataclasses.replace(t, arch=family, width=t.width or width, depth=t.depth or depth)
+    filled = dataclasses.replace(t, arch=t.arch or family, width=t.width or width, depth=t.depth or depth)
     data_picks_students = not t.arch and not recipe.student.arch and not recipe.student.students
     record = {"data": kind, "input_shape": list(splits.input_shape), "why": default.why,
               "teacher": "file" if t.spec else "recipe" if t.arch else "data",

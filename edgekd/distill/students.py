@@ -18,7 +18,7 @@ from edgekd.distill.defaults import family_size
 from edgekd.distill.teachers import Teacher
 from edgekd.errors import UserError
 from edgekd.models import ArchSpec
-from edgekd.models.registry import Stat
+from edgekd.models.registry import Stat, split_arch
 from edgekd.recipe import Recipe
 
 
@@ -50,25 +50,29 @@ def plan_students(recipe: Recipe, teacher: Teacher, splits: Splits, same_archite
         depth = s.depth or (teacher.spec or recipe.teacher).depth  # for entries without xDEPTH
         return [_parse_student(text, splits, mean, std, depth) for text in s.students[:n]]
     base = teacher.spec
-    family = s.arch or (default[0] if default else base.family if base else recipe.teacher.arch)
+    family, _, options = split_arch(s.arch or (default[0] if default else base.family if base else
+                                               recipe.teacher.arch))
     if base is not None and base.family == family:  # the teacher's architecture, narrower
         width, depth = s.width or max(1, round(base.width * s.shrink)), s.depth or base.depth
+        options = options or base.options
     else:  # another family than the teacher's: the data's students, or the family's own size
         own = default[1:] if default is not None and default[0] == family else family_size(family)
         width, depth = s.width or own[0], s.depth or own[1]
     return [ArchSpec(family, max(1, round(width * s.shrink ** (k - 1))), depth, splits.input_shape,
-                     splits.classes, mean, std) for k in range(1, n + 1)]
+                     splits.classes, mean, std, options) for k in range(1, n + 1)]
 
 
 def _parse_student(text: str, splits: Splits, mean: Stat, std: Stat, depth: int) -> ArchSpec:
-    """"cnn:16" (that width, the default depth) or "mlp:32x2" (width x depth)."""
-    family, _, size = text.partition(":")
+    """"cnn:16" (that width, the default depth), "mlp:32x2" (width x depth), either followed by
+    the family's options: "mobilenetv2:16x4/expansion=4"."""
+    family, size, options = split_arch(text)
     width, _, own_depth = size.partition("x")
     try:
-        return ArchSpec(family.strip(), int(width), int(own_depth or depth), splits.input_shape, splits.classes,
-                        mean, std)
+        return ArchSpec(family, int(width), int(own_depth or depth), splits.input_shape, splits.classes,
+                        mean, std, options)
     except ValueError:
-        raise UserError(f"student {text!r}: expected FAMILY:WIDTH or FAMILY:WIDTHxDEPTH, e.g. cnn:16x4") from None
+        raise UserError(f"student {text!r}: expected FAMILY:WIDTH or FAMILY:WIDTHxDEPTH, e.g. cnn:16x4, "
+                        "optionally followed by /KEY=VALUE options") from None
 
 
 def input_stats(splits: Splits, how: str) -> tuple[Stat, Stat]:

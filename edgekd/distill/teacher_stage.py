@@ -19,6 +19,7 @@ from edgekd.distill.students import input_stats
 from edgekd.distill.teachers import Teacher, check_against, data_files, load_teacher, onnx_data_files
 from edgekd.errors import UserError
 from edgekd.models import ArchSpec, count_macs, load_model
+from edgekd.models.registry import split_arch
 from edgekd.recipe import Recipe
 from edgekd.records import TeacherEntry
 from edgekd.runs import TEACHER_FILES, Run, atomic_path, model_files, teacher_file, write_bools, write_json
@@ -28,11 +29,13 @@ def open_teacher(recipe: Recipe, splits: Splits, plan: Objective, run: Run | Non
     """The teacher, loaded and checked against the data, or (built-in) only its architecture:
     nothing is trained or written yet. On resume a user's teacher comes from the run's copy."""
     t = recipe.teacher
+    family, _, options = split_arch(t.arch)
     if plan.mutual:  # peers teach each other: the teacher recipe only sizes generation 1
-        return Teacher("none", "-", spec=ArchSpec(t.arch, t.width, t.depth, splits.input_shape, splits.classes))
+        return Teacher("none", "-", spec=ArchSpec(family, t.width, t.depth, splits.input_shape, splits.classes,
+                                                  options=options))
     if not t.spec:
-        spec = ArchSpec(t.arch, t.width, t.depth, splits.input_shape, splits.classes,
-                        *input_stats(splits, recipe.data.standardize))
+        spec = ArchSpec(family, t.width, t.depth, splits.input_shape, splits.classes,
+                        *input_stats(splits, recipe.data.standardize), options)
         return Teacher("edgekd", "teacher", spec=spec)  # built (so checked) by check_pairs
     specs = (t.spec, *t.ensemble)
     members = []

@@ -12,15 +12,20 @@ from torch import nn
 from edgekd.errors import UserError, reason
 
 _FAMILIES: dict[str, Callable[["ArchSpec"], nn.Module]] = {}
+Option = int | float | str
+_OPTIONS: dict[str, dict[str, Option]] = {}  # family -> its options and their defaults
 
 
-def register(name: str):
+def register(name: str, options: dict[str, Option] | None = None):
     """`@register("name")` on a builder `fn(spec: ArchSpec) -> nn.Module` adds a model family;
-    a `--plugin` file reaches it as `edgekd.models.register_family`."""
+    a `--plugin` file reaches it as `edgekd.models.register_family`. `options` are the family's
+    own knobs beyond width and depth, with their defaults (their types: int, float or str);
+    the builder reads them with `spec.option(key)`."""
     def deco(fn):
         if name in _FAMILIES:
             raise ValueError(f"model family {name!r} registered twice")
         _FAMILIES[name] = fn
+        _OPTIONS[name] = dict(options or {})
         return fn
     return deco
 
@@ -45,11 +50,15 @@ class ArchSpec:
     # exactly as the data provides them; one value, or one per feature of (N, F) tables
     mean: Stat = 0.0
     std: Stat = 1.0
+    options: tuple[tuple[str, Option], ...] = ()  # sorted (key, value) pairs that differ from the family's defaults
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["input_shape"] = list(self.input_shape)
         d.update({k: list(v) for k, v in (("mean", self.mean), ("std", self.std)) if isinstance(v, tuple)})
+        d["options"] = dict(self.options)
+        if not self.options:
+            del d["options"]  # specs written before options existed read back identical
         return d
 
     @classmethod
@@ -57,18 +66,69 @@ class ArchSpec:
         try:
             return cls(family=str(d["family"]), width=int(d["width"]), depth=int(d["depth"]),
                        input_shape=tuple(int(s) for s in d["input_shape"]), classes=int(d["classes"]),
-                       mean=_stat(d.get("mean", 0.0)), std=_stat(d.get("std", 1.0)))
+                       mean=_stat(d.get("mean", 0.0)), std=_stat(d.get("std", 1.0)),
+                       options=family_options(str(d["family"]), _option_table(d.get("options", {}))))
         except KeyError as e:
             raise UserError(f"invalid architecture spec: it has no {e.args[0]!r}") from None
         except (TypeError, ValueError) as e:
             raise UserError(f"invalid architecture spec ({reason(e)})") from None
 
     def label(self) -> str:
-        return f"{self.family}:{self.width}x{self.depth}"
+        """FAMILY:WIDTHxDEPTH[/KEY=VALUE...], the text `parse_arch` reads back."""
+        return f"{self.family}:{self.width}x{self.depth}" + "".join(f"/{k}={v}" for k, v in self.options)
+
+    def option(self, key: str) -> Option:
+        return dict(self.options).get(key, _OPTIONS.get(self.family, {}).get(key))
 
 
 def _stat(value: Any) -> Stat:
     return tuple(float(v) for v in value) if isinstance(value, list) else float(value)
+
+
+def _option_table(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"options must be a table, not {type(value).__name__}")
+    return value
+
+
+def split_arch(text: str) -> tuple[str, str, tuple[tuple[str, Option], ...]]:
+    """"mobilenetv2:16x4/expansion=4" -> ("mobilenetv2", "16x4", (("expansion", 4),)): the family,
+    its size text (may be "") and its options, checked against the family's own."""
+    head, *pairs = text.strip().split("/")
+    family, _, size = head.partition(":")
+    raw = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise UserError(f"architecture {text!r}: options are written /KEY=VALUE, e.g. mobilenetv2:16x4/expansion=4")
+        raw[key.strip()] = value.strip()
+    return family.strip(), size.strip(), family_options(family.strip(), raw)
+
+
+def family_options(family: str, raw: dict[str, Any]) -> tuple[tuple[str, Option], ...]:
+    """`raw` options of `family` as sorted (key, value) pairs in the types of the family's
+    defaults, leaving out those equal to a default; an unknown key or a value of the wrong type
+    is one sentence."""
+    if not raw:
+        return ()
+    if family not in _FAMILIES:
+        raise UserError(f"unknown model family {family!r}; known: {', '.join(families())}")
+    known = _OPTIONS[family]
+    out = {}
+    for key, value in raw.items():
+        if key not in known:
+            takes = f"its options are {', '.join(sorted(known))}" if known else "it has none"
+            raise UserError(f"model family {family!r} has no option {key!r}; {takes}")
+        kind = type(known[key])
+        try:
+            typed = kind(value) if not isinstance(value, bool) else None
+            if typed is None or (kind is int and str(typed) != str(value).strip()):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise UserError(f"{family} option {key}={value!r}: expected {kind.__name__}") from None
+        if typed != known[key]:
+            out[key] = typed
+    return tuple(sorted(out.items()))
 
 
 MAX_PARAMS = 500_000_000  # 2 GB of fp32 weights: far beyond an edge model, and beyond training here
