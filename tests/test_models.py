@@ -124,13 +124,22 @@ def test_incomplete_model_file(cli, tmp_path):
     assert_refused(cli("distill", "--teacher", tmp_path / "t.pt", "--transfer", "0"), "incomplete", "state_dict")
 
 
-def test_resnet_64x8_is_resnet18_at_its_published_layout():
-    """The predictor is validated on it (benchmarks/reference_models.py): torchvision's ResNet-18
-    has 11,689,512 parameters and 1.81 G multiply-accumulates at 224x224."""
-    spec = ArchSpec("resnet", 64, 8, (3, 224, 224), 1000)
+@pytest.mark.parametrize("label,params", [("resnet:64x8", 11_689_512),                      # ResNet-18
+                                          ("resnet:64x16/layout=paper", 21_797_672),        # ResNet-34
+                                          ("resnet:64x16/block=bottleneck/layout=paper", 25_557_032)])  # -50
+def test_resnet_builds_the_published_layouts(label, params):
+    """The predictor is validated on these (benchmarks/predictor_error.py); the counts are
+    torchvision's at 224x224 and 1000 classes."""
+    family, size, options = registry.split_arch(label)
+    width, depth = map(int, size.split("x"))
     with torch.device("meta"):
-        params = count_params(build(spec))
-    assert params == 11_689_512
+        got = count_params(build(ArchSpec(family, width, depth, (3, 224, 224), 1000, options=options)))
+    assert got == params
+
+
+def test_resnet_paper_layout_takes_only_the_papers_depths():
+    with pytest.raises(UserError, match="8, 16, 33, 50"):
+        build(ArchSpec("resnet", 8, 5, (40,), 10, options=(("layout", "paper"),)))
 
 
 def test_mobilenetv2_paper_layout_is_the_published_model():
