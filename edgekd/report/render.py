@@ -261,7 +261,10 @@ def bench_notes(r: dict, rep: dict) -> list[str]:
 
 
 def predicted_ms(pred: dict) -> str:
-    return f"{ms(pred['p50_ms'])} [{ms(pred['low_ms'])}–{ms(pred['high_ms'])}]"
+    """The prediction and its interval; a size class no published latency checks says so
+    (bench files from before the classes existed carry no mark)."""
+    unchecked = f" (not validated: {pred['size_class']} model)" if pred.get("validated") is False else ""
+    return f"{ms(pred['p50_ms'])} [{ms(pred['low_ms'])}–{ms(pred['high_ms'])}]{unchecked}"
 
 
 def md_table(rows: list[list[str]]) -> str:
