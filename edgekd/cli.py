@@ -87,6 +87,10 @@ def distill(
     export: Annotated[Optional[bool], Opt("--export/--no-export", help="Export every generation when done")] = None,
     threads: Annotated[Optional[int], Opt(
         help="Torch threads for training (default: one per core; fewer on a busy machine)")] = None,
+    device: Annotated[Optional[str], Opt(
+        help="Where to train: auto (CUDA when present, else CPU) | cpu | cuda | cuda:N | mps")] = None,
+    precision: Annotated[Optional[str], Opt(
+        help="Training arithmetic: auto (bf16 on a GPU that has it, else fp32) | fp32 | bf16 | fp16")] = None,
     seed: Annotated[Optional[int], Opt(
         help="Seed for initialisation and batch order (the held-out splits stay fixed: --set data.seed=N redraws "
              "them)")] = None,
@@ -117,7 +121,7 @@ def distill(
                         teacher_epochs=teacher_epochs, teacher_arch=teacher_arch, teacher_width=teacher_width,
                         teacher_depth=teacher_depth, finetune_epochs=finetune_epochs, patience=patience,
                         augment=augment, direct=direct, baseline=baseline, export=export, threads=threads,
-                        seed=seed, config=config, sets=set_ or (), resume=resume)
+                        device=device, precision=precision, seed=seed, config=config, sets=set_ or (), resume=resume)
     with ChainProgress(quiet or as_json) as progress:
         try:
             run, measured = run_pipeline(recipe, out=out, resume=resume, on_event=progress, threads=threads,

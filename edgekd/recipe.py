@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -77,6 +78,8 @@ class TrainRecipe:
     seed: int = 0
     threads: int = 0               # torch threads; 0 = torch's default (one per core). On a machine another
                                    # process keeps busy, fewer threads than cores avoids stalls at every barrier
+    device: str = "auto"           # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N | mps
+    precision: str = "auto"        # auto (bf16 on CUDA that has it, else fp32) | fp32 | bf16 | fp16 (autocast)
 
 
 @dataclass(frozen=True)
@@ -280,6 +283,7 @@ def from_flags(*, chain: int | None = None, data: str | None = None, transfer: s
                teacher_epochs: int | None = None, finetune_epochs: int | None = None, patience: int | None = None,
                augment: bool | None = None, direct: bool | None = None, baseline: bool | None = None,
                export: bool | None = None, threads: int | None = None, seed: int | None = None,
+               device: str | None = None, precision: str | None = None,
                config: Path | None = None, sets: Sequence[str] = (), resume: Path | None = None) -> Recipe | None:
     """The validated recipe that `edgekd distill`'s flags ask for: the defaults, then the TOML
     `config`, then `sets` ("section.key=value"), then every flag given (None: not given).
@@ -298,7 +302,7 @@ def from_flags(*, chain: int | None = None, data: str | None = None, transfer: s
                     "options": [*(option or []), f"{owner.name}.peers={peers}"] if owner else option,
                     "layers": hint_layer, "plugins": [str(p.resolve()) for p in plugin] if plugin else None},
         "train": {"epochs": epochs, "finetune_epochs": finetune_epochs, "patience": patience, "seed": seed,
-                  "threads": threads},
+                  "threads": threads, "device": device, "precision": precision},
         "export": {"enabled": export},
     })
     if resume is not None:
@@ -392,6 +396,10 @@ def validate(recipe: Recipe) -> Recipe:
         (min(recipe.train.finetune_epochs, recipe.train.baseline_epochs, recipe.train.patience) >= 0,
          "train.finetune_epochs, baseline_epochs and patience must not be negative"),
         (recipe.train.threads >= 0, THREADS_NOT_NEGATIVE),
+        (re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", recipe.train.device.strip().lower()) is not None,
+         f"train.device (--device) must be auto, cpu, cuda, cuda:N or mps, not {recipe.train.device!r}"),
+        (recipe.train.precision in ("auto", "fp32", "bf16", "fp16"),
+         f"train.precision (--precision) must be auto, fp32, bf16 or fp16, not {recipe.train.precision!r}"),
         (recipe.export.calibration >= 1, "export.calibration must be at least 1"),
         (recipe.bench.processes >= 1, "bench.processes must be at least 1"),
         (recipe.teacher.combine in ("mean-logits", "mean-probs"), "teacher.combine must be mean-logits or mean-probs"),

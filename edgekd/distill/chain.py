@@ -24,6 +24,7 @@ import torch
 from edgekd import diskspace, host
 from edgekd.data import load_run_splits, load_splits, load_transfer
 from edgekd.data.load import resolve as resolve_data
+from edgekd.distill.compute import resolve as resolve_compute
 from edgekd.distill.defaults import choose, describe
 from edgekd.distill.linear import fit_linear
 from edgekd.distill.members import Context, train_controls, train_member
@@ -110,6 +111,7 @@ def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events) -> R
         recipe = dataclasses.replace(recipe, data=dataclasses.replace(
             recipe.data, spec=resolve_data(recipe.data.spec), transfer=resolve_data(recipe.data.transfer)))
     plan = build_objective(recipe)  # unknown methods, options or weights fail here, before any work
+    compute = resolve_compute(recipe.train.device, recipe.train.precision)  # no such GPU: before any work too
     if recipe.bench.enabled and recipe.export.enabled:
         from edgekd.targets import load_target
 
@@ -148,7 +150,7 @@ def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events) -> R
         run = Run.create(root, {
             "name": root.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "recipe": recipe.to_dict(), "versions": host.versions(), "host": host.describe(),
-            "torch_threads": torch.get_num_threads(), "members": {},
+            "torch_threads": torch.get_num_threads(), "members": {}, "compute": compute.record(),
             "data": {**splits.describe(), "augmentation": splits.augmentation if recipe.data.augment else "none"},
             "students": [a.to_dict() for a in archs], "architecture": choice.record,
             "disk": {"estimate_bytes": needed, "free_bytes": free},
@@ -159,7 +161,9 @@ def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events) -> R
         teacher_label = teacher.spec.label() if teacher.kind != "none" and not recipe.teacher.spec \
             else recipe.teacher.spec or "none (peers)"
         on_event({"kind": "message", "text": describe(choice, teacher_label, [a.label() for a in archs])})
-    ctx = Context(run, recipe, splits, on_event)
+    if resume and saved.get("compute") != compute.record():  # resumed on another device: say where each part ran
+        run.update_manifest(lambda m: m.setdefault("compute_history", []).append(compute.record()))
+    ctx = Context(run, recipe, splits, on_event, compute)
     torch.manual_seed(recipe.train.seed)
 
     if LINEAR not in run.manifest():

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from edgekd.data import Splits
+from edgekd.distill.compute import CPU, Compute
 from edgekd.distill.methods.dml import Cohort
 from edgekd.distill.objective import Objective, build_objective
 from edgekd.distill.students import augment_scale
@@ -41,6 +42,7 @@ class Context:
     recipe: Recipe
     splits: Splits
     on_event: Events
+    compute: Compute = CPU     # where members train; what they write is on the CPU
 
 
 def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | None,
@@ -73,8 +75,11 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
     student = build(spec)
     if mutual:  # peers start from different weights: that disagreement is what they teach each other
         student = Cohort([student] + [build(spec) for _ in range(objective.peers - 1)])
+    device = ctx.compute.device
+    student.to(device)
     if teacher is not None:
-        objective.attach(student, teacher.module, data.x[:8])
+        teacher.to(device)  # soft targets and online features on the training device
+        objective.attach(student, teacher.module, data.x[:8].to(device))
         if data.augment_scale is None and not objective.needs_online_teacher:
             data.soft = teacher.logits(data.x)   # inputs never change: teacher runs once
         else:
@@ -87,9 +92,13 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
     started = time.perf_counter()
     try:
         result = train(student, objective, data, schedule, checkpoint=run.checkpoint_path(name),
-                       on_epoch=lambda row: ctx.on_event({"kind": "epoch", "member": name, **row}))
+                       on_epoch=lambda row: ctx.on_event({"kind": "epoch", "member": name, **row}),
+                       compute=ctx.compute)
     finally:
         objective.detach()  # hooks off: this student teaches the next generation clean
+        student.cpu()  # scored, saved and handed on from the CPU, as on any machine
+        if teacher is not None:
+            teacher.to(torch.device("cpu"))
     seconds = time.perf_counter() - started
     peers = list(student.peers) if mutual else [student]
     x_val, y_val = torch.from_numpy(s.x_val), torch.from_numpy(s.y_val)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from edgekd.distill import exported
+from edgekd.distill.compute import module_device
 from edgekd.errors import UserError, reason
 from edgekd.models import ArchSpec, load_model
 from edgekd.runs import TEACHER_FILES, Run, model_files
@@ -51,6 +52,7 @@ class Teacher:
         features a hooked (primary) teacher module records can feed the student's loss. The
         batch goes through whole (batch_size None): hooks keep one call's features."""
         x = torch.as_tensor(x, dtype=torch.float32)
+        home = x.device  # logits come back where the inputs were
         batch_size = batch_size or max(1, len(x))
         if self.members:  # every member runs: the primary one's hooks fire, the soft targets are the ensemble's
             stacked = torch.stack([m.forward(x, batch_size) for m in self.members])  # (M, N, C)
@@ -63,10 +65,17 @@ class Teacher:
             chunk = x[i:i + batch_size]
             if self.session is not None:
                 name = self.session.get_inputs()[0].name
-                outs.append(torch.from_numpy(np.asarray(self.session.run(None, {name: chunk.numpy()})[0])))
+                outs.append(torch.from_numpy(np.asarray(self.session.run(None, {name: chunk.cpu().numpy()})[0])))
             else:
-                outs.append(self.module(chunk))
-        return torch.cat(outs).float()
+                outs.append(self.module(chunk.to(module_device(self.module))))
+        return torch.cat([o.to(home) for o in outs]).float()
+
+    def to(self, device: torch.device) -> "Teacher":
+        """Move a torch teacher (every torch member of an ensemble) to `device`; ONNX runs where it runs."""
+        for t in self.members or [self]:  # a primary ensemble's module is its first member's
+            if t.module is not None:
+                t.module.to(device)
+        return self
 
     def params(self) -> int | None:
         """Parameter count: a torch module's, an ONNX file's weight tensors', an ensemble's sum."""

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgekd.data.augment import augment
+from edgekd.distill.compute import CPU, Compute, module_device
 from edgekd.distill.methods import Batch
 from edgekd.distill.objective import Objective
 from edgekd.errors import UserError, reason
@@ -104,34 +105,45 @@ def lr_at(step: int, total: int, peak: float) -> float:
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) in eval mode. A cohort of peers (dml) scores as its best
-    peer, the one the chain exports, so its curve and best epoch are that peer's."""
+    """(accuracy, mean cross-entropy) in eval mode, in fp32 on the model's device. A cohort of
+    peers (dml) scores as its best peer, the one the chain exports, so its curve and best epoch
+    are that peer's."""
     if isinstance(getattr(model, "peers", None), nn.ModuleList):
         return max((evaluate(p, x, y, batch_size) for p in model.peers), key=lambda r: (r[0], -r[1]))  # chain: same key
     was = model.training
     model.eval()
-    logits = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    device = module_device(model)
+    logits = torch.cat([model(x[i:i + batch_size].to(device)) for i in range(0, len(x), batch_size)])
     model.train(was)
+    y = y.to(device)
     return (logits.argmax(1) == y).float().mean().item(), F.cross_entropy(logits, y).item()
 
 
 def train(student: nn.Module, objective: Objective, data: TrainData, schedule: Schedule,
-          checkpoint: Path | None = None, on_epoch: Callable[[dict], None] | None = None) -> dict:
+          checkpoint: Path | None = None, on_epoch: Callable[[dict], None] | None = None,
+          compute: Compute = CPU) -> dict:
     """Train, keeping the epoch `schedule.select` picks; returns {"best_epoch", "kept_epoch",
     "val_acc" (of the kept epoch), "history"}.
 
     With `checkpoint`, state is saved after each epoch and an existing checkpoint is resumed.
+    The data stays where it is (the CPU); each batch moves to `compute.device`, where the
+    student and the objective's adapters train (the caller places a torch teacher there).
     """
     from edgekd.diskspace import tensor_bytes
     from edgekd.runs import atomic_path
 
+    device = compute.device
+    student.to(device)
+    objective.to(device)
     params = list(student.parameters()) + list(objective.parameters())
-    optimizer = torch.optim.AdamW(params, lr=schedule.lr, weight_decay=schedule.weight_decay, **ADAMW_OPTIONS)
+    fused = ADAMW_OPTIONS if device.type in ("cpu", "cuda") else {}  # no fused kernel elsewhere
+    optimizer = torch.optim.AdamW(params, lr=schedule.lr, weight_decay=schedule.weight_decay, **fused)
+    scaler = compute.scaler()
     labelled = (data.y >= 0).nonzero().squeeze(1)
     state = {"epoch": 0, "history": [], "best_acc": -1.0, "best_loss": math.inf, "best_epoch": 0,
              "best_state": None, "stale": 0, "stopped": False}
     if checkpoint is not None and checkpoint.exists():
-        state = _resume(checkpoint, student, objective, optimizer)
+        state = _resume(checkpoint, student, objective, optimizer, scaler)
 
     total_epochs = schedule.epochs + schedule.finetune_epochs
     steps_main = schedule.epochs * math.ceil(len(data.x) / schedule.batch_size)
@@ -159,23 +171,26 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
             idx = order[i * schedule.batch_size:(i + 1) * schedule.batch_size]
             x = data.x[idx]
             teacher_logits = None
-            if data.augment_scale is not None:
+            if data.augment_scale is not None:  # on the CPU: its generator fixes the noise, whatever the device
                 x = augment(x, gen, data.augment_scale, data.augmentation)
+            x = x.to(device, non_blocking=True)
             use = ce_only if finetune else objective
-            if use.needs_teacher:
-                if data.soft is not None and data.augment_scale is None:
-                    teacher_logits = data.soft[idx]
-                else:  # no_grad, not inference_mode: hooked teacher features feed the student's loss
-                    with torch.no_grad():
-                        teacher_logits = data.teacher(x)
-            terms = use(Batch(student(x), teacher_logits, data.y[idx]))
+            with compute.autocast():
+                if use.needs_teacher:
+                    if data.soft is not None and data.augment_scale is None:
+                        teacher_logits = data.soft[idx].to(device, non_blocking=True)
+                    else:  # no_grad, not inference_mode: hooked teacher features feed the student's loss
+                        with torch.no_grad():
+                            teacher_logits = data.teacher(x).to(device)
+                terms = use(Batch(student(x), teacher_logits, data.y[idx].to(device, non_blocking=True)))
             if not torch.isfinite(terms["loss"]):
                 raise UserError(f"training diverged at epoch {len(state['history']) + 1} "
                                 f"(loss {terms['loss'].item()}); "
                                 "lower train.lr or check the data")
             optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            optimizer.step()
+            scaler.scale(terms["loss"]).backward()
+            scaler.step(optimizer)
+            scaler.update()
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.item()
         val_acc, val_loss = evaluate(student, data.x_val, data.y_val)
@@ -195,7 +210,7 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
         if checkpoint is not None and (saved is None or time.perf_counter() - saved >= CHECKPOINT_SECONDS
                                        or epoch + 1 == total_epochs):
             saved = time.perf_counter()
-            payload = _checkpoint_payload(state, student, objective, optimizer)
+            payload = _checkpoint_payload(state, student, objective, optimizer, scaler)
             with atomic_path(checkpoint, tensor_bytes(payload)) as tmp:
                 torch.save(payload, tmp)
         if on_epoch:
@@ -209,14 +224,26 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
     return {"best_epoch": state["best_epoch"], "kept_epoch": kept, "val_acc": val_acc, "history": state["history"]}
 
 
-def _checkpoint_payload(state, student, objective, optimizer) -> dict:
-    return {"format": CHECKPOINT_FORMAT, "epoch": state["epoch"], "history": json.dumps(state["history"]),
-            "best_acc": state["best_acc"], "best_loss": state["best_loss"], "best_epoch": state["best_epoch"],
-            "best_state": state["best_state"], "stale": state["stale"], "stopped": state["stopped"],
-            "model": student.state_dict(), "objective": objective.state_dict(), "optimizer": optimizer.state_dict()}
+def _checkpoint_payload(state, student, objective, optimizer, scaler) -> dict:
+    payload = {"format": CHECKPOINT_FORMAT, "epoch": state["epoch"], "history": json.dumps(state["history"]),
+               "best_acc": state["best_acc"], "best_loss": state["best_loss"], "best_epoch": state["best_epoch"],
+               "best_state": state["best_state"], "stale": state["stale"], "stopped": state["stopped"],
+               "model": student.state_dict(), "objective": objective.state_dict(),
+               "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()}
+    return _to_cpu(payload)  # a GPU run's checkpoint resumes on a machine without one
 
 
-def _resume(path: Path, student, objective, optimizer) -> dict:
+def _to_cpu(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
+def _resume(path: Path, student, objective, optimizer, scaler) -> dict:
     if path.stat().st_size == 0:  # a crash or a full disk while it was first written
         raise UserError(f"cannot resume from {path}: the file is empty; delete it to restart that member")
     try:
@@ -226,6 +253,8 @@ def _resume(path: Path, student, objective, optimizer) -> dict:
         student.load_state_dict(payload["model"])
         objective.load_state_dict(payload["objective"])
         optimizer.load_state_dict(payload["optimizer"])
+        if payload.get("scaler"):  # fp16 runs; checkpoints from before precisions carry none
+            scaler.load_state_dict(payload["scaler"])
     except pickle.UnpicklingError as e:  # worded as edgekd.models.io words it: a pickle of code, or a damaged one
         if "unsupported global" in str(e).lower():
             raise UserError(f"cannot resume from {path}: it is not plain weights (it pickles code or objects); "

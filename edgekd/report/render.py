@@ -164,8 +164,11 @@ def _sections(res: RunResults, within: float) -> dict:
 
 def _method(res: RunResults) -> list[str]:
     m = res.manifest
-    lines = [f"Trained on {m['host']['cpu']} ({m['host']['cores']} cores, torch {m['versions'].get('torch')}, "
-             f"{m.get('torch_threads')} threads); data {m['data']['spec']} (fingerprint {m['data']['fingerprint']}: "
+    compute = m.get("compute", {"device": "cpu", "precision": "fp32"})  # runs from before devices trained so
+    on = "" if compute["device"] == "cpu" else f" on {compute.get('name', compute['device'])} ({compute['device']})"
+    lines = [f"Trained{on} in {compute['precision']} arithmetic; host {m['host']['cpu']} ({m['host']['cores']} "
+             f"cores, torch {m['versions'].get('torch')}, {m.get('torch_threads')} threads); "
+             f"data {m['data']['spec']} (fingerprint {m['data']['fingerprint']}: "
              f"{m['data']['train']} train, {m['data']['val']} val, {m['data']['test']} test, "
              f"{m['data']['transfer']} transfer).",
              "Accuracy of each artifact is top-1 on the test set computed by its own runtime ("
