@@ -83,6 +83,15 @@ def distill(
         "--baseline/--no-baseline",
         help="Also train each student from scratch: for the same optimizer steps and for the recipe's epochs")] = None,
     export: Annotated[Optional[bool], Opt("--export/--no-export", help="Export every generation when done")] = None,
+    target: Annotated[Optional[str], Opt(
+        help="The device this run is for (a profile name, host, or a .toml): benchmarked, and the latency "
+             "budget's")] = None,
+    latency_budget: Annotated[Optional[float], Opt(
+        help="Every generation must run within this many ms (p50, batch 1) on --target; the students are "
+             "searched for it before training")] = None,
+    size_budget: Annotated[Optional[str], Opt(
+        help="Every generation's deployed artifact must fit in this size: 100KB, 1.5MiB (B, KB, MB, KiB, "
+             "MiB)")] = None,
     threads: Annotated[Optional[int], Opt(
         help="Torch threads for training (default: one per core; fewer on a busy machine)")] = None,
     seed: Annotated[Optional[int], Opt(
@@ -115,7 +124,8 @@ def distill(
                         teacher_epochs=teacher_epochs, teacher_arch=teacher_arch, teacher_width=teacher_width,
                         teacher_depth=teacher_depth, finetune_epochs=finetune_epochs, patience=patience,
                         augment=augment, direct=direct, baseline=baseline, export=export, threads=threads,
-                        seed=seed, config=config, sets=set_ or (), resume=resume)
+                        seed=seed, target=target, latency_budget=latency_budget, size_budget=size_budget,
+                        config=config, sets=set_ or (), resume=resume)
     with ChainProgress(quiet or as_json) as progress:
         try:
             run, measured = run_pipeline(recipe, out=out, resume=resume, on_event=progress, threads=threads,
@@ -133,8 +143,10 @@ def distill(
         from edgekd.console import out as console
         from edgekd.console import table
 
+        budget_column = [("budget", f"budget {run.manifest()['budget']['budget']}", "")] \
+            if "budget" in run.manifest() else []
         console.print(table(f"run {run.root}", [linear] * bool(linear) + rows,
-                            CHAIN_COLUMNS + _control_columns(run.manifest())))
+                            CHAIN_COLUMNS + _control_columns(run.manifest()) + budget_column))
         console.print(f"accuracy on {rows[0]['test_rows'] if rows else '?'} test rows with its 95% interval; a gain "
                       "marked noise is within noise (McNemar's exact test, p >= 0.05)")
         if artifacts:
