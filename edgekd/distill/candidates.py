@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from edgekd import host, runtimes
+from edgekd.bench.predict import METHOD
 from edgekd.data import Splits
 from edgekd.distill.budget import Budget, Candidate, closest, meeting_artifact, select_chain
 from edgekd.distill.defaults import FAMILY_SIZES, Size, family_size
@@ -115,6 +116,7 @@ def search(recipe: Recipe, splits: Splits, default: Size | None, mean, std, on_e
               "target": budget.target, "artifacts": list(budget.artifacts) or [k.name for k in kinds],
               "ratio": recipe.budget.ratio, "generations_asked": recipe.chain.generations,
               "search": {"candidates": len(candidates), "seconds": round(seconds, 1), "latency": how,
+                         "method": METHOD if budget.latency_ms is not None else None,
                          "timing": TIMING if budget.latency_ms is not None else None},
               "candidates": [{**c.to_dict(), "meets": meeting_artifact(c, budget), "trained": trained.get(c.label)}
                              for c in candidates],
@@ -224,5 +226,5 @@ def _time(exported: list[tuple[Candidate, dict[str, Path]]], recipe: Recipe, spl
                 row.update(latency_ms=p["p50_ms"], low_ms=p["low_ms"], high_ms=p["high_ms"], predicted=True)
             artifacts[name] = row
         out.append(Candidate(c.family, c.width, c.depth, c.params, c.macs, artifacts))
-    return out, (f"predicted for {target.name} ({predict.METHOD})" if predicts else "measured on this host")
+    return out, (f"predicted for {target.name}" if predicts else "measured on this host")
 
