@@ -143,12 +143,16 @@ def distill(
         from edgekd.console import out as console
         from edgekd.console import table
 
-        budget_column = [("budget", f"budget {run.manifest()['budget']['budget']}", "")] \
-            if "budget" in run.manifest() else []
+        budget = run.manifest().get("budget")
+        budget_column = [("budget", "budget", "")] * bool(budget)
         console.print(table(f"run {run.root}", [linear] * bool(linear) + rows,
                             CHAIN_COLUMNS + _control_columns(run.manifest()) + budget_column))
         console.print(f"accuracy on {rows[0]['test_rows'] if rows else '?'} test rows with its 95% interval; a gain "
                       "marked noise is within noise (McNemar's exact test, p >= 0.05)")
+        if budget:
+            met = sum(c["meets"] is not None for c in budget["candidates"])
+            console.print(f"budget: {budget['budget']} ({met} of {len(budget['candidates'])} candidate students met "
+                          "it untrained; the report shows them all)")
         if artifacts:
             console.print(table("exported artifacts (accuracy measured in each runtime)", artifacts, ARTIFACT_COLUMNS))
         for bench_file in run.bench_files():

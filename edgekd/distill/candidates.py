@@ -71,15 +71,17 @@ def grid(family: str, size: tuple[int, int], others: bool, input_shape: tuple[in
             own_width, own_depth = family_size(other)
             sizes += [(other, w, own_depth) for w in dict.fromkeys(max(1, round(own_width * f)) for f in OTHER_WIDTHS)
                       if other != family]
-    specs = []
+    specs, seen = [], set()
     for f, w, d in dict.fromkeys(sizes):
         spec = ArchSpec(f, w, d, tuple(input_shape), classes)
         try:
             model = build(spec)
         except UserError:
             continue  # a family that does not take this input shape
-        if below_params is not None and count_params(model) >= below_params:
-            continue
+        params = count_params(model)
+        if (below_params is not None and params >= below_params) or (f, d, params) in seen:
+            continue  # as large as the teacher, or the same model again (mobilenetv2 builds widths below 8 as 8)
+        seen.add((f, d, params))
         specs.append(spec)
         if len(specs) == cap:
             break
