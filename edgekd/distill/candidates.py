@@ -8,8 +8,8 @@ default width (3 each; a table keeps to the MLP). The grid is capped at budget.c
 the weights), is exported with edgekd.export.pipeline.export_model into a temporary folder
 in every kind the budget allows, sized, and, for a latency budget, timed once in a fresh
 process per artifact (edgekd.bench.local, 1 process, >= 0.05 s) and predicted for the
-target (edgekd.bench.predict, as `edgekd bench` does). On this 2-core host that is a few
-seconds a candidate, about two minutes for 24 candidates with ONNX and OpenVINO kinds.
+target (edgekd.bench.predict, as `edgekd bench` does). On a shared 2-core host that came to
+243 s for 21 digits candidates in 5 ONNX and OpenVINO kinds, 14 s for 6 in ONNX fp32 alone.
 edgekd.distill.budget then keeps those within the budget and plans the chain.
 """
 
@@ -109,9 +109,10 @@ def search(recipe: Recipe, splits: Splits, default: Size | None, mean, std, on_e
     seconds = time.monotonic() - started
     chosen = select_chain(candidates, budget, recipe.chain.generations, recipe.budget.ratio)
     if not chosen:
+        faster = " or choose a faster --target" if budget.latency_ms is not None else ""
         raise UserError(f"no candidate student meets the budget of {budget.describe()}: {closest(candidates, budget)} "
-                        f"({len(candidates)} candidates measured); raise the budget, allow more artifact kinds "
-                        "(budget.artifacts, --set export.int8=true) or choose a faster target")
+                        f"({len(candidates)} candidates measured); raise the budget, allow int8 and fp16 artifacts "
+                        f"(export.int8, budget.artifacts){faster}")
     trained = {c.label: f"gen-{k}" for k, c in enumerate(chosen, start=1)}
 
     record = {"budget": budget.describe(), "latency_ms": budget.latency_ms, "size_bytes": budget.size_bytes,
@@ -196,7 +197,7 @@ def _time(exported: list[tuple[Candidate, dict[str, Path]]], recipe: Recipe, spl
 
     target = load_target(recipe.budget.target)
     threads = min(target.threads, host.cores())
-    inputs = tmp / "inputs.npz"
+    inputs = tmp / "test-rows.npz"  # the runner reads x and y
     np.savez(inputs, x=splits.x_test[:64], y=splits.y_test[:64])
     jobs = {(c.label, name): Job(c.label, name, paths[name], runtimes.kind(name).runtime.name)
             for c, paths in exported for name, m in c.artifacts.items() if "error" not in m}
