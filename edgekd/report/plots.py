@@ -201,7 +201,7 @@ def budget_candidates(res: RunResults, directory: Path) -> list[Path]:
     handles += [Line2D([], [], color="red", lw=1, ls=":", label=f"budget {budget['budget']}"),
                 Line2D([], [], ls="", marker="o", mfc="none", mec="black", ms=11,
                        label="trained (ring: the artifact\nthat met the budget)"),
-                Line2D([], [], ls="", marker="o", color="0.3", alpha=0.3, label="faded: over the budget")]
+                Line2D([], [], ls="", marker="o", color="0.3", alpha=0.3, label="faded: over this panel's limit")]
     axes[0][-1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     axes[0][0].set_title(f"Budget search: {len(budget['candidates'])} untrained candidates"
                          + (f", latency {how}" if budget.get("latency_ms") is not None else ""))
