@@ -85,6 +85,15 @@ def distill(
         "--baseline/--no-baseline",
         help="Also train each student from scratch: for the same optimizer steps and for the recipe's epochs")] = None,
     export: Annotated[Optional[bool], Opt("--export/--no-export", help="Export every generation when done")] = None,
+    target: Annotated[Optional[str], Opt(
+        help="The device this run is for (a profile name, host, or a .toml): benchmarked, and the latency "
+             "budget's")] = None,
+    latency_budget: Annotated[Optional[float], Opt(
+        help="Every generation must run within this many ms (p50, batch 1) on --target; the students are "
+             "searched for it before training")] = None,
+    size_budget: Annotated[Optional[str], Opt(
+        help="Every generation's deployed artifact must fit in this size: 100KB, 1.5MiB (B, KB, MB, KiB, "
+             "MiB)")] = None,
     threads: Annotated[Optional[int], Opt(
         help="Torch threads for training (default: one per core; fewer on a busy machine)")] = None,
     device: Annotated[Optional[str], Opt(
@@ -121,7 +130,9 @@ def distill(
                         teacher_epochs=teacher_epochs, teacher_arch=teacher_arch, teacher_width=teacher_width,
                         teacher_depth=teacher_depth, finetune_epochs=finetune_epochs, patience=patience,
                         augment=augment, direct=direct, baseline=baseline, export=export, threads=threads,
-                        device=device, precision=precision, seed=seed, config=config, sets=set_ or (), resume=resume)
+                        device=device, precision=precision, seed=seed, target=target,
+                        latency_budget=latency_budget, size_budget=size_budget, config=config, sets=set_ or (),
+                        resume=resume)
     with ChainProgress(quiet or as_json) as progress:
         try:
             run, measured = run_pipeline(recipe, out=out, resume=resume, on_event=progress, threads=threads,
@@ -139,10 +150,16 @@ def distill(
         from edgekd.console import out as console
         from edgekd.console import table
 
+        budget = run.manifest().get("budget")
+        budget_column = [("budget", "budget", "")] * bool(budget)
         console.print(table(f"run {run.root}", [linear] * bool(linear) + rows,
-                            CHAIN_COLUMNS + _control_columns(run.manifest())))
+                            CHAIN_COLUMNS + _control_columns(run.manifest()) + budget_column))
         console.print(f"accuracy on {rows[0]['test_rows'] if rows else '?'} test rows with its 95% interval; a gain "
                       "marked noise is within noise (McNemar's exact test, p >= 0.05)")
+        if budget:
+            met = sum(c["meets"] is not None for c in budget["candidates"])
+            console.print(f"budget: {budget['budget']} ({met} of {len(budget['candidates'])} candidate students met "
+                          "it untrained; the report shows them all)")
         if artifacts:
             console.print(table("exported artifacts (accuracy measured in each runtime)", artifacts, ARTIFACT_COLUMNS))
         for bench_file in run.bench_files():

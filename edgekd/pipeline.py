@@ -35,14 +35,36 @@ def _stages(recipe: Recipe | None, out: Path | None, resume: Path | None, on_eve
         on_event({"kind": "message", "text": "exporting every generation to "
                   + describe(tuple(export["formats"]), export["int8"])})
         export_run(run.root, tuple(export["formats"]), export["int8"], export["calibration"], on_event=on_event)
-        if bench["enabled"] and bench["targets"]:
+        budget = run.manifest().get("budget")
+        targets = list(bench["targets"]) if bench["enabled"] else []
+        spec = saved.get("budget", {}).get("target")  # as given: a profile's name or a .toml path
+        if budget and spec and spec not in targets:  # the budget's check needs its target's bench
+            targets.append(spec)
+        if targets:
             from edgekd.bench.pipeline import bench_run
 
-            on_event({"kind": "message", "text": f"benchmarking for {', '.join(bench['targets'])}"})
-            measured = bench_run(run.root, list(bench["targets"]), processes=bench["processes"],
+            on_event({"kind": "message", "text": f"benchmarking for {', '.join(targets)}"})
+            measured = bench_run(run.root, targets, processes=bench["processes"],
                                  min_seconds=bench["min_seconds"], on_event=on_event)
+        if budget:
+            _recheck_budget(run, measured, on_event)
     from edgekd.report.render import build_report
 
     build_report(run.root)
     run.update_manifest(lambda m: m.update(status="done"))
     return run, measured
+
+
+def _recheck_budget(run: Run, measured: dict, on_event: Events) -> None:
+    """Every trained generation against the budget again, recorded in the manifest and shown."""
+    from edgekd.distill.budget import recheck
+    from edgekd.runs import read_bench
+
+    budget = run.manifest()["budget"]
+    bench = measured.get(budget["target"]) if budget["target"] else None
+    if budget["target"] and bench is None and run.bench_path(budget["target"]).is_file():
+        bench = read_bench(run.bench_path(budget["target"]))
+    verdicts = recheck(run.manifest(), bench)
+    run.update_manifest(lambda m: m["budget"].update(verdicts=verdicts))
+    for member, v in verdicts.items():
+        on_event({"kind": "message", "text": f"budget {budget['budget']}: {member} {v['text']}"})

@@ -117,6 +117,22 @@ class BenchRecipe:
 
 
 @dataclass(frozen=True)
+class BudgetRecipe:
+    """What the students must meet on a device (edgekd.distill.budget); both 0: no budget, the
+    students are planned as [student] says."""
+    latency_ms: float = 0.0        # p50 at batch 1 on `target` (predicted; measured when the target is host)
+    size_bytes: int = 0            # bytes on disk of the deployed artifact (--size-budget takes 100KB, 1MiB)
+    target: str = ""               # the device of the latency budget: a profile name or a .toml path
+    artifacts: tuple[str, ...] = ()  # artifact kinds that may meet it ("onnx-int8"); () = every kind exported
+    candidates: int = 24           # architectures the search exports and measures before training, at most
+    ratio: float = 0.5             # each next generation has at most this fraction of the previous one's MACs
+
+    @property
+    def active(self) -> bool:
+        return self.latency_ms > 0 or self.size_bytes > 0
+
+
+@dataclass(frozen=True)
 class Recipe:
     data: DataRecipe = field(default_factory=DataRecipe)
     teacher: TeacherRecipe = field(default_factory=TeacherRecipe)
@@ -126,6 +142,7 @@ class Recipe:
     chain: ChainRecipe = field(default_factory=ChainRecipe)
     export: ExportRecipe = field(default_factory=ExportRecipe)
     bench: BenchRecipe = field(default_factory=BenchRecipe)
+    budget: BudgetRecipe = field(default_factory=BudgetRecipe)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {f.name: _plain(dataclasses.asdict(getattr(self, f.name))) for f in fields(self)}
@@ -224,7 +241,8 @@ def _anchor(raw: dict, folder: Path) -> dict:
         return path(value) if value.endswith(".toml") or "/" in value or os.sep in value else value
 
     kinds = {("data", "spec"): data, ("data", "transfer"): data, ("teacher", "spec"): path,
-             ("teacher", "ensemble"): path, ("distill", "plugins"): path, ("bench", "targets"): target}
+             ("teacher", "ensemble"): path, ("distill", "plugins"): path, ("bench", "targets"): target,
+             ("budget", "target"): target}
     for (section, key), anchor in kinds.items():
         table = raw.get(section)
         if not isinstance(table, dict) or key not in table:
@@ -284,6 +302,7 @@ def from_flags(*, chain: int | None = None, data: str | None = None, transfer: s
                augment: bool | None = None, direct: bool | None = None, baseline: bool | None = None,
                export: bool | None = None, threads: int | None = None, seed: int | None = None,
                device: str | None = None, precision: str | None = None,
+               target: str | None = None, latency_budget: float | None = None, size_budget: str | None = None,
                config: Path | None = None, sets: Sequence[str] = (), resume: Path | None = None) -> Recipe | None:
     """The validated recipe that `edgekd distill`'s flags ask for: the defaults, then the TOML
     `config`, then `sets` ("section.key=value"), then every flag given (None: not given).
@@ -304,6 +323,7 @@ def from_flags(*, chain: int | None = None, data: str | None = None, transfer: s
         "train": {"epochs": epochs, "finetune_epochs": finetune_epochs, "patience": patience, "seed": seed,
                   "threads": threads, "device": device, "precision": precision},
         "export": {"enabled": export},
+        **_budget_flags(target, latency_budget, size_budget),
     })
     if resume is not None:
         if config is not None or sets or any(keys != {"threads": threads} for keys in given.values()):
@@ -315,6 +335,17 @@ def from_flags(*, chain: int | None = None, data: str | None = None, transfer: s
     if owner and owner.name not in recipe.distill.methods:
         raise UserError(f"--peers is for --method {owner.name} ({owner.flag_options['peers']})")
     return validate(recipe)
+
+
+def _budget_flags(target: str | None, latency_ms: float | None, size: str | None) -> dict[str, dict[str, Any]]:
+    """--target (the device: the budget's and the bench's), --latency-budget MS, --size-budget 100KB."""
+    from edgekd.distill.budget import check_latency, parse_size
+
+    if latency_ms is not None:
+        check_latency(latency_ms, "--latency-budget")
+    return {"budget": {"target": target, "latency_ms": latency_ms,
+                       "size_bytes": parse_size(size) if size is not None else None},
+            "bench": {"targets": [target] if target else None}}
 
 
 def _flag_owner(option: str) -> type[Method]:
@@ -368,6 +399,7 @@ LIMITS = {
     ("chain", "generations"): (1, 100, "a chain that long shrinks every width to 1"),
     ("export", "calibration"): (1, 1_000_000, "int8 calibration needs a few hundred rows"),
     ("bench", "processes"): (1, 100, "more measures nothing new"),
+    ("budget", "candidates"): (1, 64, "each is exported and measured before training: a few dozen take minutes"),
 }
 
 
@@ -414,9 +446,37 @@ def validate(recipe: Recipe) -> Recipe:
         value = getattr(getattr(recipe, section), key)
         if not low <= value <= high:
             raise UserError(f"{section}.{key} must be from {low:,} to {high:,} ({why}), not {value:,}")
+    _validate_budget(recipe)
     method_weights(recipe)
     method_options(recipe)
     return recipe
+
+
+def _validate_budget(recipe: Recipe) -> None:
+    """[budget]: its numbers in range, a device for a latency budget, and no student flag it would override."""
+    from edgekd.distill.budget import check_latency, check_size
+    from edgekd.runtimes import KINDS
+
+    b = recipe.budget
+    if b.latency_ms != 0:
+        check_latency(b.latency_ms, "budget.latency_ms (--latency-budget)")
+    if b.size_bytes != 0:
+        check_size(b.size_bytes, "budget.size_bytes (--size-budget)")
+    exported = [name for name, k in KINDS.items() if k.format.exported]
+    checks = [
+        (not b.latency_ms or b.target, "a latency budget is for a device: add --target NAME (budget.target; "
+                                       "`edgekd targets list` names them, host is this machine)"),
+        (0 < b.ratio < 1, "budget.ratio must be between 0 and 1 (exclusive)"),
+        (set(b.artifacts) <= set(exported),
+         f"budget.artifacts must be drawn from {', '.join(exported)}, not {', '.join(b.artifacts)}"),
+        (not b.active or not (recipe.student.students or recipe.student.width or recipe.student.depth),
+         "a budget chooses the students' widths and depths; drop --students, --width and --depth "
+         "(--student FAMILY keeps the search to one family)"),
+        (not b.active or recipe.export.enabled, "a budget is met by an exported artifact; drop --no-export"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
 
 
 def method_weights(recipe: Recipe) -> dict[str, float]:

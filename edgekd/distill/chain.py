@@ -29,7 +29,7 @@ from edgekd.distill.defaults import choose, describe
 from edgekd.distill.linear import fit_linear
 from edgekd.distill.members import Context, train_controls, train_member
 from edgekd.distill.objective import build_objective, check_pairs
-from edgekd.distill.students import plan_students
+from edgekd.distill.students import input_stats, plan_students
 from edgekd.distill.teacher_stage import finish_teacher, open_teacher
 from edgekd.errors import UserError
 from edgekd.locking import run_lock
@@ -93,6 +93,20 @@ def _distill_locked(recipe: Recipe | None, root: Path, resume: Path | None, on_e
         torch.set_num_threads(default_threads)  # a library call leaves the process as it found it
 
 
+def _budget_search(recipe: Recipe, plan, splits, choice, teacher, on_event: Events):
+    """edgekd.distill.candidates.search, for a recipe with a [budget]: students smaller than the teacher."""
+    from edgekd.distill.candidates import search
+    from edgekd.models import build, count_params
+
+    if plan.same_architecture:
+        raise UserError("a budget chooses the students' architectures, and self-distillation keeps the "
+                        "teacher's: drop the budget or the method")
+    mean, std = input_stats(splits, recipe.data.standardize)
+    limit = None if plan.mutual else teacher.params() if teacher.module is not None or teacher.spec is None \
+        else count_params(build(teacher.spec))
+    return search(recipe, splits, choice.student if choice else None, mean, std, on_event, below_params=limit)
+
+
 def _fit_linear(ctx: Context) -> None:
     """The run's linear reference (edgekd.distill.linear), before the teacher: seconds of work
     that tell the user at once whether the networks earn their keep."""
@@ -136,8 +150,13 @@ def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events) -> R
     if choice:
         recipe = choice.recipe
     teacher = open_teacher(recipe, splits, plan, run)
+    found = None
+    if recipe.budget.active and not resume:  # the students the budget allows, measured before any training
+        found = _budget_search(recipe, plan, splits, choice, teacher, on_event)
+        recipe = dataclasses.replace(recipe, chain=dataclasses.replace(recipe.chain, generations=len(found.chain)))
     recorded = saved.get("students")
     archs = ([ArchSpec.from_dict(d) for d in recorded] if recorded  # resume builds what the run planned
+             else found.chain if found
              else plan_students(recipe, teacher, splits, plan.same_architecture, strict=not resume,
                                 default=choice.student if choice else None))
     check_pairs(recipe, plan, teacher, archs, splits.x_val[:8])
@@ -154,6 +173,7 @@ def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events) -> R
             "data": {**splits.describe(), "augmentation": splits.augmentation if recipe.data.augment else "none"},
             "students": [a.to_dict() for a in archs], "architecture": choice.record,
             "disk": {"estimate_bytes": needed, "free_bytes": free},
+            **({"budget": found.record} if found else {}),
             "status": "running"})
         link_latest(run.root)
     on_event({"kind": "run", "root": str(run.root)})

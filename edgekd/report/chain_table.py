@@ -34,7 +34,8 @@ def summary_rows(run: Run) -> list[dict]:
         c = control_names(manifest, name)
         row = {"member": name, "arch": g["label"], "params": g["params"], "macs": g["macs"],
                "size_bytes": g["size_bytes"], "teacher": g["teacher"], "test_acc": g["test_acc"],
-               "test_ci": brackets(g["test_acc"], n), "test_rows": n, "agreement": g.get("agreement")}
+               "test_ci": brackets(g["test_acc"], n), "test_rows": n, "agreement": g.get("agreement"),
+               "budget": manifest.get("budget", {}).get("verdicts", {}).get(name, {}).get("text")}
         for kind, (acc, delta, text) in CONTROL_FIELDS.items():
             b = members[c[kind]] if kind in c else None
             gain = member_gain(run, manifest, name, c[kind]) if b else None

@@ -160,6 +160,54 @@ def latency_vs_accuracy(res: RunResults, target: str, directory: Path) -> list[P
     return _save(fig, directory, f"latency_vs_accuracy_{target}")
 
 
+def budget_candidates(res: RunResults, directory: Path) -> list[Path]:
+    """Every candidate the budget search measured: latency on the target and/or size on disk vs
+    parameters, one point per artifact kind, the budget as a line, the trained ones ringed."""
+    plt = _plt()
+    from matplotlib.lines import Line2D
+
+    budget = res.manifest["budget"]
+    panels = [(key, limit, label) for key, limit, label in (
+        ("latency_ms", budget.get("latency_ms"), f"p50 latency on {budget.get('target')}, batch 1 (ms)"),
+        ("bytes", budget.get("size_bytes"), "size on disk (KB)")) if limit is not None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5), squeeze=False)
+    scale = {"latency_ms": 1.0, "bytes": 1e-3}  # sizes in KB, as a size budget is written
+    kinds = {}
+    for ax, (key, limit, label) in zip(axes[0], panels):
+        for c in budget["candidates"]:
+            for name, m in c["artifacts"].items():
+                if key not in m:
+                    continue
+                kind = KINDS[name]
+                kinds[name] = (kind.precision.color, kind.format.marker)
+                ax.scatter(c["params"], m[key] * scale[key], marker=kind.format.marker, color=kind.precision.color,
+                           s=30, alpha=1.0 if m[key] <= limit else 0.3, zorder=3)
+            meets = c["artifacts"].get(c.get("meets") or "", {})
+            if c.get("trained") and key in meets:  # ringed: the artifact that met the budget
+                ax.scatter(c["params"], meets[key] * scale[key], marker="o", facecolors="none", edgecolors="black",
+                           s=140, linewidths=1.2, zorder=4)
+                ax.annotate(f"{_short(c['trained'])} {c['label']}", (c["params"], meets[key] * scale[key]),
+                            textcoords="offset points", xytext=(7, -11), fontsize=8)
+        ax.axhline(limit * scale[key], color="red", lw=1, ls=":")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _plain_log_ticks(ax.xaxis)
+        _plain_log_ticks(ax.yaxis)
+        ax.set_xlabel("parameters (log scale)")
+        ax.set_ylabel(f"{label}, log scale")
+        ax.grid(True, which="both", alpha=0.3)
+    how = budget["search"].get("latency", "")
+    handles = [Line2D([], [], ls="", marker=m, color=c, label=a) for a, (c, m) in kinds.items()]
+    handles += [Line2D([], [], color="red", lw=1, ls=":", label=f"budget {budget['budget']}"),
+                Line2D([], [], ls="", marker="o", mfc="none", mec="black", ms=11,
+                       label="trained (ring: the artifact\nthat met the budget)"),
+                Line2D([], [], ls="", marker="o", color="0.3", alpha=0.3, label="faded: over this panel's limit")]
+    axes[0][-1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    axes[0][0].set_title(f"Budget search: {len(budget['candidates'])} untrained candidates"
+                         + (f", latency {how}" if budget.get("latency_ms") is not None else ""))
+    return _save(fig, directory, "budget_candidates")
+
+
 def chain(res: RunResults, directory: Path) -> list[Path]:
     plt = _plt()
     members = res.manifest["members"]

@@ -11,6 +11,7 @@ from edgekd import runtimes
 from edgekd.errors import UserError
 from edgekd.locking import run_lock
 from edgekd.report import plots
+from edgekd.report.budget import budget_summary, budget_table
 from edgekd.report.results import SCHEMA, RunResults, collect, control_name, deployable, ms, shown_controls, target_p50
 from edgekd.report.uncertainty import NOISE_P, accuracy_text, interval_text, member_gain, test_rows
 from edgekd.runs import LINEAR, Run, control_names, controls_of, write_bytes, write_json
@@ -44,6 +45,8 @@ def _build_report(run_dir: Path, within_points: float, targets: list[str] | None
     figures = [("Size vs accuracy", plots.size_vs_accuracy(res, plot_dir)[0])]
     for target in sorted(res.bench):
         figures.append((f"Latency vs accuracy: {target}", plots.latency_vs_accuracy(res, target, plot_dir)[0]))
+    if "budget" in res.manifest:
+        figures.append(("Budget search", plots.budget_candidates(res, plot_dir)[0]))
     figures.append(("The chain", plots.chain(res, plot_dir)[0]))
     if res.curves:
         figures.append(("Training curves", plots.training_curves(res, plot_dir)[0]))
@@ -123,6 +126,8 @@ def _sections(res: RunResults, within: float) -> dict:
         summary.append(f"A linear model (logistic regression on the standardized inputs) reaches "
                        f"{accuracy_text(lin['test_acc'], n)}; the teacher {verdict}"
                        + (f" ({vs.text()})." if vs else "."))
+    if "budget" in res.manifest:
+        summary.append(budget_summary(res.manifest["budget"]))
     summary += [f"Missing: {m}." for m in res.missing]
 
     shown = shown_controls(list(controls.values()))
@@ -159,6 +164,7 @@ def _sections(res: RunResults, within: float) -> dict:
                       _f(r.get("peak_rss_delta_mb")), {True: "yes", False: "NO"}.get(r.get("fits_ram"), "-"), note])
         bench_tables[target] = t
     return {"summary": summary, "chain": chain_rows, "artifacts": artifact_rows, "bench": bench_tables,
+            "budget": budget_table(res.manifest["budget"]) if "budget" in res.manifest else None,
             "method": _method(res)}
 
 
@@ -281,6 +287,8 @@ def _markdown(res: RunResults, s: dict, figures, out: Path) -> str:
              "## Generations", "", md_table(s["chain"]), "", "## Artifacts", "", md_table(s["artifacts"])]
     for target, t in s["bench"].items():
         parts += ["", f"## {target}", "", md_table(t)]
+    if s["budget"]:
+        parts += ["", "## Budget search", "", md_table(s["budget"])]
     parts += ["", "## Plots", ""] + [f"![{title}]({p.relative_to(out)})" for title, p in figures]
     parts += ["", "## How this was measured", "", *[f"- {line}" for line in s["method"]], ""]
     return "\n".join(parts)
@@ -309,6 +317,8 @@ def _html(res: RunResults, s: dict, figures) -> str:
              "<h2>Generations</h2>", html_table(s["chain"]), "<h2>Artifacts</h2>", html_table(s["artifacts"])]
     for target, t in s["bench"].items():
         parts += [f"<h2>{html.escape(target)}</h2>", html_table(t)]
+    if s["budget"]:
+        parts += ["<h2>Budget search</h2>", html_table(s["budget"])]
     parts.append("<h2>Plots</h2>")
     parts += [f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='data:image/png;base64,{img(p)}'>"
               for title, p in figures]
