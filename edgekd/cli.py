@@ -100,6 +100,9 @@ def distill(
         help="Where to train: auto (CUDA when present, else CPU) | cpu | cuda | cuda:N | mps")] = None,
     precision: Annotated[Optional[str], Opt(
         help="Training arithmetic: auto (bf16 on a GPU that has it, else fp32) | fp32 | bf16 | fp16")] = None,
+    nproc: Annotated[Optional[int], Opt(
+        help="Train with N processes on this machine, data parallel: runs this command under torchrun "
+             "--nproc-per-node N (see the README's More compute for several machines)")] = None,
     seed: Annotated[Optional[int], Opt(
         help="Seed for initialisation and batch order (the held-out splits stay fixed: --set data.seed=N redraws "
              "them)")] = None,
@@ -119,6 +122,7 @@ def distill(
     Example: edgekd distill --chain 3
     """
     from edgekd.console import ChainProgress
+    from edgekd.distill import distributed
     from edgekd.pipeline import run_pipeline
     from edgekd.recipe import from_flags
     from edgekd.report.chain_table import linear_row, summary_rows
@@ -133,6 +137,9 @@ def distill(
                         device=device, precision=precision, seed=seed, target=target,
                         latency_budget=latency_budget, size_budget=size_budget, config=config, sets=set_ or (),
                         resume=resume)
+    if nproc is not None and not distributed.launched():
+        _launch_torchrun(nproc)  # the flags are checked above: bad input stays one sentence, before any process
+    quiet = quiet or not distributed.writer()  # one rank speaks for a torchrun
     with ChainProgress(quiet or as_json) as progress:
         try:
             run, measured = run_pipeline(recipe, out=out, resume=resume, on_event=progress, threads=threads,
@@ -142,6 +149,8 @@ def distill(
                 print(f"edgekd: interrupted; continue with: edgekd distill --resume {progress.run_root}",
                       file=sys.stderr)
             raise
+    if not distributed.writer():
+        return
     rows, linear = summary_rows(run), linear_row(run)
     artifacts = artifact_rows(run)
     if as_json:
@@ -167,6 +176,27 @@ def distill(
         console.print(f"report: {run.report_path('html')}")
     _exit_on_failed(artifacts)
     _exit_on_failed_bench(measured)
+
+
+def _launch_torchrun(nproc: int) -> None:
+    """Run this very command (less --nproc) as torchrun's `nproc` processes; exit with its code."""
+    import subprocess
+
+    from edgekd import host
+    from edgekd.distill import distributed
+
+    if not 1 <= nproc <= distributed.MAX_PROCESSES:
+        raise UserError(f"--nproc must be from 1 to {distributed.MAX_PROCESSES}, not {nproc}")
+    if nproc > host.cores():
+        print(f"edgekd: warning: --nproc {nproc} is more than this machine's {host.cores()} cores; the processes "
+              "will share them and run slower than fewer would", file=sys.stderr)
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip or arg == "--nproc" or arg.startswith("--nproc="):
+            skip = arg == "--nproc"
+            continue
+        args.append(arg)
+    raise typer.Exit(subprocess.run(distributed.torchrun_command(nproc, args)).returncode)
 
 
 @app.command()

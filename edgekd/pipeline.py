@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgekd.distill import distributed
 from edgekd.distill.chain import chain_lock, distill, resume_hint, run_root
 from edgekd.recipe import Recipe, check_call
 from edgekd.records import Events
@@ -18,8 +19,21 @@ def run_pipeline(recipe: Recipe | None, out: Path | None = None, resume: Path | 
     check_call(recipe, out=out, resume=resume, threads=threads)
     on_event = on_event or (lambda e: None)
     root = run_root(out, resume)
-    with chain_lock(root, resume, wait, on_event), resume_hint(root):
-        return _stages(recipe, root if resume is None else None, resume, on_event, threads)
+    with distributed.session(cuda=_on_gpu(recipe)), distributed.private_root(root, resume is not None) as mine:
+        if mine != root:  # another rank of a torchrun: it trains beside rank 0, which writes the run
+            distill(recipe if resume is None else None, out=mine if resume is None else None,
+                    resume=mine if resume is not None else None, threads=threads)
+            return Run(root), {}
+        with chain_lock(root, resume, wait, on_event), resume_hint(root):
+            return _stages(recipe, root if resume is None else None, resume, on_event, threads)
+
+
+def _on_gpu(recipe: Recipe | None) -> bool:
+    """Whether the ranks talk over NCCL (GPUs) rather than gloo: a resumed run's device is in
+    its saved recipe, read later, so any CUDA machine not told cpu counts."""
+    import torch
+
+    return torch.cuda.is_available() and (recipe is None or recipe.train.device.strip().lower() != "cpu")
 
 
 def _stages(recipe: Recipe | None, out: Path | None, resume: Path | None, on_event: Events,

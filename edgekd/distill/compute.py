@@ -45,7 +45,10 @@ class Compute:
 
     def record(self) -> dict:
         """What the manifest and the report say about it."""
-        return {"device": str(self.device), "name": device_name(self.device), "precision": self.precision}
+        from edgekd.distill import distributed
+
+        return {"device": str(self.device), "name": device_name(self.device), "precision": self.precision,
+                "processes": distributed.world()}
 
 
 CPU = Compute(torch.device("cpu"), "fp32")
@@ -71,7 +74,7 @@ def resolve(device: str = "auto", precision: str = "auto") -> Compute:
 def _device(text: str) -> torch.device:
     text = text.strip().lower()
     if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        text = "cuda" if torch.cuda.is_available() else "cpu"
     if text == "cpu":
         return torch.device("cpu")
     if text == "mps":
@@ -85,7 +88,10 @@ def _device(text: str) -> torch.device:
         build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
         raise UserError(f"--device {text}: torch sees no CUDA GPU here (torch {torch.__version__}, {build}); "
                         "use --device cpu or auto")
-    index = int(match.group(1) or 0)
+    from edgekd.distill import distributed
+
+    # under torchrun, plain "cuda" is each process's own GPU
+    index = int(match.group(1)) if match.group(1) else distributed.local_rank() if distributed.launched() else 0
     if index >= torch.cuda.device_count():
         raise UserError(f"--device {text}: this machine has {torch.cuda.device_count()} CUDA device(s), "
                         f"numbered from 0")

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from edgekd.data import Splits
+from edgekd.distill import distributed
 from edgekd.distill.compute import CPU, Compute
 from edgekd.distill.methods.dml import Cohort
 from edgekd.distill.objective import Objective, build_objective
@@ -81,7 +82,7 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
         teacher.to(device)  # soft targets and online features on the training device
         objective.attach(student, teacher.module, data.x[:8].to(device))
         if data.augment_scale is None and not objective.needs_online_teacher:
-            data.soft = teacher.logits(data.x)   # inputs never change: teacher runs once
+            data.soft = distributed.gather_rows(teacher.logits, data.x)  # inputs never change: labelled once
         else:
             # per batch: augmented inputs, or hooked features that the loss reads
             data.teacher = teacher.forward

@@ -4,9 +4,8 @@ Resumable to the exact batch order: the shuffle and augmentation of epoch e are 
 by (seed, e), and the learning rate is a pure function of the step, so a run resumed
 from epoch e's checkpoint computes what the uninterrupted run would have computed.
 
-Ready for torchrun: batches come from `epoch_order` (a permutation that can be strided
-by rank), the loss needs nothing beyond its batch, and files are written by the
-caller's rank 0 only.
+Under torchrun (edgekd.distill.distributed) each rank computes its share of every global
+batch from `epoch_order` and the gradients are averaged across ranks before each step.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgekd.data.augment import augment
+from edgekd.distill import distributed
 from edgekd.distill.compute import CPU, Compute, module_device
 from edgekd.distill.methods import Batch
 from edgekd.distill.objective import Objective
@@ -168,7 +168,13 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
                 step, total, peak = epoch * n_steps + i, steps_main, schedule.lr
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total, peak)
-            idx = order[i * schedule.batch_size:(i + 1) * schedule.batch_size]
+            idx = distributed.my_rows(order[i * schedule.batch_size:(i + 1) * schedule.batch_size])
+            optimizer.zero_grad(set_to_none=True)
+            if not len(idx):  # a global batch smaller than the ranks: this one adds zero gradients
+                distributed.average_gradients(params)
+                scaler.step(optimizer)
+                scaler.update()
+                continue
             x = data.x[idx]
             teacher_logits = None
             if data.augment_scale is not None:  # on the CPU: its generator fixes the noise, whatever the device
@@ -187,13 +193,14 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
                 raise UserError(f"training diverged at epoch {len(state['history']) + 1} "
                                 f"(loss {terms['loss'].item()}); "
                                 "lower train.lr or check the data")
-            optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms["loss"]).backward()
+            distributed.average_gradients(params)
             scaler.step(optimizer)
             scaler.update()
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.item()
-        val_acc, val_loss = evaluate(student, data.x_val, data.y_val)
+        sums = distributed.mean_over_ranks(sums)
+        val_acc, val_loss = evaluate(student, data.x_val, data.y_val)  # every rank: the same weights, the same rows
         number = len(state["history"]) + 1  # epochs run: fine-tuning follows an early stop directly
         row = {"epoch": number, "phase": "finetune" if finetune else "train",
                **{k: v / n_steps for k, v in sums.items()}, "val_acc": val_acc, "val_loss": val_loss,
