@@ -82,3 +82,12 @@ def measure_overhead(threads: int, folder: Path) -> Overhead | None:
     call = p50["Relu", 1]
     return Overhead(call, max(0.0, (p50["Relu", 1 + SPAN] - call) / SPAN),
                     max(0.0, (p50["Conv", 1 + SPAN] - call) / SPAN))
+
+
+def overhead_of(kind_name: str, overhead: Overhead | None) -> Overhead | None:
+    """The measured overhead where it applies: artifacts of the runtime it was measured in
+    (ONNX Runtime). OpenVINO's and ncnn's own costs per call differ; their rows keep the plain
+    roofline scaling."""
+    from edgekd.runtimes import GRAPH_KIND, kind
+
+    return overhead if kind(kind_name).runtime is GRAPH_KIND.runtime else None

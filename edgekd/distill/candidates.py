@@ -208,10 +208,14 @@ def _time(exported: list[tuple[Candidate, dict[str, Path]]], recipe: Recipe, spl
     measured = measure_all(list(jobs.values()), Settings(threads=threads, **TIMING), inputs, progress)
     predicts = target.name != HOST
     if predicts:
+        from edgekd.bench.overhead import measure_overhead, overhead_of
+
         probed = probe_host()
-        host_machine = predict.Machine(probed.peak_gflops_fp32, probed.memory_bandwidth_gbs, probed.cores, threads)
+        host_machine = predict.Machine(probed.peak_gflops_fp32, probed.memory_bandwidth_gbs, probed.cores, threads,
+                                       probed.clock_ghz)
         target_machine = predict.Machine(target.peak_gflops_fp32, target.memory_bandwidth_gbs, target.cores,
-                                         target.threads)
+                                         target.threads, target.clock_ghz)
+        overhead = measure_overhead(threads, tmp / "overhead")  # tiny candidates are mostly dispatch
     out = []
     for c, paths in exported:
         graph = paths[runtimes.GRAPH_KIND.name]
@@ -225,8 +229,9 @@ def _time(exported: list[tuple[Candidate, dict[str, Path]]], recipe: Recipe, spl
             row = {**m, "host_ms": timed["p50_ms"], "latency_ms": timed["p50_ms"]}
             if predicts and costs:
                 p = predict.predict_ms(timed["p50_ms"], costs[0], costs[1], runtimes.kind(name).precision.name,
-                                       host_machine, target_machine)
-                row.update(latency_ms=p["p50_ms"], low_ms=p["low_ms"], high_ms=p["high_ms"], predicted=True)
+                                       host_machine, target_machine, overhead_of(name, overhead))
+                row.update(latency_ms=p["p50_ms"], low_ms=p["low_ms"], high_ms=p["high_ms"], predicted=True,
+                           validated=p["validated"])
             artifacts[name] = row
         out.append(Candidate(c.family, c.width, c.depth, c.params, c.macs, artifacts))
     return out, (f"predicted for {target.name}" if predicts else "measured on this host")
