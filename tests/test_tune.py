@@ -169,3 +169,38 @@ def test_a_stopped_search_resumes_with_its_trials_in_parallel_processes(cli, tmp
     assert len({tuple(sorted(r["params"].items())) for r in rows}) == len(rows)  # the processes searched apart
     assert not any(m.startswith("gen-") for m in Run(root).manifest()["members"])  # --no-train
     assert Run(root).best_recipe_path.is_file()
+
+
+@pytest.mark.slow
+def test_a_killed_search_resumes_with_the_trials_it_finished(cli, tmp_path):
+    import os
+    import signal
+    import time
+
+    import optuna
+
+    root = tmp_path / "t"
+    proc = subprocess.Popen([sys.executable, "-m", "edgekd", "tune", *SEARCH, "--trials", "5", "--no-train",
+                             "--quiet", "--out", str(root)], stderr=subprocess.PIPE, text=True)
+    finished = []
+    try:
+        deadline = time.monotonic() + 300
+        while len(finished) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            if Run(root).study_path.is_file():
+                try:
+                    study = optuna.load_study(study_name=studies.NAME, storage=studies.storage(Run(root).study_path))
+                except Exception:  # created but not yet holding the study
+                    continue
+                finished = [t for t in study.trials if t.state.is_finished()]
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert len(finished) >= 2, proc.stderr.read()
+    kept = {t.number: t.value for t in finished}
+    code, _, err = cli("tune", "--resume", root, "--no-train")
+    assert code == 0, err
+    rows = read_json(Run(root).trials_path)["trials"]
+    assert {r["number"]: r["value"] for r in rows if r["number"] in kept} == kept
+    # the trial killed mid-way, if any, is marked failed and does not count towards the 5
+    assert sum(r["state"] != "fail" or bool(r["error"]) for r in rows) >= 5

@@ -115,7 +115,7 @@ def _tune_locked(asked: Recipe | None, run: Run, resume: bool, space_items: Sequ
             run.tune_dir.mkdir(parents=True, exist_ok=True)
         studies.create(run.study_path, recipe, space, trials or DEFAULT_TRIALS)
     target = trials or kept_trials or DEFAULT_TRIALS
-    study = studies.load(run.study_path, recipe.train.seed, _startup(target))
+    study = studies.load(run.study_path, studies.sampler_seed(recipe.train.seed, run.study_path, 0), _startup(target))
     study.set_user_attr("trials", target)
 
     _teacher_stage(run, recipe, on_event, threads)
@@ -214,11 +214,13 @@ def _parallel(study, setup, space, target: int, jobs: int, timeout: float | None
     import multiprocessing
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
+    from edgekd.tune import study as studies
     from edgekd.tune import trials as trial_work
 
     shipped = setup.shipped()
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(trial_work.work, shipped, space, target, setup.recipe.train.seed + k,
+        futures = [pool.submit(trial_work.work, shipped, space, target,
+                               studies.sampler_seed(setup.recipe.train.seed, study, k),
                                _startup(target), timeout, max(1, cores // jobs)) for k in range(jobs)]
         pending = set(futures)
         while pending:

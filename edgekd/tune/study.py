@@ -66,6 +66,17 @@ def load(path: Path, seed: int, startup: int):
                         "another --out") from None
 
 
+def sampler_seed(seed: int, study_or_path, worker: int) -> int:
+    """The TPE sampler's seed for one process: from train.seed, the trials the study holds and
+    the worker's index. A fresh search is the same every time; a resumed one, or a second
+    worker, does not replay the random first proposals another process made already."""
+    import numpy as np
+
+    study = load(study_or_path, 0, 1) if isinstance(study_or_path, Path) else study_or_path
+    held = len(study.get_trials(deepcopy=False))
+    return int(np.random.SeedSequence([seed, held, worker]).generate_state(1)[0])
+
+
 def saved(study) -> tuple[Recipe, Space, int]:
     """The recipe, space and number of trials a study was created with."""
     attrs = study.user_attrs
@@ -98,14 +109,22 @@ def mark_stale(study) -> int:
 
 
 def finished(study) -> int:
-    """Trials that ran to an end: completed, pruned or failed (a diverged learning rate)."""
-    return len(study.get_trials(deepcopy=False, states=finished_states()))
+    """Trials that count towards --trials: completed, pruned, or failed by themselves (a diverged
+    learning rate); not those a killed process left behind (mark_stale)."""
+    return sum(t.state != _fail() or "error" in t.user_attrs
+               for t in study.get_trials(deepcopy=False, states=finished_states()))
 
 
 def finished_states() -> tuple:
     from optuna.trial import TrialState
 
     return (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def _fail():
+    from optuna.trial import TrialState
+
+    return TrialState.FAIL
 
 
 def summary(study, default: dict[str, float] | None) -> dict[str, Any]:

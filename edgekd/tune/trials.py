@@ -146,12 +146,15 @@ def work(setup: Setup, space: Space, target: int, seed: int, startup: int, timeo
 
 def optimize(study, setup: Setup, space: Space, target: int, timeout: float | None,
              on_event: Events | None = None, callbacks: list | None = None) -> None:
-    """Trials until the study holds `target` finished ones."""
-    from optuna.study import MaxTrialsCallback
-
+    """Trials until the study holds `target` that count (studies.finished); parallel processes
+    each stop once the shared study does."""
     left = target - studies.finished(study)
     if left <= 0:
         return
-    stop = MaxTrialsCallback(target, states=studies.finished_states())
+
+    def stop(study, _trial) -> None:
+        if studies.finished(study) >= target:
+            study.stop()
+
     study.optimize(objective(setup, space, on_event), n_trials=left, timeout=timeout, catch=(UserError,),
                    callbacks=[stop, *(callbacks or [])])
