@@ -182,6 +182,8 @@ def _search(study, run: Run, base: Recipe, space, default: dict[str, float], tar
                                          f"on the validation split: {target - studies.finished(study)} trial(s) to go"
                                          f", {jobs} process{'es' * (jobs > 1)}; study {run.study_path}"})
     setup = trial_work.prepare(run.root)
+    from optuna.trial import TrialState
+
     seen = {t.number for t in study.get_trials(deepcopy=False, states=studies.finished_states())}
 
     def report(_study=None, _trial=None) -> None:
@@ -189,8 +191,10 @@ def _search(study, run: Run, base: Recipe, space, default: dict[str, float], tar
             if t.number in seen:
                 continue
             seen.add(t.number)
-            best = max((x.value for x in study.get_trials(deepcopy=False) if x.value is not None), default=None)
-            on_event({"kind": "trial", "number": t.number, "state": t.state.name.lower(), "value": t.value,
+            best = max((x.value for x in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
+                       default=None)  # a pruned trial's value is its last report: not a result
+            value = t.value if t.state == TrialState.COMPLETE else None
+            on_event({"kind": "trial", "number": t.number, "state": t.state.name.lower(), "value": value,
                       "best": best, "params": t.params})
 
     if jobs == 1:
