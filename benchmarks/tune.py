@@ -9,13 +9,15 @@ is measured is the search, not the chain.
 
 Run: python -m benchmarks.tune             # 20 trials, the default search space
      python -m benchmarks.tune --quick     # 20 trials of 5 epochs each (the shared 2-core VM)
+     python -m benchmarks.tune --quick --trials 5 --out runs/tune-bench   # fewer; resumes a stopped one
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from edgekd import host
@@ -27,12 +29,17 @@ QUICK_SPACE = ["epochs=5"]  # trials of 5 epochs over the 27,600 rows (labelled 
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv[1:]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="trials of 5 epochs")
+    parser.add_argument("--trials", type=int, default=TRIALS)
+    parser.add_argument("--out", type=Path, help="tune here (and keep it) instead of a temporary directory")
+    args = parser.parse_args()
+    quick, trials = args.quick, args.trials
     space = QUICK_SPACE if quick else []
     recipe = validate(from_dict({"chain": {"generations": 1, "baseline": False}, "export": {"enabled": False}}))
-    with tempfile.TemporaryDirectory() as d:
+    with nullcontext(args.out) if args.out else tempfile.TemporaryDirectory() as d:
         started = time.perf_counter()
-        result = tune(recipe, out=Path(d) / "tuned", space=space, trials=TRIALS)
+        result = tune(recipe, out=Path(d) / "tuned" if not args.out else args.out, space=space, trials=trials)
         seconds = time.perf_counter() - started
         summary, manifest = result["summary"], result["run"].manifest()
     best, default, counts = summary["best"], summary["default"]["value"], summary["counts"]
@@ -41,8 +48,8 @@ def main() -> None:
     n_val, n_test = manifest["data"]["val"], manifest["data"]["test"]
     met = best["value"] >= default
     reproduced = gen["val_acc"] == best["value"]
-    print(f"# edgekd tune on MNIST-1D, {TRIALS} trials{' of 5 epochs (--quick)' if quick else ''}  (host: "
-          f"{host.cpu_model()}; {time.strftime('%Y-%m-%d')})\n")
+    shown = f"{len(summary['trials'])} trials" + (" of 5 epochs (--quick)" if quick else "")
+    print(f"# edgekd tune on MNIST-1D, {shown}  (host: {host.cpu_model()}; {time.strftime('%Y-%m-%d')})\n")
     print(f"Goal: the best trial's validation accuracy is at least trial 0's (the default recipe's settings, "
           f"trained the same way), and the recipe it writes reproduces it. {n_val} validation rows: one row is "
           f"{100 / n_val:.2f} points, so a gap of a point or two is within the split's noise.\n")
@@ -56,7 +63,8 @@ def main() -> None:
           f"({100 * (best['value'] - default):+.2f} points); the tuned run's gen-1 has the best trial's validation "
           f"accuracy: **{'met' if reproduced else 'NOT met'}** ({100 * gen['val_acc']:.2f}%). Trials: "
           f"{counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed; "
-          f"{seconds:.0f} s in all (teacher, search, final gen-1). Test accuracy, measured for the final choice only: "
+          f"{seconds:.0f} s in this call (teacher, search, final gen-1; a resumed call only what was left). "
+          f"Test accuracy, measured for the final choice only: "
           f"{100 * gen['test_acc']:.1f}% on {n_test} rows.")
     if summary["importance"]:
         print("\nImportance (fANOVA): " + ", ".join(f"{k} {v:.2f}" for k, v in summary["importance"].items()) + ".")
