@@ -52,7 +52,8 @@ def main() -> None:
     print(f"# edgekd tune on MNIST-1D, {shown}  (host: {host.cpu_model()}; {time.strftime('%Y-%m-%d')})\n")
     print(f"Goal: the best trial's validation accuracy is at least trial 0's (the default recipe's settings, "
           f"trained the same way), and the recipe it writes reproduces it. {n_val} validation rows: one row is "
-          f"{100 / n_val:.2f} points, so a gap of a point or two is within the split's noise.\n")
+          f"{100 / n_val:.2f} points, so a gap of a point or two is within the split's noise."
+          + (" Every trial, trial 0 included, trains 5 epochs (--quick), not the recipe's 30." if quick else "") + "\n")
     print("| | validation accuracy | settings |\n|---|---|---|")
     print(f"| trial 0 (default recipe) | {100 * default:.2f}% | "
           f"{_settings(summary['default']['params'])} |")
