@@ -199,6 +199,114 @@ def _launch_torchrun(nproc: int) -> None:
     raise typer.Exit(subprocess.run(distributed.torchrun_command(nproc, args)).returncode)
 
 
+def with_recipe_flags(source):
+    """A decorator: the command also takes every recipe flag `source` (distill) takes, the
+    flags `recipe.from_flags` reads, with distill's help; they reach it as one keyword, `flags`
+    (`--set` as `sets`), ready for from_flags. One list of flags, so tune never drifts from distill."""
+    import functools
+    import inspect
+
+    from edgekd.recipe import from_flags
+
+    names = set(inspect.signature(from_flags).parameters) - {"resume", "base"}
+    renamed = {"set_": "sets"}  # a Python keyword as a flag name
+
+    def decorate(command):
+        # eval_str: this module's annotations are strings (from __future__ import annotations)
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "flags"]
+        shared = [p for p in inspect.signature(source, eval_str=True).parameters.values()
+                  if renamed.get(p.name, p.name) in names]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            flags = {renamed.get(p.name, p.name): kwargs.pop(p.name) for p in shared}
+            flags["sets"] = flags.get("sets") or ()
+            return command(**kwargs, flags=flags)
+
+        wrapper.__signature__ = inspect.Signature(own + shared)
+        wrapper.__annotations__ = {p.name: p.annotation for p in own + shared}
+        del wrapper.__wrapped__  # typer reads the signature above, not the wrapped command's
+        return wrapper
+
+    return decorate
+
+
+@app.command()
+@with_recipe_flags(distill)
+def tune(
+    out: Annotated[Optional[Path], Opt(help="Run directory (default runs/<timestamp>)")] = None,
+    resume: Annotated[Optional[Path], Opt(help="Continue a search that was stopped, with its recipe")] = None,
+    from_: Annotated[Optional[Path], Opt(
+        "--from", help="Start from this run's recipe and its trained teacher (flags given change the recipe)")] = None,
+    trials: Annotated[Optional[int], Opt(
+        help="Trials in the study in all, those of a resumed search included (default 20)")] = None,
+    jobs: Annotated[int, Opt(help="Trials in parallel processes sharing the study")] = 1,
+    timeout: Annotated[Optional[float], Opt(help="Stop starting trials after this many seconds")] = None,
+    space: Annotated[Optional[list[str]], Opt(
+        "--space",
+        help="A parameter's range NAME=LOW:HIGH, or NAME=VALUE to fix it; NAME is temperature, alpha, lr, "
+             "epochs or weight.METHOD (repeatable)")] = None,
+    train: Annotated[bool, Opt(
+        "--train/--no-train", help="Train the best recipe as the run once the search ends")] = True,
+    wait: Annotated[bool, Opt(
+        "--wait", help="When another edgekd command is writing this run, queue behind it instead of refusing")] = False,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress output")] = False,
+    as_json: Annotated[bool, Opt("--json", help="Print the trials and the final table as JSON")] = False,
+    flags: dict | None = None,
+) -> None:
+    """Search temperature, alpha, learning rate and epochs (Optuna) on the validation split, then train the best.
+
+    Trials train generation 1 against the teacher, which is trained (or copied) once; the best
+    recipe is written to RUN/tune/best.toml for `edgekd distill --config`.
+
+    Example: edgekd tune --trials 20 --out runs/tuned
+    """
+    from edgekd.console import ChainProgress
+    from edgekd.recipe import from_flags
+    from edgekd.report.chain_table import summary_rows
+    from edgekd.tune import from_run
+    from edgekd.tune import tune as tune_run
+
+    flags = dict(flags or {})
+    if resume is not None and from_ is not None:
+        raise UserError("--resume continues a search with its saved recipe; drop --from")
+    recipe = from_flags(**flags, resume=resume, base=from_run(from_) if from_ is not None else None)
+    with ChainProgress(quiet or as_json) as progress:
+        try:
+            result = tune_run(recipe, out=out, resume=resume, space=space or (), trials=trials, jobs=jobs,
+                              timeout=timeout, train=train, on_event=progress, threads=flags.get("threads"),
+                              wait=wait)
+        except KeyboardInterrupt:
+            if progress.run_root or out or resume:
+                print(f"edgekd: interrupted; continue with: edgekd tune --resume {progress.run_root or out or resume}",
+                      file=sys.stderr)
+            raise
+    run, summary = result["run"], result["summary"]
+    rows = summary_rows(run) if train else []
+    if as_json:
+        _print_json({"run": str(run.root), "best_recipe": str(result["best_recipe"]), "tune": summary,
+                     "generations": rows})
+    elif not quiet:
+        from edgekd.console import out as console
+        from edgekd.console import table
+
+        best = summary["best"]
+        default = (summary["default"] or {}).get("value")
+        console.print(f"best of {len(summary['trials'])} trials: #{best['number']}, validation accuracy "
+                      f"{best['value']:.4f}" + (f" (the recipe's own settings, trial 0: {default:.4f})"
+                                                 if default is not None else ""))
+        console.print("best settings: " + ", ".join(f"{k} = {v:.4g}" for k, v in best["params"].items()))
+        console.print(f"best recipe: {result['best_recipe']}  (edgekd distill --config {result['best_recipe']})")
+        if rows:
+            console.print(table(f"run {run.root} (trained with the best settings)", rows, CHAIN_COLUMNS))
+            console.print(f"report: {run.report_path('html')}")
+        else:
+            console.print(f"train it: edgekd distill --resume {run.root}")
+    if train:
+        _exit_on_failed(artifact_rows(run))
+        _exit_on_failed_bench(result["measured"])
+
+
 @app.command()
 def export(
     run: Annotated[Path, typer.Argument(help="Run directory")],

@@ -58,6 +58,12 @@ class ChainProgress:
                 err.print(f"{member}: already finished, not retrained")
         elif event["kind"] == "message":
             err.print(event["text"])
+        elif event["kind"] == "trial":
+            value = "-" if event["value"] is None else f"{event['value']:.4f}"
+            best = "-" if event["best"] is None else f"{event['best']:.4f}"
+            params = ", ".join(f"{k} {v:.3g}" for k, v in event["params"].items())
+            err.print(f"trial {event['number']} {event['state']}: val {value} (best {best}); {params}",
+                      markup=False, highlight=False)
 
 
 def fmt(value, kind: str = "") -> str:

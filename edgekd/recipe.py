@@ -49,6 +49,8 @@ class TeacherRecipe:
     width: int = 0                 # 0 = the family's default for this data
     depth: int = 0
     epochs: int = 60
+    lr: float = 0.0                # the built-in teacher's peak learning rate; 0 = train.lr. edgekd tune sets it
+                                   # when it tunes train.lr, so the tuned recipe still trains the same teacher
 
 
 @dataclass(frozen=True)
@@ -303,9 +305,11 @@ def from_flags(*, chain: int | None = None, data: str | None = None, transfer: s
                export: bool | None = None, threads: int | None = None, seed: int | None = None,
                device: str | None = None, precision: str | None = None,
                target: str | None = None, latency_budget: float | None = None, size_budget: str | None = None,
-               config: Path | None = None, sets: Sequence[str] = (), resume: Path | None = None) -> Recipe | None:
-    """The validated recipe that `edgekd distill`'s flags ask for: the defaults, then the TOML
-    `config`, then `sets` ("section.key=value"), then every flag given (None: not given).
+               config: Path | None = None, sets: Sequence[str] = (), resume: Path | None = None,
+               base: Recipe | None = None) -> Recipe | None:
+    """The validated recipe that `edgekd distill`'s flags ask for: the defaults (or `base`, a
+    run's recipe that `edgekd tune --from` starts from), then the TOML `config`, then `sets`
+    ("section.key=value"), then every flag given (None: not given).
     With `resume`, None instead: a resumed run keeps its saved recipe, so no flag but
     `threads` may be given (run_pipeline takes that one)."""
     owner = _flag_owner("peers") if peers is not None else None
@@ -329,7 +333,7 @@ def from_flags(*, chain: int | None = None, data: str | None = None, transfer: s
         if config is not None or sets or any(keys != {"threads": threads} for keys in given.values()):
             raise UserError(RESUME_ALONE)
         return None
-    recipe = _layered(given, config, sets)
+    recipe = _layered(given, config, sets, base)
     if ensemble is not None and not recipe.teacher.ensemble:  # validate cannot tell the default combine given
         raise UserError(f"--ensemble {ENSEMBLE_ONLY}")
     if owner and owner.name not in recipe.distill.methods:
@@ -361,15 +365,16 @@ def _given(flags: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {section: keys for section, keys in given.items() if keys}
 
 
-def _layered(flags: dict[str, dict[str, Any]], config: Path | None, sets: Sequence[str]) -> Recipe:
-    """Defaults, then the recipe file, then `sets`, then `flags`. A student.students flag also
+def _layered(flags: dict[str, dict[str, Any]], config: Path | None, sets: Sequence[str],
+             base: Recipe | None = None) -> Recipe:
+    """Defaults (or `base`), then the recipe file, then `sets`, then `flags`. A student.students flag also
     gives chain.generations (its length) unless something else gives it."""
     table = toml_table(config) if config is not None else {}
     students = flags.get("student", {}).get("students")
     if students and not _chain_given(flags, sets, table):
         flags = {**flags, "chain": {**flags.get("chain", {}),
                                     "generations": len([s for s in students.split(",") if s.strip()])}}
-    recipe = _from_toml(config, table) if config is not None else Recipe()
+    recipe = _from_toml(config, table, base) if config is not None else base or Recipe()
     return from_dict(flags, apply_sets(recipe, sets), where="flags")
 
 
@@ -414,6 +419,7 @@ def validate(recipe: Recipe) -> Recipe:
         (recipe.teacher.epochs >= 1, "teacher.epochs (--teacher-epochs) must be at least 1"),
         (recipe.train.batch_size >= 1, "train.batch_size must be at least 1"),
         (0 < recipe.train.lr < math.inf, "train.lr must be a positive number"),
+        (0 <= recipe.teacher.lr < math.inf, "teacher.lr must be a positive number (or 0 for train.lr)"),
         (0 <= recipe.train.weight_decay < math.inf, "train.weight_decay must be zero or positive"),
         (min(recipe.student.width, recipe.student.depth) >= 0,
          "student.width and student.depth must be positive (or 0 for the default)"),

@@ -96,6 +96,20 @@ class Manifest(TypedDict):
     disk: NotRequired[dict[str, int | None]]  # edgekd.diskspace: estimate_bytes of the whole run, free_bytes then
     members: dict[str, MemberEntry | TeacherEntry]   # "teacher", "gen-<k>", "baseline-<k>", ...
     status: Literal["running", "trained", "done"]
+    tune: NotRequired[TuneRecord]       # a run edgekd tune made: the search that chose its recipe
+
+
+class TuneRecord(TypedDict):
+    """What `edgekd tune` chose: the recipe it searched around, and the best trial, whose
+    settings the run's recipe holds. The trials themselves are in Run.trials_path."""
+
+    base: dict[str, Any]                # the recipe before the search (Recipe.to_dict(), resolved)
+    best_trial: int
+    val_acc: float                      # the best trial's, on the validation split
+    params: dict[str, float]            # its searched settings ("lr", "weight.attention", ...)
+    trials: int                         # finished trials in the study
+    default_val_acc: float | None       # trial 0: the base recipe's own settings
+    tuned_member: str                   # the member trials train: "gen-1"
 
 
 # --- progress events ---------------------------------------------------------------------
@@ -167,5 +181,16 @@ class BenchEvent(TypedDict):
     process: int                        # 1-based, of the fresh processes measuring the artifact
 
 
-Event = StageEvent | EpochEvent | RunEvent | MessageEvent | WarningEvent | ExportEvent | BenchEvent
+class TrialEvent(TypedDict):
+    """A trial of `edgekd tune` finished (completed, pruned or failed)."""
+
+    kind: Literal["trial"]
+    number: int
+    state: Literal["complete", "pruned", "fail"]
+    value: float | None                 # its validation accuracy, when complete
+    best: float | None                  # the study's best so far
+    params: dict[str, float]
+
+
+Event = StageEvent | EpochEvent | RunEvent | MessageEvent | WarningEvent | ExportEvent | BenchEvent | TrialEvent
 Events = Callable[[Event], None]

@@ -12,6 +12,8 @@
                              transfer set lengthens gen-<k>'s epochs; not trained when both are one run)
       bench/<target>.json    inputs.npz (the test set the runner reads)
       report/                report.html, report.md, results.json, plots/ (named by edgekd.report.plots)
+      tune/                  edgekd tune: study.db (the Optuna study, SQLite), trials.json (its summary for
+                             the report), best.toml (the best recipe, for `edgekd distill --config`)
 
 Other modules ask `Run` for a path (`run.model_path("gen-1")`) and never spell a name;
 tests/test_run_layout.py holds them to it. Every file appears whole or not at all:
@@ -45,6 +47,7 @@ LOCK = ".lock"  # edgekd.locking: who writes the run now
 TEACHER_FILES = {"edgekd": MODEL, "onnx": "model.onnx", "torchscript": "model.ts", "torch-export": "model.pt2"}
 LINEAR = "linear"  # the linear reference's directory and manifest key (edgekd.distill.linear)
 REPORT_FILES = {"html": "report.html", "md": "report.md"}
+TUNE = "tune"  # edgekd tune's directory in a run: it may precede the manifest
 
 
 _UMASK = os.umask(0o022)  # read it (the only way is to set it), then put it back
@@ -258,6 +261,25 @@ class Run:
     def plots_dir(self) -> Path:
         return self.report_dir / "plots"
 
+    @property
+    def tune_dir(self) -> Path:
+        return self.root / TUNE
+
+    @property
+    def study_path(self) -> Path:
+        """edgekd tune's Optuna study (SQLite): `optuna-dashboard sqlite:///<path>` opens it."""
+        return self.tune_dir / "study.db"
+
+    @property
+    def trials_path(self) -> Path:
+        """The study summarised for the report: every trial, the best, the parameters' importance."""
+        return self.tune_dir / "trials.json"
+
+    @property
+    def best_recipe_path(self) -> Path:
+        """The best recipe the study found, as a TOML file `edgekd distill --config` takes."""
+        return self.tune_dir / "best.toml"
+
     # --- the manifest ---------------------------------------------------------------
     def manifest(self) -> Manifest:
         return read_json(self.manifest_path)
@@ -276,7 +298,7 @@ class Run:
             raise UserError(f"{root} already holds a run; use --resume {root} or another --out")
         if root.exists() and not root.is_dir():
             raise UserError(f"{root} is a file, not a directory; choose another --out")
-        if root.exists() and any(p.name != LOCK for p in root.iterdir()):
+        if root.exists() and any(p.name not in (LOCK, TUNE) for p in root.iterdir()):
             raise UserError(f"{root} exists and is not empty; choose another --out")
         try:
             with writing(root.parent):

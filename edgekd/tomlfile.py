@@ -25,3 +25,30 @@ def loads(text: str, where: str) -> dict:
     except ValueError:  # an integer over Python's int digit limit: tomllib lets int()'s ValueError through
         raise UserError(f"{where} holds a number of more than {sys.get_int_max_str_digits():,} digits; "
                         "a recipe or target profile needs none that long") from None
+
+
+def dumps(tables: dict[str, dict], header: list[str] = ()) -> str:
+    """A recipe ({section: {key: value}}) as TOML that `loads` reads back to the same values:
+    text, whole numbers, floats, booleans and lists of text, the only kinds a recipe holds."""
+    lines = [f"# {line}" for line in header]
+    for section, keys in tables.items():
+        lines += ["", f"[{section}]"]
+        lines += [f"{key} = {_value(value)}" for key, value in keys.items()]
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _value(value) -> str:
+    import json
+    import math
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"TOML has no {value}")  # a validated recipe holds none
+        return repr(value)  # the shortest text that reads back to the same float: 0.01, 1e-05
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value))  # a TOML basic string: JSON's escapes are TOML's

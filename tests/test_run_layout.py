@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "edgekd"
 RUN_FILES = ("manifest.json", "model.pt", "model.onnx", "model.int8.onnx", "model.ts", "model.pt2", "model.xml",
              "model.fp16.xml", "model.int8.xml", "eval.json", "checkpoint.pt", "metrics.jsonl",
              "validation.json", "inputs.npz", "results.json", "report.html", "report.md", "member-",
-             "test_correct.npy")
+             "test_correct.npy", "study.db", "trials.json", "best.toml")
 # a name as a path part: "model.pt", "gen-*/model.pt", f"member-{i}"; not "model.pth" or "my_model.pt"
 NAME = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, RUN_FILES)) + r")(?![\w.])")
 # the runtime table names each artifact kind's file inside a member's directory (runs.Run.artifact_path)

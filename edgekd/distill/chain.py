@@ -40,15 +40,18 @@ from edgekd.runs import LINEAR, Run, default_run_dir, link_latest, remove_leftov
 
 
 def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path | None = None,
-            on_event: Events | None = None, threads: int | None = None, wait: bool = False) -> Run:
+            on_event: Events | None = None, threads: int | None = None, wait: bool = False,
+            teacher_only: bool = False) -> Run:
     """Run (or resume) a whole chain and return its run directory. `threads` overrides the
     recipe's train.threads (a resumed run may land on a busier machine). The run directory is
-    locked throughout (edgekd.locking); `wait` queues behind another writer instead of refusing."""
+    locked throughout (edgekd.locking); `wait` queues behind another writer instead of refusing.
+    `teacher_only` stops once the teacher is ready (edgekd tune searches with it, then resumes
+    the run to train the chain)."""
     check_call(recipe, out=out, resume=resume, threads=threads)
     on_event = on_event or (lambda event: None)
     root = run_root(out, resume)
     with chain_lock(root, resume, wait, on_event):
-        return _distill_locked(recipe, root, resume, on_event, threads)
+        return _distill_locked(recipe, root, resume, on_event, threads, teacher_only)
 
 
 def run_root(out: Path | None, resume: Path | None) -> Path:
@@ -71,7 +74,7 @@ def resume_hint(root: Path):
 
 
 def _distill_locked(recipe: Recipe | None, root: Path, resume: Path | None, on_event: Events,
-                    threads: int | None) -> Run:
+                    threads: int | None, teacher_only: bool = False) -> Run:
     run = Run.open(resume) if resume is not None else None
     if run is not None:
         remove_leftovers(run.root)  # a killed run's half-written files (a plot, a checkpoint)
@@ -88,7 +91,7 @@ def _distill_locked(recipe: Recipe | None, root: Path, resume: Path | None, on_e
         torch.set_num_threads(threads or recipe.train.threads)
     try:
         with resume_hint(root):
-            return _distill(recipe, root, run, on_event)
+            return _distill(recipe, root, run, on_event, teacher_only)
     finally:
         torch.set_num_threads(default_threads)  # a library call leaves the process as it found it
 
@@ -117,7 +120,7 @@ def _fit_linear(ctx: Context) -> None:
     ctx.on_event({"kind": "stage", "member": LINEAR, "status": "done", "test_acc": record["test_acc"]})
 
 
-def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events) -> Run:
+def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events, teacher_only: bool = False) -> Run:
     """The chain for a new run (`run` None) or the resumed `run`."""
     resume = run is not None
     saved = run.manifest() if resume else {}
@@ -189,6 +192,8 @@ def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events) -> R
     if LINEAR not in run.manifest():
         _fit_linear(ctx)
     teacher = finish_teacher(ctx, teacher)
+    if teacher_only:
+        return run
     previous = teacher
     for k, spec in enumerate(archs, start=1):
         taught_by = None if plan.mutual else teacher if recipe.chain.direct else previous

@@ -58,37 +58,13 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
         module, spec = load_model(run.model_path(name))
         return Teacher("edgekd", name, module=module, spec=spec)
 
-    distilled = teacher is not None or mutual
-    x, y = s.x_train, s.y_train
-    if teacher is not None and s.x_transfer is not None:  # only a teacher can label the transfer set
-        x = np.concatenate([x, s.x_transfer])
-        y = np.concatenate([y, np.full(len(s.x_transfer), -1, dtype=np.int64)])
-    data = TrainData(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(s.x_val), torch.from_numpy(s.y_val),
-                     augment_scale=augment_scale(spec) if recipe.data.augment else None, augmentation=s.augmentation)
-    objective = build_objective(recipe) if distilled else Objective()
-    t = recipe.train
-    epochs = at_least_steps(t.epochs if epochs is None else epochs, len(x), t.batch_size, t.min_steps)
-    schedule = Schedule(epochs, t.finetune_epochs if name != "teacher" else 0, t.batch_size, t.lr,
-                        t.weight_decay, t.patience, t.seed, select=t.select)
-
+    student, objective, data, schedule = prepare_job(recipe, s, name, spec, teacher, epochs, mutual,
+                                                     device=ctx.compute.device)
     index = int(name.split("-")[1]) if "-" in name else 0
-    torch.manual_seed(t.seed * 101 + index)  # gen-k and baseline-k start from the same weights
-    student = build(spec)
-    if mutual:  # peers start from different weights: that disagreement is what they teach each other
-        student = Cohort([student] + [build(spec) for _ in range(objective.peers - 1)])
-    device = ctx.compute.device
-    student.to(device)
-    if teacher is not None:
-        teacher.to(device)  # soft targets and online features on the training device
-        objective.attach(student, teacher.module, data.x[:8].to(device))
-        if data.augment_scale is None and not objective.needs_online_teacher:
-            data.soft = distributed.gather_rows(teacher.logits, data.x)  # inputs never change: labelled once
-        else:
-            # per batch: augmented inputs, or hooked features that the loss reads
-            data.teacher = teacher.forward
 
-    ctx.on_event({"kind": "stage", "member": name, "status": "start", "epochs": epochs + schedule.finetune_epochs,
-                  "arch": spec.label(), "teacher": teacher.source if teacher else None})
+    ctx.on_event({"kind": "stage", "member": name, "status": "start",
+                  "epochs": schedule.epochs + schedule.finetune_epochs, "arch": spec.label(),
+                  "teacher": teacher.source if teacher else None})
     run.member_dir(name).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
@@ -136,6 +112,46 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
     run.update_manifest(lambda m: m["members"].update({name: entry}))
     ctx.on_event({"kind": "stage", "member": name, "status": "done", "test_acc": test_acc})
     return Teacher("edgekd", name, module=student, spec=spec)
+
+
+def prepare_job(recipe: Recipe, s: Splits, name: str, spec: ArchSpec, teacher: Teacher | None,
+                epochs: int | None = None, mutual: bool = False, soft: torch.Tensor | None = None,
+                device: torch.device = torch.device("cpu")) -> tuple[torch.nn.Module, Objective, TrainData, Schedule]:
+    """Member `name`'s training job, ready for trainer.train: its freshly seeded model, objective
+    (attached to the teacher), data and schedule; model and teacher on `device`. `soft`: the
+    teacher's logits on the training rows, when the caller has them already (edgekd tune
+    computes them once for all its trials)."""
+    distilled = teacher is not None or mutual
+    x, y = s.x_train, s.y_train
+    if teacher is not None and s.x_transfer is not None:  # only a teacher can label the transfer set
+        x = np.concatenate([x, s.x_transfer])
+        y = np.concatenate([y, np.full(len(s.x_transfer), -1, dtype=np.int64)])
+    data = TrainData(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(s.x_val), torch.from_numpy(s.y_val),
+                     augment_scale=augment_scale(spec) if recipe.data.augment else None, augmentation=s.augmentation)
+    objective = build_objective(recipe) if distilled else Objective()
+    t = recipe.train
+    epochs = at_least_steps(t.epochs if epochs is None else epochs, len(x), t.batch_size, t.min_steps)
+    teacher_stage = name == "teacher"
+    schedule = Schedule(epochs, 0 if teacher_stage else t.finetune_epochs, t.batch_size,
+                        (recipe.teacher.lr or t.lr) if teacher_stage else t.lr,
+                        t.weight_decay, t.patience, t.seed, select=t.select)
+
+    index = int(name.split("-")[1]) if "-" in name else 0
+    torch.manual_seed(t.seed * 101 + index)  # gen-k and baseline-k start from the same weights
+    student = build(spec)
+    if mutual:  # peers start from different weights: that disagreement is what they teach each other
+        student = Cohort([student] + [build(spec) for _ in range(objective.peers - 1)])
+    student.to(device)
+    if teacher is not None:
+        teacher.to(device)  # soft targets and online features on the training device
+        objective.attach(student, teacher.module, data.x[:8].to(device))
+        if data.augment_scale is None and not objective.needs_online_teacher:
+            # inputs never change: labelled once (a slice per torchrun rank)
+            data.soft = distributed.gather_rows(teacher.logits, data.x) if soft is None else soft
+        else:
+            # per batch: augmented inputs, or hooked features that the loss reads
+            data.teacher = teacher.forward
+    return student, objective, data, schedule
 
 
 def train_controls(ctx: Context, k: int, spec: ArchSpec, transfer_used: bool) -> None:

@@ -10,7 +10,7 @@ from typing import Callable
 from edgekd import runtimes
 from edgekd.errors import UserError
 from edgekd.locking import run_lock
-from edgekd.report import plots
+from edgekd.report import plots, tuning
 from edgekd.report.budget import budget_summary, budget_table
 from edgekd.report.results import SCHEMA, RunResults, collect, control_name, deployable, ms, shown_controls, target_p50
 from edgekd.report.uncertainty import NOISE_P, accuracy_text, interval_text, member_gain, test_rows
@@ -50,11 +50,16 @@ def _build_report(run_dir: Path, within_points: float, targets: list[str] | None
     figures.append(("The chain", plots.chain(res, plot_dir)[0]))
     if res.curves:
         figures.append(("Training curves", plots.training_curves(res, plot_dir)[0]))
+    tuned = tuning.load(run)
+    if tuned and tuned["best"]:
+        figures.append(("Tuning: trials and the parameters' importance", tuning.plot(tuned, plot_dir)[0]))
     drawn = {p.stem for _, p in figures}
     for old in plot_dir.glob("*"):  # plots of targets no longer shown would read as current
         if old.suffix in (".png", ".svg") and old.stem not in drawn:
             old.unlink()
     sections = _sections(res, within_points)
+    if tuned and tuned["best"]:
+        sections["summary"].append(tuning.summary_line(tuned, res.manifest["data"]["val"]))
     write_json(run.results_path, {"schema": SCHEMA, "run": res.name, "data": res.manifest["data"],
                                   "summary": sections["summary"], "missing": res.missing, "rows": res.rows()})
     write_text(run.report_path("md"), _markdown(res, sections, figures, run.report_dir))
