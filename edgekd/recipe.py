@@ -64,6 +64,10 @@ class StudentRecipe:
     students: tuple[str, ...] = () # explicit list "cnn:16", "mlp:32x2" overrides arch/width/shrink
 
 
+# the arithmetic of training under autocast (edgekd.distill.compute), not a runtime's precision
+TRAIN_PRECISIONS = ("fp32", "bf16", "fp16")
+
+
 @dataclass(frozen=True)
 class TrainRecipe:
     epochs: int = 30               # distillation epochs per generation (over train + transfer set)
@@ -436,8 +440,9 @@ def validate(recipe: Recipe) -> Recipe:
         (recipe.train.threads >= 0, THREADS_NOT_NEGATIVE),
         (re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", recipe.train.device.strip().lower()) is not None,
          f"train.device (--device) must be auto, cpu, cuda, cuda:N or mps, not {recipe.train.device!r}"),
-        (recipe.train.precision in ("auto", "fp32", "bf16", "fp16"),
-         f"train.precision (--precision) must be auto, fp32, bf16 or fp16, not {recipe.train.precision!r}"),
+        (recipe.train.precision in ("auto", *TRAIN_PRECISIONS),
+         f"train.precision (--precision) must be auto, {', '.join(TRAIN_PRECISIONS)}, not "
+         f"{recipe.train.precision!r}"),
         (recipe.export.calibration >= 1, "export.calibration must be at least 1"),
         (recipe.bench.processes >= 1, "bench.processes must be at least 1"),
         (recipe.teacher.combine in ("mean-logits", "mean-probs"), "teacher.combine must be mean-logits or mean-probs"),

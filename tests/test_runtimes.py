@@ -167,6 +167,8 @@ NOT_ARTIFACTS = {
     ("edgekd/pipeline.py", "int8"),
     ("edgekd/report/render.py", "torch"),     # the torch distribution's version in the method section
     ("edgekd/targets.py", "fp16"),            # a CPU feature (asimdhp) in a profile's SIMD list
+    ("edgekd/recipe.py", "fp32"),             # TRAIN_PRECISIONS: training arithmetic (autocast), not an export
+    ("edgekd/recipe.py", "fp16"),
 }
 
 

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 import torch
 
 from edgekd.errors import UserError
+from edgekd.recipe import TRAIN_PRECISIONS
 
+FP32, BF16, FP16 = TRAIN_PRECISIONS
 DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps"
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = {FP32: None, BF16: torch.bfloat16, FP16: torch.float16}
 PRECISION_HELP = "auto | " + " | ".join(PRECISIONS)
-# what each device type can run in autocast; auto picks the first its hardware supports
-CAN_RUN = {"cpu": ("fp32", "bf16"), "cuda": ("bf16", "fp16", "fp32"), "mps": ("fp32", "fp16")}
+# what each device type can run in autocast (fp16 on a CPU: emulated, slow, and no loss scaling there)
+CAN_RUN = {"cpu": (FP32, BF16), "cuda": (BF16, FP16, FP32), "mps": (FP32, FP16)}
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class Compute:
 
     def scaler(self) -> torch.amp.GradScaler:
         """Loss scaling for fp16; a pass-through otherwise."""
-        return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        return torch.amp.GradScaler(self.device.type, enabled=self.precision == FP16)
 
     def record(self) -> dict:
         """What the manifest and the report say about it."""
@@ -51,7 +53,7 @@ class Compute:
                 "processes": distributed.world()}
 
 
-CPU = Compute(torch.device("cpu"), "fp32")
+CPU = Compute(torch.device("cpu"), FP32)
 
 
 def resolve(device: str = "auto", precision: str = "auto") -> Compute:
@@ -65,7 +67,7 @@ def resolve(device: str = "auto", precision: str = "auto") -> Compute:
     if precision not in CAN_RUN[where.type]:
         raise UserError(f"--precision {precision} cannot run on {where.type}: it runs "
                         f"{', '.join(CAN_RUN[where.type])}")
-    if where.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
+    if where.type == "cuda" and precision == BF16 and not torch.cuda.is_bf16_supported():
         raise UserError(f"--precision bf16: {device_name(where)} has no bf16 arithmetic; use fp16 (with loss "
                         "scaling) or fp32")
     return Compute(where, precision)
@@ -100,8 +102,8 @@ def _device(text: str) -> torch.device:
 
 def _auto_precision(device: torch.device) -> str:
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "fp32"  # on a CPU, bf16 autocast trades accuracy for speed only on some chips: the user's call
+        return BF16 if torch.cuda.is_bf16_supported() else FP32
+    return FP32  # on a CPU, bf16 autocast trades accuracy for speed only on some chips: the user's call
 
 
 def device_name(device: torch.device) -> str:

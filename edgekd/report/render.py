@@ -10,6 +10,7 @@ from typing import Callable
 from edgekd import runtimes
 from edgekd.errors import UserError
 from edgekd.locking import run_lock
+from edgekd.recipe import TRAIN_PRECISIONS
 from edgekd.report import plots, tuning
 from edgekd.report.budget import budget_summary, budget_table
 from edgekd.report.results import SCHEMA, RunResults, collect, control_name, deployable, ms, shown_controls, target_p50
@@ -175,7 +176,7 @@ def _sections(res: RunResults, within: float) -> dict:
 
 def _method(res: RunResults) -> list[str]:
     m = res.manifest
-    compute = m.get("compute", {"device": "cpu", "precision": "fp32"})  # runs from before devices trained so
+    compute = m.get("compute", {"device": "cpu", "precision": TRAIN_PRECISIONS[0]})  # runs from before devices
     on = "" if compute["device"] == "cpu" else f" on {compute.get('name', compute['device'])} ({compute['device']})"
     lines = [f"Trained{on} in {compute['precision']} arithmetic; host {m['host']['cpu']} ({m['host']['cores']} "
              f"cores, torch {m['versions'].get('torch')}, {m.get('torch_threads')} threads); "
