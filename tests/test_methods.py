@@ -328,8 +328,17 @@ def test_dml_loss_by_hand():
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(3, 4, 5, generator=g)
     value = create("dml", {"peers": "3"}).forward(Batch(logits, None, torch.zeros(4, dtype=torch.long)))
-    expected = sum(sum(soft_kl(logits[i], logits[j], 2.0) for j in range(3) if j != i) / 2 for i in range(3))
+    expected = sum(sum(soft_kl(logits[i], logits[j], 2.0) for j in range(3) if j != i) / 2 for i in range(3)) / 3
     assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_dml_weights_its_term_by_default_and_a_weight_flag_overrides_it():
+    from edgekd.distill.objective import build_objective
+    from edgekd.recipe import from_dict
+
+    assert build_objective(from_dict({"distill": {"methods": ["dml"]}})).weights == {"dml": 0.025}
+    assert build_objective(from_dict({"distill": {"methods": ["dml"], "weights": ["dml=1"]}})).weights == {"dml": 1.0}
+    assert build_objective(from_dict({"distill": {"methods": ["kd"]}})).weights == {"kd": 1.0}
 
 
 # --- self and mutual distillation in a chain --------------------------------------------------------------------------
