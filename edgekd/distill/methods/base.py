@@ -123,7 +123,7 @@ def _like(default: object, value: object, where: str) -> object:
 def method_table() -> list[dict[str, str]]:
     return [{"name": cls.name, "family": cls.family, "paper": cls.paper, "summary": cls.summary,
              "options": ", ".join([f"{k}={v}" for k, v in options_of(cls).items()]
-                                  + ([f"weight={cls.default_weight:g}"] if cls.default_weight != 1.0 else []))}
+                                  + ([f"--weight {cls.default_weight:g}"] if cls.default_weight != 1.0 else []))}
             for cls in (_REGISTRY[n] for n in names())]
 
 
