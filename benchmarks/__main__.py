@@ -17,7 +17,7 @@ from edgekd import host
 
 HERE = Path(__file__).parent
 SCRIPTS = ["default_run", "real_data", "selection", "families", "seeds", "kd_cost", "train_speed", "peer", "scaling",
-           "methods", "harness", "predictor_error"]
+           "methods", "chain_order", "harness", "predictor_error"]
 
 
 def main() -> None:
