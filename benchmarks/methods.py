@@ -69,14 +69,14 @@ def main() -> None:
         teacher_run = distill(from_dict({**base, "train": {"epochs": 1}}), out=Path(d) / "teacher")
         teacher = str(teacher_run.model_path("teacher"))
         teacher_acc = teacher_run.manifest()["members"]["teacher"]["test_acc"]
-        for label, distill_cfg, _ in METHODS:
+        for row, (label, distill_cfg, _) in enumerate(METHODS):
             for seed in SEEDS:
                 cfg = {**base, "distill": distill_cfg, "train": {"epochs": EPOCHS, "seed": seed}}
                 with_controls = label == "kd"  # plain training: the kd run's scratch controls, no teacher term
                 cfg["chain"] = {"generations": 1, "baseline": with_controls}
                 if distill_cfg["methods"] != ["dml"]:
                     cfg["teacher"] = {"spec": teacher}
-                run = distill(from_dict(cfg), out=Path(d) / f"{len(accs)}-{seed}")
+                run = distill(from_dict(cfg), out=Path(d) / f"{row}-{seed}")
                 manifest = run.manifest()
                 accs.setdefault(label, []).append(manifest["members"]["gen-1"]["test_acc"])
                 if with_controls:
