@@ -44,14 +44,14 @@ PROBE_ROWS = 512
 # defaults; the paper-setting rows show why a default differs from the paper.
 METHODS = [
     ("kd", {"methods": ["kd"]}, "steps"),
+    ("dml, 2 peers (no teacher)", {"methods": ["dml"]}, "epochs"),
+    ("dml, paper's KL:CE 1:1", {"methods": ["dml"], "weights": [f"dml={1 / 9:.6f}"]}, "epochs"),
     ("mse-logits", {"methods": ["mse-logits"]}, "steps"),
     ("fitnet + kd", {"methods": ["kd", "fitnet"]}, "steps"),
     ("attention + kd", {"methods": ["kd", "attention"]}, "steps"),
     ("attention + kd, paper's beta 1000", {"methods": ["kd", "attention"], "options": ["attention.beta=1000"]},
      "steps"),
     ("rkd + kd", {"methods": ["kd", "rkd"]}, "steps"),
-    ("dml, 2 peers (no teacher)", {"methods": ["dml"]}, "epochs"),
-    ("dml, paper's KL:CE 1:1", {"methods": ["dml"], "weights": [f"dml={1 / 9:.6f}"]}, "epochs"),
 ]
 PLAIN = {"steps": "plain, same steps as kd", "epochs": f"plain, {EPOCHS} epochs of labelled rows"}
 GOAL = ("Goal (issue 20): each method at its defaults not below plain training beyond the seed spread, i.e. "
@@ -76,6 +76,8 @@ def main() -> None:
                 cfg["chain"] = {"generations": 1, "baseline": with_controls}
                 if distill_cfg["methods"] != ["dml"]:
                     cfg["teacher"] = {"spec": teacher}
+                else:  # no teacher labels a transfer set
+                    cfg["data"] = {"transfer": "0"}
                 run = distill(from_dict(cfg), out=Path(d) / f"{row}-{seed}")
                 manifest = run.manifest()
                 accs.setdefault(label, []).append(manifest["members"]["gen-1"]["test_acc"])
@@ -83,6 +85,8 @@ def main() -> None:
                     for kind, member in controls_of(manifest, "gen-1").items():
                         plain[kind].append(member["test_acc"])
                 terms.setdefault(label, []).append(_term_sizes(run, manifest))
+                print(json.dumps({"row": label, "seed": seed, "acc": accs[label][-1],
+                                  "plain": {k: v[-1] for k, v in plain.items() if v}}), file=sys.stderr, flush=True)
                 if with_controls:
                     for kind, member in control_names(manifest, "gen-1").items():
                         ce = read_jsonl(run.metrics_path(member))[-1]["ce"]
