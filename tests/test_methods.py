@@ -255,8 +255,21 @@ def test_attention_by_hand(p):
         qs = np.array([(abs(row[j]) ** p + abs(row[4 + j]) ** p) / 2 for j in range(4)])          # mean over 2 channels
         qt = np.abs(row) ** p
         qt = np.array([(qt[2 * j] + qt[2 * j + 1]) / 2 for j in range(4)])                        # pooled 8 -> 4
-        total += np.sqrt(np.sum((qs / np.sqrt(np.sum(qs ** 2)) - qt / np.sqrt(np.sum(qt ** 2))) ** 2))
-    assert hooked(create("attention", {"layers": "0", "p": str(p)})) == pytest.approx(total / 2, rel=1e-5)
+        total += np.mean((qs / np.sqrt(np.sum(qs ** 2)) - qt / np.sqrt(np.sum(qt ** 2))) ** 2)   # mean over 4 elements
+    got = hooked(create("attention", {"layers": "0", "p": str(p), "beta": "1000"}))
+    assert got == pytest.approx(1000 / 2 * total / 2, rel=1e-5)                   # beta/2, mean over 2 rows
+
+
+def test_attention_normalises_per_sample_and_averages_over_elements():
+    # one row; student map (1, 0) and teacher map (0, 4): unit-normalised, they differ by
+    # (1, -1), whose squares average to 1 over the 2 elements, so the loss is beta / 2
+    student, teacher = nn.Sequential(Reshape(1, 2)), nn.Sequential(Reshape(1, 2))
+    method = create("attention", {"layers": "0", "p": "2", "beta": "100"})
+    method.attach(student, teacher, torch.zeros(1, 2))
+    teacher(torch.tensor([[0.0, 2.0]])), student(torch.tensor([[1.0, 0.0]]))
+    assert method(Batch(torch.zeros(1, 3), torch.zeros(1, 3), torch.zeros(1, dtype=torch.long))).item() == \
+        pytest.approx(50.0)
+    method.detach()
 
 
 def huber(a, b):
@@ -315,8 +328,17 @@ def test_dml_loss_by_hand():
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(3, 4, 5, generator=g)
     value = create("dml", {"peers": "3"}).forward(Batch(logits, None, torch.zeros(4, dtype=torch.long)))
-    expected = sum(sum(soft_kl(logits[i], logits[j], 2.0) for j in range(3) if j != i) / 2 for i in range(3))
+    expected = sum(sum(soft_kl(logits[i], logits[j], 2.0) for j in range(3) if j != i) / 2 for i in range(3)) / 3
     assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_dml_weights_its_term_by_default_and_a_weight_flag_overrides_it():
+    from edgekd.distill.objective import build_objective
+    from edgekd.recipe import from_dict
+
+    assert build_objective(from_dict({"distill": {"methods": ["dml"]}})).weights == {"dml": 0.025}
+    assert build_objective(from_dict({"distill": {"methods": ["dml"], "weights": ["dml=1"]}})).weights == {"dml": 1.0}
+    assert build_objective(from_dict({"distill": {"methods": ["kd"]}})).weights == {"kd": 1.0}
 
 
 # --- self and mutual distillation in a chain --------------------------------------------------------------------------

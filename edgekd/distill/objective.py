@@ -91,8 +91,8 @@ def build_objective(recipe: Recipe) -> Objective:
         load_plugin(Path(plugin))
     options = method_options(recipe)
     shared = {"temperature": recipe.distill.temperature, "layers": recipe.distill.layers}
-    terms = {name: (create(name, options[name], shared), weights.get(name, 1.0))
-             for name in recipe.distill.methods}
+    methods = {name: create(name, options[name], shared) for name in recipe.distill.methods}
+    terms = {name: (m, weights.get(name, m.default_weight)) for name, m in methods.items()}
     mutual = [name for name, (m, _) in terms.items() if m.mutual]
     if mutual and (len(terms) > 1 or recipe.teacher.spec):
         raise UserError(f"{mutual[0]} trains peers without a teacher; use it alone, without --teacher")

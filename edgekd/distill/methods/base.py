@@ -41,6 +41,9 @@ class Method(nn.Module):
     # Options that a command-line flag of the same name sets, each with what it is for
     # (`--peers N` is dml's `peers`): the CLI then needs no method's name.
     flag_options: ClassVar[dict[str, str]] = {}
+    # The term's weight when --weight does not name the method: the loss is
+    # (1 - alpha) CE + alpha * sum_m weight_m * term_m, and alpha's default suits kd.
+    default_weight: ClassVar[float] = 1.0
 
     def attach(self, student: nn.Module, teacher: nn.Module | None, example: torch.Tensor) -> None:
         """Hook into the models before training; most methods need nothing.
@@ -119,7 +122,8 @@ def _like(default: object, value: object, where: str) -> object:
 
 def method_table() -> list[dict[str, str]]:
     return [{"name": cls.name, "family": cls.family, "paper": cls.paper, "summary": cls.summary,
-             "options": ", ".join(f"{k}={v}" for k, v in options_of(cls).items())}
+             "options": ", ".join([f"{k}={v}" for k, v in options_of(cls).items()]
+                                  + ([f"--weight {cls.default_weight:g}"] if cls.default_weight != 1.0 else []))}
             for cls in (_REGISTRY[n] for n in names())]
 
 
