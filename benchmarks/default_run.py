@@ -12,7 +12,6 @@ Run: python -m benchmarks.default_run   (EDGEKD_BENCH_QUICK=1: 1 generation, 1 e
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -27,14 +26,12 @@ from edgekd.report.uncertainty import interval_text, member_gain
 from edgekd.runs import CONTROLS, Run, control_names, controls_of
 from edgekd.runtimes import RUNTIMES
 
-from benchmarks.verdict import LATENCY_HEADER, QUICK, latency_cells, quick, verdict
+from benchmarks.verdict import ENV, LATENCY_HEADER, QUICK, latency_cells, quick, verdict
 
 PLOTS = Path(__file__).parent / "default-run"
-CHECKOUT = str(Path(__file__).resolve().parents[1])  # the edgekd the command runs: this checkout's
 COMMAND = ["edgekd", "distill", "--chain", "3"]
 QUICK_FLAGS = ["--chain", "1", "--epochs", "1", "--teacher-epochs", "1", "--transfer", "0", "--set",
                "train.min_steps=0"]
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [CHECKOUT, os.environ.get("PYTHONPATH")]))}
 GEN_GAP = 3.0       # points: the smallest generation may trail the teacher by this much (as benchmarks.real_data)
 INT8_GOAL = 0.7     # int8 p50 / fp32 p50 of the same member and runtime
 # the progress lines that open each phase after training; "report" is what is left after bench

@@ -9,10 +9,16 @@ prints `**Goal:** KD epoch <= 1.10x a plain epoch. **Verdict: met** (measured 1.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # EDGEKD_BENCH_QUICK=1: fewer epochs, repeats and seconds, to check a script end to end. Its
 # figures are not results; the scripts say so in their headings.
 QUICK = os.environ.get("EDGEKD_BENCH_QUICK") == "1"
+
+
+# the edgekd a script's subprocesses run: this checkout's, not whatever the environment installed
+CHECKOUT = str(Path(__file__).resolve().parents[1])
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [CHECKOUT, os.environ.get("PYTHONPATH")]))}
 
 
 def quick(full, reduced):
