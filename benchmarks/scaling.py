@@ -31,7 +31,7 @@ def main() -> None:
             out = Path(d) / f"n{total}"
             argv = [sys.executable, "-m", "edgekd", "distill", "--chain", "1", "--no-baseline", "--no-export",
                     "--teacher-epochs", str(quick(3, 1)), "--epochs", str(quick(3, 1)),
-                    "--transfer", str(max(0, total - LABELLED)),
+                    "--transfer", str(max(0, total - LABELLED)), *quick([], ["--set", "train.min_steps=0"]),
                     "--out", str(out), "-q"]
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             t = time.perf_counter()
