@@ -17,8 +17,11 @@ from pathlib import Path
 from edgekd import host
 from edgekd.runs import Run
 
+from benchmarks.verdict import ENV, quick, verdict
+
 LABELLED = 3600
-SIZES = (4000, 16000, 64000)
+SIZES = quick((4000, 16000, 64000), (4000, 8000))
+LINEAR_GOAL = 1.25  # train s per 1k rows at the largest size / at the smallest
 
 
 def main() -> None:
@@ -27,11 +30,12 @@ def main() -> None:
         for total in SIZES:
             out = Path(d) / f"n{total}"
             argv = [sys.executable, "-m", "edgekd", "distill", "--chain", "1", "--no-baseline", "--no-export",
-                    "--teacher-epochs", "3", "--epochs", "3", "--transfer", str(max(0, total - LABELLED)),
+                    "--teacher-epochs", str(quick(3, 1)), "--epochs", str(quick(3, 1)),
+                    "--transfer", str(max(0, total - LABELLED)), *quick([], ["--set", "train.min_steps=0"]),
                     "--out", str(out), "-q"]
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             t = time.perf_counter()
-            subprocess.run(argv, check=True, cwd=d)
+            subprocess.run(argv, check=True, cwd=d, env=ENV)
             wall = time.perf_counter() - t
             peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KB, the largest child so far
             gen = Run.open(out).manifest()["members"]["gen-1"]
@@ -46,6 +50,9 @@ def main() -> None:
           f"training time x{last[2] / first[2]:.1f}, "
           f"peak memory x{last[3] / first[3]:.2f}. Peak RSS is the running maximum over the child processes, "
           "so it can only grow from one row to the next.")
+    growth = (last[2] / last[0]) / (first[2] / first[0])
+    print(verdict(f"training time grows linearly with rows: train s per 1k rows at {last[0]:,} rows <= {LINEAR_GOAL}x "
+                  f"that at {first[0]:,}", growth <= LINEAR_GOAL, f"{growth:.2f}x"))
 
 
 if __name__ == "__main__":

@@ -433,8 +433,8 @@ def methods(
 
 BENCH_COLUMNS = [("member", "member", ""), ("artifact", "artifact", ""), ("size_bytes", "size", "bytes"),
                  ("accuracy", "acc", "pct"), ("p50_ms", "host p50 ms", "ms"), ("p90_ms", "p90", "ms"),
-                 ("predicted_ms", "target p50 ms (pred.)", ""), ("memory", "load+run MB (+process)", ""),
-                 ("fits", "fits?", ""), ("note", "note", "")]
+                 ("native_p50_ms", "native p50 ms", "ms"), ("predicted_ms", "target p50 ms (pred.)", ""),
+                 ("memory", "load+run MB (+process)", ""), ("fits", "fits?", ""), ("note", "note", "")]
 
 
 @app.command()
@@ -453,6 +453,8 @@ def bench(
     remote_python: Annotated[str, Opt(help="Python on the device")] = "python3",
     wait: Annotated[bool, Opt(
         "--wait", help="When another edgekd command is writing this run, queue behind it instead of refusing")] = False,
+    native: Annotated[bool, Opt(
+        "--native", help="Also time OpenVINO rows with benchmark_app (no Python per call), where installed")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
     as_json: Annotated[bool, Opt("--json", help="Print the results as JSON")] = False,
 ) -> None:
@@ -471,7 +473,7 @@ def bench(
     device = Remote(remote, port, identity, remote_python) if remote else None
     progress = _print_warnings if quiet or as_json else _bench_progress
     results = bench_run(run, target, tuple(runtime or RUNTIMES), batch, processes, min_seconds, device, progress,
-                        wait=wait)
+                        wait=wait, native=native)
     from edgekd.report.render import build_report
 
     build_report(run)  # the report always shows the latest measurements
@@ -499,7 +501,10 @@ def _print_bench(results: dict[str, dict]) -> None:
         where = f"measured on {report['device']}" if report["device"] else f"host: {report['host']['cpu']}, " \
             f"{report['settings']['threads']} threads" \
             + ("; target numbers are predicted" if report["prediction_method"] else "")
-        console.print(table(f"{name} ({where})", rows, BENCH_COLUMNS))
+        columns = [c for c in BENCH_COLUMNS if c[0] != "native_p50_ms" or any("native_p50_ms" in r for r in rows)]
+        console.print(table(f"{name} ({where})", rows, columns))
+        for note in report.get("notes", []):
+            console.print(note)
         if report["kept_rows"]:
             console.print(f"kept from the earlier {name} bench (artifact unchanged, not measured this time): "
                           f"{report['kept_rows']} row(s), marked in the note column")
@@ -521,7 +526,7 @@ def _bench_row(r: dict, report: dict) -> dict:
     if "peak_rss_mb" in r:
         row["memory"] = f"{r['peak_rss_delta_mb']:.1f} (+{r['peak_rss_mb'] - r['peak_rss_delta_mb']:.0f})"
     row["fits"] = "-" if "fits_ram" not in r else ("yes" if r["fits_ram"] else "NO")
-    row["note"] = "; ".join(bench_notes(r, report))
+    row["note"] = "; ".join(bench_notes(r, report) + ([f"native: {r['native_error']}"] if "native_error" in r else []))
     return row
 
 

@@ -131,3 +131,53 @@ def test_target_name_cannot_escape_the_run(cli, exported_run, tmp_path):
     before = (exported_run / "manifest.json").read_bytes()
     assert_refused(cli("bench", exported_run, "--target", tmp_path / "evil.toml"), "must be letters")
     assert (exported_run / "manifest.json").read_bytes() == before
+
+
+def test_native_column_times_openvino_rows_with_benchmark_app(cli, exported_run, tmp_path):
+    from edgekd.runtimes.openvino import native_tool
+
+    if native_tool() is None:
+        import pytest
+
+        pytest.skip("benchmark_app is not installed beside this Python")
+    root = tmp_path / "run"
+    shutil.copytree(exported_run, root)
+    code, out, err = cli("bench", root, "-t", "host", "--runtime", "openvino", "--runtime", "onnxruntime",
+                         "--native", "--processes", "1", "--min-seconds", "0.05")
+    assert code == 0 and "native p50 ms" in out, err
+    result = json.loads((root / "bench" / "host.json").read_text())
+    assert result["settings"]["native"] is True and result["notes"] == []
+    for row in result["rows"]:
+        if row["runtime"] == "openvino":
+            assert 0 < row["native_p50_ms"] < 1000 and row["native_runs"] > 0, row
+            assert row["native_command"].startswith("benchmark_app -m ") and "openvino/model" in row["native_command"]
+            assert f"-nthreads {result['settings']['threads']}" in row["native_command"]
+        else:  # ONNX Runtime ships no native benchmark tool in its wheel: no column, no note
+            assert not any(k.startswith("native_") for k in row), row
+
+
+def test_native_column_absent_without_benchmark_app(tmp_path, monkeypatch):
+    """A Python with no benchmark_app beside it or on PATH (as on a board with only the openvino
+    runtime): the row is measured as always, with one reason instead of a native figure."""
+    import sys
+
+    import torch
+
+    from edgekd.bench import runner
+    from edgekd.bench.local import aggregate
+    from edgekd.bench.pipeline import _native_notes
+    from edgekd.runtimes import RUNTIMES, ExportContext, openvino
+    from edgekd.runtimes.onnx import export_fp32
+
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4)).eval()
+    export_fp32(ExportContext(model, (8,), None, None, tmp_path / "model.onnx"))
+    openvino.convert_fp32(ExportContext(model, (8,), None, tmp_path / "model.onnx", tmp_path / "model.xml"))
+    np.savez(tmp_path / "inputs.npz", x=np.zeros((4, 8), np.float32), y=np.zeros(4, int))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python3"))  # nothing beside it
+    monkeypatch.setenv("PATH", str(tmp_path))
+    measured = runner.measure(str(tmp_path / "model.xml"), str(RUNTIMES["openvino"].opener), ["openvino"], 1,
+                              str(tmp_path / "inputs.npz"), min_iters=5, min_seconds=0.0, native=True)
+    row = aggregate([measured])
+    assert row["p50_ms"] > 0 and "native_p50_ms" not in row
+    assert "benchmark_app not found" in row["native_missing"]
+    assert _native_notes([row, dict(row)]) == [f"no native column: {row['native_missing']}"]  # once, not per row

@@ -3,6 +3,7 @@ are refused with one sentence naming the file and the field."""
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -276,3 +277,42 @@ def test_json_written_by_edgekd_is_strict(tmp_path):
     with pytest.raises(ValueError):
         write_json(tmp_path / "x.json", {"p50_ms": float("inf")})
     assert not (tmp_path / "x.json").exists() and not list(tmp_path.iterdir())  # nothing half-written
+
+
+# A document a source names by file: "notes.md", "docs/x.rst", "owner/repo path/README.md", or a URL.
+CITED_FILE = re.compile(r"[\w./%-]*[\w-]\.(?:md|rst|txt|pdf|toml|json|yaml|yml|csv|html)\b")
+WEB_ADDRESS = re.compile(r"^[\w-]+(\.[\w-]+)+/")  # "example.com/page.html", without its scheme
+REPOSITORY = re.compile(r"^[\w.-]+/[\w.-]+$")  # "Tencent/ncnn": the word before a path in another repository
+
+
+def files_not_found(text: str, root: Path) -> list[str]:
+    """The files a source names that a reader cannot follow: not in a URL, not a path in a
+    named repository (`owner/name path`), and not in this repository."""
+    missing = []
+    for match in CITED_FILE.finditer(text):
+        word_start = max(text.rfind(" ", 0, match.start()), text.rfind("(", 0, match.start())) + 1
+        word = text[word_start:match.end()]
+        if "://" in word or WEB_ADDRESS.match(word):
+            continue
+        before = text[:word_start].split()
+        if "/" in match.group() and before and REPOSITORY.match(before[-1].strip("(,;")):
+            continue
+        if not (root / match.group()).exists():
+            missing.append(match.group())
+    return missing
+
+
+def test_files_not_found_catches_a_missing_note(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "here.md").write_text("x")
+    assert files_not_found("as recorded in targets-research.md", tmp_path) == ["targets-research.md"]
+    assert files_not_found("see docs/guide.rst", tmp_path) == ["docs/guide.rst"]
+    assert files_not_found("notes/here.md; Tencent/ncnn benchmark/README.md; https://a.org/b/c.html; a.org/d.html",
+                           tmp_path) == []
+
+
+@pytest.mark.parametrize("target", [t for t in list_targets() if not t.probed], ids=lambda t: t.name)
+def test_every_source_names_only_files_a_reader_can_find(target):
+    root = builtin_dir().parent
+    for key, text in target.sources.items():
+        assert not files_not_found(text, root), f"{target.name}: [sources].{key} names {files_not_found(text, root)}"

@@ -10,7 +10,7 @@ import os
 import statistics
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -43,6 +43,7 @@ class Settings:
     min_iters: int = 100
     min_seconds: float = 0.5
     timeout_s: float = 120.0
+    native: bool = False   # also the runtime's own benchmark tool (benchmark_app), in the first process
 
 
 def runner_command(job: Job, settings: Settings, inputs: Path, python: str = sys.executable,
@@ -54,7 +55,7 @@ def runner_command(job: Job, settings: Settings, inputs: Path, python: str = sys
     return [python, str(runner), str(job.path), "--opener", str(opener or runtime.opener), *imports,
             "--threads", str(settings.threads), "--batch", str(settings.batch), "--inputs", str(inputs),
             "--warmup", str(settings.warmup), "--min-iters", str(settings.min_iters),
-            "--min-seconds", str(settings.min_seconds)]
+            "--min-seconds", str(settings.min_seconds), *(["--native"] if settings.native else [])]
 
 
 def run_once(job: Job, settings: Settings, inputs: Path) -> dict:
@@ -89,7 +90,8 @@ def measure_all(jobs: list[Job], settings: Settings, inputs: Path,
                 continue  # a failed artifact fails the same way again: do not wait for it twice
             if on_event:
                 on_event({"kind": "bench", "member": job.member, "artifact": job.artifact, "process": rep + 1})
-            runs[job].append(run(job, settings, inputs))
+            # the native tool times thousands of runs itself: once per artifact is enough
+            runs[job].append(run(job, settings if rep == 0 else replace(settings, native=False), inputs))
     return {job: aggregate(results) for job, results in runs.items()}
 
 
@@ -117,8 +119,15 @@ def aggregate(results: list[dict]) -> dict:
         "jitter": jitter, "unstable": bool(reasons), **({"unstable_reason": ", ".join(reasons)} if reasons else {}),
         "processes": len(good),
         "iterations": [r["iterations"] for r in good], "warmup": good[0]["warmup"], "batch": good[0]["batch"],
-        "settings": good[0]["settings"],
+        "settings": good[0]["settings"], **_native(good),
     }
+
+
+def _native(good: list[dict]) -> dict:
+    """The native tool's figures, as row fields: {"native_p50_ms", "native_runs", ...}, or
+    {"native_missing"} / {"native_error"} saying why there are none."""
+    found = next((r["native"] for r in good if "native" in r), None)
+    return {f"native_{k}": v for k, v in found.items()} if found else {}
 
 
 def _package_root() -> str:

@@ -34,20 +34,24 @@ RUNTIMES = tuple(runtimes.RUNTIMES)
 
 def bench_run(run_dir: Path, targets: list[str], runtime_names: tuple[str, ...] = RUNTIMES, batch: int = 1,
               processes: int = 3, min_seconds: float = 0.5, remote: Remote | None = None,
-              on_event: Callable[[dict], None] | None = None, wait: bool = False) -> dict[str, dict]:
+              on_event: Callable[[dict], None] | None = None, wait: bool = False,
+              native: bool = False) -> dict[str, dict]:
     """{target: bench result}, each written to the run's bench file. The run is locked
     meanwhile (edgekd.locking): an export cannot swap the files being timed; `wait` queues
-    behind another writer instead of refusing."""
+    behind another writer instead of refusing. `native` also runs each runtime's own benchmark
+    tool where its module has one (OpenVINO's benchmark_app), here or on the device: the rows
+    get native_p50_ms and the command, or the result a note saying the tool is missing."""
     run = Run.open(run_dir)
     with run_lock(run.root, "bench", wait=wait, on_event=on_event):
         remove_leftovers(run.root)
         for directory in (run.root, run.bench_dir, run.report_dir):  # before minutes of measuring
             check_writable(directory)
-        return _bench(run, targets, runtime_names, batch, processes, min_seconds, remote, on_event)
+        return _bench(run, targets, runtime_names, batch, processes, min_seconds, remote, on_event, native)
 
 
 def _bench(run: Run, targets: list[str], runtime_names: tuple[str, ...], batch: int, processes: int,
-           min_seconds: float, remote: Remote | None, on_event: Callable[[dict], None] | None) -> dict[str, dict]:
+           min_seconds: float, remote: Remote | None, on_event: Callable[[dict], None] | None,
+           native: bool = False) -> dict[str, dict]:
     bad = [r for r in runtime_names if r not in RUNTIMES]
     if bad:
         raise UserError(f"unknown runtime {bad[0]!r}; valid runtimes: {', '.join(RUNTIMES)}")
@@ -68,7 +72,8 @@ def _bench(run: Run, targets: list[str], runtime_names: tuple[str, ...], batch: 
     results = {}
     for target in resolved:
         threads = target.threads if remote else min(target.threads, host.cores())
-        settings = Settings(threads=threads, batch=batch, processes=processes, min_seconds=min_seconds)
+        settings = Settings(threads=threads, batch=batch, processes=processes, min_seconds=min_seconds,
+                            native=native)
         if remote and not jobs:  # every artifact changed since export: nothing to upload
             measured = dict(changed)
         elif remote:
@@ -238,6 +243,14 @@ def _report(run: Run, manifest: dict, target: Target, host_target: Target, measu
                  "memory_bandwidth_gbs": host_target.memory_bandwidth_gbs, "probe_busy_cpus": host_target.busy_cpus},
         "versions": host.versions(), "created": created,
         "settings": {"threads": settings.threads, "batch": settings.batch, "processes": settings.processes,
-                     "warmup": settings.warmup, "min_iters": settings.min_iters, "min_seconds": settings.min_seconds},
+                     "warmup": settings.warmup, "min_iters": settings.min_iters, "min_seconds": settings.min_seconds,
+                     "native": settings.native},
         "prediction_method": predict.METHOD if predicts else None, "rows": rows,
+        "notes": _native_notes(rows),
     }
+
+
+def _native_notes(rows: list[dict]) -> list[str]:
+    """Why a requested native column is empty, once per reason (not once per row)."""
+    return [f"no native column: {why}" for why in dict.fromkeys(r["native_missing"] for r in rows
+                                                                 if "native_missing" in r)]

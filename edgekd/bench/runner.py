@@ -48,7 +48,8 @@ def _rss_kb(field: str) -> int:
 
 
 def measure(path: str, opener: str, imports: list[str], threads: int, inputs: str, batch: int = 1, warmup: int = 10,
-            min_iters: int = 200, min_seconds: float = 1.0, precision: str = FP32_PRECISION) -> dict:
+            min_iters: int = 200, min_seconds: float = 1.0, precision: str = FP32_PRECISION,
+            native: bool = False) -> dict:
     import importlib
 
     import numpy as np
@@ -84,7 +85,11 @@ def measure(path: str, opener: str, imports: list[str], threads: int, inputs: st
 
     def pick(q):
         return times[min(len(times) - 1, int(q * len(times)))]
-    return {"load_ms": load_ms, "first_ms": first_ms, "p50_ms": pick(0.5), "p90_ms": pick(0.9),
+    # the runtime's own benchmark tool on the same file, when its module knows one (OpenVINO's
+    # benchmark_app): what a deployment without Python would see
+    tool = getattr(module, "native_latency", None) if native else None
+    extra = {"native": tool(path, threads, tuple(sample.shape), min_seconds, precision)} if tool else {}
+    return {**extra, "load_ms": load_ms, "first_ms": first_ms, "p50_ms": pick(0.5), "p90_ms": pick(0.9),
             "p99_ms": pick(0.99), "mean_ms": sum(times) / len(times), "min_ms": times[0],
             "iterations": len(times), "warmup": warmup, "batch": batch,
             "throughput_per_s": batch * 1e3 / (sum(times) / len(times)),
@@ -124,10 +129,11 @@ def main(argv=None) -> int:
     p.add_argument("--min-iters", type=int, default=200)
     p.add_argument("--min-seconds", type=float, default=1.0)
     p.add_argument("--precision", default=FP32_PRECISION)
+    p.add_argument("--native", action="store_true", help="also run the runtime's own benchmark tool, if installed")
     a = p.parse_args(argv)
     try:
         result = measure(a.artifact, a.opener, a.imports, a.threads, a.inputs, a.batch, a.warmup, a.min_iters,
-                         a.min_seconds, a.precision)
+                         a.min_seconds, a.precision, a.native)
     except ImportError as e:
         print(json.dumps({"error": f"a runtime module is not installed here ({e})"}))
         return 3

@@ -12,8 +12,12 @@ device, where `open_model` runs beside the runner with only numpy and openvino.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 ELEMENTWISE = {"Subtract", "Multiply", "Add", "Divide"}
@@ -69,6 +73,48 @@ def open_model(path: str, threads: int, precision: str = "f32"):
                 "hint": "LATENCY", "inference_precision": compiled.get_property(hints.inference_precision).to_string()}
     # shared input and output memory: no per-call tensor copies in the timed path
     return (lambda x: request.infer({0: x}, share_inputs=True, share_outputs=True)[0].copy()), settings
+
+
+NATIVE_TOOL = "benchmark_app"  # ships with the openvino pip package, beside its Python
+_NATIVE_MEDIAN = re.compile(r"Median:\s+([\d.]+) (ms|us)")
+_NATIVE_COUNT = re.compile(r"Count:\s+(\d+) iterations")
+
+
+def native_tool() -> str | None:
+    """benchmark_app beside this Python (a virtual environment's bin/), else on PATH."""
+    beside = Path(sys.executable).with_name(NATIVE_TOOL)
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else shutil.which(NATIVE_TOOL)
+
+
+def native_latency(path: str, threads: int, shape: tuple[int, ...], seconds: float,
+                   precision: str = "f32") -> dict:
+    """OpenVINO's own benchmark tool on the same IR, threads, streams and inference precision
+    as open_model: its per-request latency is timed inside the runtime (AsyncInferQueue), so
+    no Python runs per call. {"p50_ms", "runs", "seconds", "command", "tool"}, or {"missing"}
+    when benchmark_app is not installed here, or {"error"}."""
+    tool = native_tool()
+    if tool is None:
+        return {"missing": f"{NATIVE_TOOL} not found beside {sys.executable} or on PATH"}
+    whole = max(1, math.ceil(seconds))  # benchmark_app takes whole seconds
+    # -hint none: benchmark_app refuses explicit threads and streams beside a hint; 1 stream and
+    # 1 request are what the LATENCY hint gives open_model
+    argv = [tool, "-m", path, "-d", "CPU", "-hint", "none", "-nthreads", str(threads), "-nstreams", "1",
+            "-nireq", "1", "-shape", "[" + ",".join(map(str, shape)) + "]", "-t", str(whole),
+            "-infer_precision", precision]
+    env = {**os.environ, "CI": "true"}  # its telemetry client declines in CI: a benchmark never phones home
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60 + 2 * whole,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return {"error": f"{NATIVE_TOOL} did not finish within {60 + 2 * whole} s"}
+    median, count = _NATIVE_MEDIAN.search(done.stdout), _NATIVE_COUNT.search(done.stdout)
+    if done.returncode != 0 or not median:
+        tail = (done.stdout + done.stderr).strip().splitlines() or ["no output"]
+        return {"error": f"{NATIVE_TOOL} exited {done.returncode}: {tail[-1][:200]}"}
+    p50 = float(median.group(1)) / (1000 if median.group(2) == "us" else 1)
+    command = " ".join([NATIVE_TOOL, *argv[1:]])
+    return {"p50_ms": p50, "runs": int(count.group(1)) if count else None, "seconds": whole, "command": command,
+            "tool": NATIVE_TOOL}
 
 
 def weight_bytes(path: Path) -> int:
