@@ -60,9 +60,9 @@ def chain_graph(path: Path, op: str, ops: int) -> Path:
     return path
 
 
-def measure_overhead(threads: int, folder: Path) -> Overhead | None:
+def measure_overhead(threads: int, folder: Path, repeats: int = REPEATS) -> Overhead | None:
     """The ONNX Runtime overhead on this host with `threads` threads (None when a graph fails
-    to run). Costs nine short runner processes, a few seconds."""
+    to run). Costs 3 x `repeats` short runner processes, about a second each."""
     import numpy as np
 
     from edgekd.runtimes import GRAPH_KIND
@@ -75,7 +75,7 @@ def measure_overhead(threads: int, folder: Path) -> Overhead | None:
     for op, ops in (("Relu", 1), ("Relu", 1 + SPAN), ("Conv", 1 + SPAN)):
         path = chain_graph(folder / f"chain-{op}-{ops}.onnx", op, ops)
         runs = [run_once(Job("overhead", GRAPH_KIND.name, path, GRAPH_KIND.runtime.name), settings, inputs)
-                for _ in range(REPEATS)]
+                for _ in range(repeats)]
         if any("error" in r for r in runs):
             return None
         p50[op, ops] = statistics.median(r["p50_ms"] for r in runs)

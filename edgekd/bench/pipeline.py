@@ -10,6 +10,7 @@ are kept when they were measured the same way and the artifact has not changed s
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -20,6 +21,7 @@ from edgekd import host, runtimes
 from edgekd.bench import predict
 from edgekd.bench.graph import graph_costs, weight_bytes
 from edgekd.bench.local import Job, Settings, measure_all
+from edgekd.bench.overhead import Overhead, measure_overhead, overhead_of
 from edgekd.bench.remote import Remote, Session
 from edgekd.data import load_run_splits
 from edgekd.diskspace import check_writable
@@ -69,6 +71,7 @@ def _bench(run: Run, targets: list[str], runtime_names: tuple[str, ...], batch: 
     if warning and on_event and any(t.name != HOST for t in resolved) and not remote:  # predictions scale from it
         on_event({"kind": "warning", "text": warning})
     cache: dict[int, dict[Job, dict]] = {}
+    overheads: dict[int, Overhead | None] = {}
     results = {}
     for target in resolved:
         threads = target.threads if remote else min(target.threads, host.cores())
@@ -86,7 +89,10 @@ def _bench(run: Run, targets: list[str], runtime_names: tuple[str, ...], batch: 
             if threads not in cache:
                 cache[threads] = {**changed, **measure_all(jobs, settings, inputs, on_event)}
             measured = cache[threads]
-        report = _report(run, manifest, target, host_target, measured, settings, remote)
+        if not remote and target.name != HOST and threads not in overheads:  # what the prediction subtracts
+            with tempfile.TemporaryDirectory() as scratch:
+                overheads[threads] = measure_overhead(threads, Path(scratch), repeats=1)
+        report = _report(run, manifest, target, host_target, measured, settings, remote, overheads.get(threads))
         kept = _earlier_rows(run, manifest, report, on_event or (lambda e: None))
         report["rows"] = sorted(report["rows"] + kept, key=_row_order)
         report["kept_rows"] = len(kept)
@@ -184,7 +190,7 @@ def _inputs(run: Run, manifest: dict) -> Path:
 
 
 def _machine(t: Target, threads: int) -> predict.Machine:
-    return predict.Machine(t.peak_gflops_fp32, t.memory_bandwidth_gbs, t.cores, threads)
+    return predict.Machine(t.peak_gflops_fp32, t.memory_bandwidth_gbs, t.cores, threads, t.clock_ghz)
 
 
 def _costs(fp32_onnx: Path, batch: int) -> tuple | None:
@@ -197,7 +203,7 @@ def _costs(fp32_onnx: Path, batch: int) -> tuple | None:
 
 
 def _report(run: Run, manifest: dict, target: Target, host_target: Target, measured: dict[Job, dict],
-            settings: Settings, remote: Remote | None) -> dict:
+            settings: Settings, remote: Remote | None, overhead: Overhead | None = None) -> dict:
     rows = []
     host_machine = _machine(host_target, settings.threads)
     target_machine = _machine(target, target.threads)
@@ -234,7 +240,7 @@ def _report(run: Run, manifest: dict, target: Target, host_target: Target, measu
                                                                      host_machine)
             if predicts:
                 row["predicted"] = predict.predict_ms(m["p50_ms"], costs, weights, row["precision"],
-                                                      host_machine, target_machine)
+                                                      host_machine, target_machine, overhead_of(job.artifact, overhead))
         rows.append(row)
     return {
         "schema": SCHEMA, "target": target.to_dict(), "measured_on": "device" if remote else "host",
@@ -246,6 +252,7 @@ def _report(run: Run, manifest: dict, target: Target, host_target: Target, measu
                      "warmup": settings.warmup, "min_iters": settings.min_iters, "min_seconds": settings.min_seconds,
                      "native": settings.native},
         "prediction_method": predict.METHOD if predicts else None, "rows": rows,
+        "overhead": overhead.to_dict() if predicts and overhead else None,
         "notes": _native_notes(rows),
     }
 

@@ -215,6 +215,13 @@ def _method(res: RunResults) -> list[str]:
                          "labelled predicted, and never below the target's compute and memory floor. The host "
                          f"probe read {probe['peak_gflops_fp32']:g} GFLOP/s and {probe['memory_bandwidth_gbs']:g} GB/s"
                          + (f" while other processes used {busy:g} CPUs." if busy and busy >= 0.1 else "."))
+            if rep.get("overhead"):
+                o = rep["overhead"]
+                lines.append(f"{target}: ONNX Runtime rows first lose the runtime's own cost, measured here on "
+                             f"synthetic graphs ({1e3 * o['call_ms']:.1f} us per call, {1e3 * o['op_ms']:.2f} us per "
+                             f"operator, {1e3 * o['kernel_ms']:.2f} us per convolution or matrix product), which is "
+                             "scaled to the target by the clock ratio; the rest scales by the roofline. Predictions "
+                             "of models under 100 M MACs are marked not validated: no published latency checks them.")
         kept = [r for r in rep["rows"] if r.get("kept")]
         if kept:
             lines.append(f"{target}: {len(kept)} row(s) marked kept were measured by an earlier bench of the same "
