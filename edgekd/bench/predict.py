@@ -9,8 +9,11 @@ Method (roofline ratio, calibrated on the host):
   efficiency       = roofline(host) / (measured(host) - overhead(host)): how far the host
   runs from its own roofline on this very model (cache effects, kernel quality);
   predicted        = overhead(host) x clock ratio + roofline(target) / efficiency, given as
-  an interval [predicted x LOW, predicted x HIGH] and never below the target's physical
-  floor: max(total flops / peak, weight bytes / bandwidth) at the precision used.
+  an interval [predicted x LOW, predicted x HIGH].
+  floor            = max(total flops / peak, weight bytes / bandwidth) at the precision
+  used, reported beside it but not enforced: it counts a convolution's direct FLOPs at
+  fp32, and ncnn's Winograd kernels and fp16 arithmetic beat it on 10 of the 32 published
+  latencies. Clamped to it, the interval held 44% of them; unclamped, 88% (in sample).
 
 LOW and HIGH are the 10th and 90th percentiles of published/predicted over the published
 reference latencies (benchmarks/predictor_error.py; figures in benchmarks/RESULTS.md, where the
@@ -28,9 +31,10 @@ from edgekd.bench.overhead import Overhead
 from edgekd.runtimes import PRECISIONS
 
 METHOD = "roofline ratio calibrated by the host's measurement of the same artifact"
-# p10 0.42 and p90 2.33 of published/predicted over 32 published board latencies
-# (benchmarks/RESULTS.md, predictor_error), rounded outward.
-LOW, HIGH = 0.4, 2.4
+# p10 0.57 and p90 2.50 of published/predicted over 32 published board latencies
+# (benchmarks/RESULTS.md, predictor_error), rounded outward. Out of sample (one board held
+# out) an interval drawn this way held 59% of the held-out figures, not 80%.
+LOW, HIGH = 0.55, 2.5
 # Size classes by multiply-accumulates per inference (upper bounds); the published references
 # (MobileNetV2 300 M, ResNet-18 1.8 G at 224x224) validate only the largest. Below it, a
 # dispatch-bound student's time is mostly per-call and per-operator overhead, which the
@@ -74,11 +78,10 @@ def predict_ms(measured_host_ms: float, costs: list[OpCost], weight_bytes: float
     target_roof = target.roofline_s(costs)
     efficiency = host_roof * 1e3 / (measured_host_ms - fixed_ms)
     floor_ms = target.floor_s(costs, weight_bytes, precision) * 1e3
-    scaled = fixed_ms * clock + target_roof * 1e3 / efficiency
-    point = max(scaled, floor_ms)
+    point = fixed_ms * clock + target_roof * 1e3 / efficiency
     size = size_class(sum(c.flops for c in costs) / 2)
-    return {"p50_ms": point, "low_ms": max(point * LOW, floor_ms), "high_ms": max(point * HIGH, floor_ms),
-            "floor_ms": floor_ms, "scaled_ms": scaled, "host_roofline_fraction": efficiency, "method": METHOD,
+    return {"p50_ms": point, "low_ms": point * LOW, "high_ms": point * HIGH,
+            "floor_ms": floor_ms, "host_roofline_fraction": efficiency, "method": METHOD,
             "interval": f"x{LOW}-x{HIGH} (10th-90th percentile of the error on published latencies)",
             "size_class": size, "validated": size in VALIDATED,
             "overhead_ms": fixed_ms if overhead else None, "clock_ratio": clock if overhead else None}

@@ -212,7 +212,7 @@ def _method(res: RunResults) -> list[str]:
         if rep.get("prediction_method"):
             probe, busy = rep["host"], rep["host"].get("probe_busy_cpus")
             lines.append(f"{target}: predicted numbers use the {rep['prediction_method']}; they are intervals, "
-                         "labelled predicted, and never below the target's compute and memory floor. The host "
+                         "labelled predicted, with an interval from their error on published board latencies. The host "
                          f"probe read {probe['peak_gflops_fp32']:g} GFLOP/s and {probe['memory_bandwidth_gbs']:g} GB/s"
                          + (f" while other processes used {busy:g} CPUs." if busy and busy >= 0.1 else "."))
             if rep.get("overhead"):
