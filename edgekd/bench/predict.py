@@ -12,8 +12,8 @@ Method (roofline ratio, calibrated on the host):
   an interval [predicted x LOW, predicted x HIGH].
   floor            = max(total flops / peak, weight bytes / bandwidth) at the precision
   used, reported beside it but not enforced: it counts a convolution's direct FLOPs at
-  fp32, and ncnn's Winograd kernels and fp16 arithmetic beat it on 10 of the 32 published
-  latencies. Clamped to it, the interval held 44% of them; unclamped, 88% (in sample).
+  fp32, and ncnn's Winograd kernels and fp16 arithmetic beat it on 15 of the 32 published
+  latencies. Clamped to it, the interval held 44% of them; unclamped, 75% (in sample).
 
 LOW and HIGH are the 10th and 90th percentiles of published/predicted over the published
 reference latencies (benchmarks/predictor_error.py; figures in benchmarks/RESULTS.md, where the
@@ -31,9 +31,10 @@ from edgekd.bench.overhead import Overhead
 from edgekd.runtimes import PRECISIONS
 
 METHOD = "roofline ratio calibrated by the host's measurement of the same artifact"
-# p10 0.57 and p90 2.50 of published/predicted over 32 published board latencies
-# (benchmarks/RESULTS.md, predictor_error), rounded outward. Out of sample (one board held
-# out) an interval drawn this way held 59% of the held-out figures, not 80%.
+# p10 0.57 and p90 2.50 of published/predicted over 32 published board latencies in one run
+# of benchmarks/predictor_error.py (the next run read 0.59 and 3.00: the host measurements
+# move). Out of sample (one board held out) an interval drawn this way held 59-66% of the
+# held-out figures, not 80% (benchmarks/RESULTS.md).
 LOW, HIGH = 0.55, 2.5
 # Size classes by multiply-accumulates per inference (upper bounds); the published references
 # (MobileNetV2 300 M, ResNet-18 1.8 G at 224x224) validate only the largest. Below it, a
