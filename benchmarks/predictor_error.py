@@ -170,7 +170,7 @@ def _model(name: str, label: str, shape: tuple[int, ...], classes: int, tmp: Pat
 
 
 def _host_section(models: list[Model], host_t, cores: int, overhead, tmp: Path) -> None:
-    hm = predict.Machine(host_t.peak_gflops_fp32, host_t.memory_bandwidth_gbs, cores, cores, host_t.clock_ghz)
+    hm = predict.Machine.of(host_t, cores)
     measured = {m.name: measure(m.onnx, m.shape, cores, tmp) for m in models}
     print(f"\nONNX Runtime overhead on this host, {cores} threads: "
           + (f"{1e3 * overhead.call_ms:.1f} us per call, {1e3 * overhead.op_ms:.2f} us per operator, "
@@ -220,10 +220,7 @@ def _board_rows(by_name: dict[str, Model], host_t, cores: int, host_ms, publishe
             measured = host_ms(name, h_threads)
             got = predict.predict_ms(
                 measured, m.costs, m.weights, "fp32",
-                predict.Machine(host_t.peak_gflops_fp32, host_t.memory_bandwidth_gbs, cores, h_threads,
-                                host_t.clock_ghz),
-                predict.Machine(target.peak_gflops_fp32, target.memory_bandwidth_gbs, target.cores, t_threads,
-                                target.clock_ghz),
+                predict.Machine.of(host_t, h_threads), predict.Machine.of(target, t_threads),
                 (overhead or {}).get(h_threads))
             out.append(Row(target.name, name, m.size, published, got["p50_ms"], got["floor_ms"]))
             print(f"| {target.name} | {name} | {runtime} | {t_threads} | {published:g} | {measured:.3g} | "

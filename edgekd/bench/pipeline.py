@@ -189,10 +189,6 @@ def _inputs(run: Run, manifest: dict) -> Path:
     return path
 
 
-def _machine(t: Target, threads: int) -> predict.Machine:
-    return predict.Machine(t.peak_gflops_fp32, t.memory_bandwidth_gbs, t.cores, threads, t.clock_ghz)
-
-
 def _costs(fp32_onnx: Path, batch: int) -> tuple | None:
     """The graph's work and weights, or None when the file is damaged: the measurements of this
     member's other artifacts still count, only the prediction is lost."""
@@ -205,8 +201,8 @@ def _costs(fp32_onnx: Path, batch: int) -> tuple | None:
 def _report(run: Run, manifest: dict, target: Target, host_target: Target, measured: dict[Job, dict],
             settings: Settings, remote: Remote | None, overhead: Overhead | None = None) -> dict:
     rows = []
-    host_machine = _machine(host_target, settings.threads)
-    target_machine = _machine(target, target.threads)
+    host_machine = predict.Machine.of(host_target, settings.threads)
+    target_machine = predict.Machine.of(target, target.threads)
     costs_of: dict[str, tuple] = {}
     predicts = not remote and target.name != HOST  # on a device, or on the host itself, measured is the answer
     created = time.strftime("%Y-%m-%dT%H:%M:%S%z")

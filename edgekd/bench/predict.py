@@ -58,6 +58,11 @@ class Machine:
     threads: int
     clock_ghz: float | None = None  # scales the per-call overhead; None: taken as the host's
 
+    @classmethod
+    def of(cls, target, threads: int) -> "Machine":
+        """A device profile (edgekd.targets.Target, the probed host included) running `threads` threads."""
+        return cls(target.peak_gflops_fp32, target.memory_bandwidth_gbs, target.cores, threads, target.clock_ghz)
+
     def roofline_s(self, costs: list[OpCost]) -> float:
         peak = self.peak_gflops * 1e9 * min(self.threads, self.cores) / self.cores
         bw = self.bandwidth_gbs * 1e9

@@ -210,11 +210,8 @@ def _time(exported: list[tuple[Candidate, dict[str, Path]]], recipe: Recipe, spl
     if predicts:
         from edgekd.bench.overhead import measure_overhead, overhead_of
 
-        probed = probe_host()
-        host_machine = predict.Machine(probed.peak_gflops_fp32, probed.memory_bandwidth_gbs, probed.cores, threads,
-                                       probed.clock_ghz)
-        target_machine = predict.Machine(target.peak_gflops_fp32, target.memory_bandwidth_gbs, target.cores,
-                                         target.threads, target.clock_ghz)
+        host_machine = predict.Machine.of(probe_host(), threads)
+        target_machine = predict.Machine.of(target, target.threads)
         overhead = measure_overhead(threads, tmp / "overhead")  # tiny candidates are mostly dispatch
     out = []
     for c, paths in exported:
