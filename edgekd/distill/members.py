@@ -21,7 +21,7 @@ from edgekd.distill.methods.dml import Cohort
 from edgekd.distill.objective import Objective, build_objective
 from edgekd.distill.students import augment_scale
 from edgekd.distill.teachers import Teacher
-from edgekd.distill.trainer import Schedule, TrainData, at_least_steps, evaluate, train
+from edgekd.distill.trainer import Schedule, TrainData, at_least_steps, evaluate, predict_logits, train
 from edgekd.models import (
     ArchSpec,
     build,
@@ -88,8 +88,7 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
 
     x_test, y_test = torch.from_numpy(s.x_test), torch.from_numpy(s.y_test)
     student.eval()
-    with torch.inference_mode():
-        mine = torch.cat([student(x_test[i:i + 4096]).argmax(1) for i in range(0, len(x_test), 4096)])
+    mine = predict_logits(student, x_test).argmax(1)
     correct = mine == y_test  # per test row: what paired gains compare (report.uncertainty)
     test_acc = correct.float().mean().item()
     entry: MemberEntry = {

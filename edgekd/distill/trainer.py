@@ -110,13 +110,20 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     are that peer's."""
     if isinstance(getattr(model, "peers", None), nn.ModuleList):
         return max((evaluate(p, x, y, batch_size) for p in model.peers), key=lambda r: (r[0], -r[1]))  # chain: same key
+    logits = predict_logits(model, x, batch_size)
+    y = y.to(logits.device)
+    return (logits.argmax(1) == y).float().mean().item(), F.cross_entropy(logits, y).item()
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """(N, classes) logits in eval mode, batch by batch on the model's device; its mode is restored."""
     was = model.training
     model.eval()
     device = module_device(model)
     logits = torch.cat([model(x[i:i + batch_size].to(device)) for i in range(0, len(x), batch_size)])
     model.train(was)
-    y = y.to(device)
-    return (logits.argmax(1) == y).float().mean().item(), F.cross_entropy(logits, y).item()
+    return logits
 
 
 def train(student: nn.Module, objective: Objective, data: TrainData, schedule: Schedule,
