@@ -68,17 +68,22 @@ def _rank_pids(launcher: int) -> dict[int, int]:
     return found
 
 
+def _await_teacher_epoch(proc: subprocess.Popen, root: Path) -> None:
+    """Until the teacher's first checkpoint exists: one epoch done, so a kill now leaves one to resume."""
+    deadline = time.monotonic() + 300
+    while not (root / "teacher" / "checkpoint.pt").exists():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the teacher never finished an epoch"
+        time.sleep(0.2)
+
+
 def test_a_killed_rank_ends_the_run_and_it_resumes_with_another_process_count(tmp_path):
     root = tmp_path / "run"
     longer = [*RECIPE, "--set", "teacher.epochs=40"]  # long enough to be killed mid-teacher
     launcher = subprocess.Popen([sys.executable, "-m", "edgekd", "distill", *longer, "--nproc", "2", "--out",
                                  str(root), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 300
-        while not (root / "teacher" / "checkpoint.pt").exists():  # an epoch done under both ranks
-            assert launcher.poll() is None, launcher.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "the teacher never finished an epoch"
-            time.sleep(0.2)
+        _await_teacher_epoch(launcher, root)  # under both ranks
         ranks = _rank_pids(launcher.pid)
         assert set(ranks) == {0, 1}, ranks
         os.kill(ranks[1], signal.SIGKILL)
@@ -103,11 +108,7 @@ def test_a_killed_one_process_run_resumes_with_two(tmp_path):
     run = subprocess.Popen([sys.executable, "-m", "edgekd", "distill", *RECIPE, "--set", "teacher.epochs=40",
                             "--out", str(root), "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 300
-        while not (root / "teacher" / "checkpoint.pt").exists():
-            assert run.poll() is None, run.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "the teacher never finished an epoch"
-            time.sleep(0.2)
+        _await_teacher_epoch(run, root)
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=60)
     finally:
