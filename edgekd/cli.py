@@ -78,6 +78,12 @@ def distill(
     augment: Annotated[Optional[bool], Opt(
         "--augment/--no-augment",
         help="Augment inputs; the teacher then runs online")] = None,
+    load: Annotated[Optional[str], Opt(
+        help="Image folders and .npz data: auto (kept on disk beyond 1 GiB of inputs) | memory | stream (decoded "
+             "batch by batch, soft targets cached on disk)")] = None,
+    workers: Annotated[Optional[int], Opt(
+        help="Processes decoding streamed images, as DataLoader's num_workers (0: in the training process; "
+             "default: one per core beyond the first, at most 4)")] = None,
     direct: Annotated[Optional[bool], Opt(
         "--direct/--assistant",
         help="Teach every generation from the original teacher")] = None,
@@ -133,7 +139,8 @@ def distill(
                         hint_layer=hint_layer, plugin=plugin, temperature=temperature, alpha=alpha, epochs=epochs,
                         teacher_epochs=teacher_epochs, teacher_arch=teacher_arch, teacher_width=teacher_width,
                         teacher_depth=teacher_depth, finetune_epochs=finetune_epochs, patience=patience,
-                        augment=augment, direct=direct, baseline=baseline, export=export, threads=threads,
+                        augment=augment, load=load, workers=workers, direct=direct, baseline=baseline,
+                        export=export, threads=threads,
                         device=device, precision=precision, seed=seed, target=target,
                         latency_budget=latency_budget, size_budget=size_budget, config=config, sets=set_ or (),
                         resume=resume)

@@ -162,6 +162,7 @@ CHECKPOINT_COPIES = 4  # weights, best weights, AdamW's two moments
 REPORT_BYTES = 700_000  # report.html (plots embedded), report.md, results.json, 4 plots as PNG and SVG
 REPORT_PER_MEMBER = 60_000
 BLOCK = 4096  # files take whole blocks
+NPY_HEADER = 128  # an .npy file's header (numpy.lib.format pads it to 64-byte blocks)
 MARGIN = 1.25  # the estimate's slack: optimizers, plugins and file systems differ
 
 
@@ -175,8 +176,10 @@ def run_bytes(recipe, teacher, archs, splits, peers: int) -> int:
     copied = sum(Path(s).stat().st_size for s in sources if Path(s).is_file())
     kinds = [k.precision.weight_bytes
              for k in runtimes.exported_kinds(tuple(recipe.export.formats), recipe.export.int8)]
+    rows = len(splits.x_train) + (0 if splits.x_transfer is None else len(splits.x_transfer))
+    soft = NPY_HEADER + 2 * rows * splits.classes if splits.on_disk else 0  # edgekd.distill.soft_targets
     return estimate(recipe, _params(teacher.spec) if builtin else None, copied, [_params(a) for a in archs],
-                    peers, splits.x_test.nbytes + splits.y_test.nbytes, kinds)
+                    peers, splits.x_test.nbytes + splits.y_test.nbytes, kinds, soft)
 
 
 def _params(spec) -> int:
@@ -198,18 +201,20 @@ def used_bytes(root: Path) -> int:
 
 
 def estimate(recipe, teacher_params: int | None, teacher_bytes: int, student_params: list[int], peers: int,
-             test_bytes: int, kinds: list[int]) -> int:
+             test_bytes: int, kinds: list[int], soft_bytes: int = 0) -> int:
     """Bytes a whole run writes: every trained member's model, checkpoint (and the checkpoint's
     next copy, written beside it before the rename) and records; the exports; the bench
     inputs; the report. `teacher_params` is None for a user's teacher (copied, `teacher_bytes`
-    on disk); `kinds` are the bytes per weight of each kind a generation exports."""
+    on disk); `kinds` are the bytes per weight of each kind a generation exports; `soft_bytes`
+    the soft-target cache a generation keeps while it trains, when the data stays on disk."""
     members: list[tuple[int, int]] = []  # (params, peers) of what is trained
     if teacher_params is not None:
         members.append((teacher_params, 1))
     controls = 2 if recipe.chain.baseline else 0  # at most two scratch controls per generation
     for p in student_params:
         members += [(p, peers)] + [(p, 1)] * controls
-    files, total = 0, teacher_bytes
+    files = 1 if soft_bytes else 0
+    total = teacher_bytes + soft_bytes  # one generation's at a time: a finished member deletes its own
     for params, copies in members:
         weights = 4 * params
         checkpoint = CHECKPOINT_COPIES * weights * copies + FILE_OVERHEAD["checkpoint"]

@@ -37,6 +37,11 @@ class DataRecipe:
     standardize: str = "auto"
     seed: int = 0                  # draws the held-out splits; --seed sets train.seed only, so runs stay comparable
     follow_symlinks: bool = False  # folder:PATH: read symbolic links that lead out of the folder (refused by default)
+    # image folders and .npz arrays: auto (kept on disk when their float32 inputs exceed 1 GiB) | memory | stream
+    # (decoded or read batch by batch; soft targets cached on disk as float16); edgekd.data.rows
+    load: str = "auto"
+    workers: int = -1              # processes decoding streamed images, as DataLoader's num_workers (0: in the
+                                   # training process); -1 = one per core beyond the first, at most 4
 
 
 @dataclass(frozen=True)
@@ -305,7 +310,8 @@ def from_flags(*, chain: int | None = None, data: str | None = None, transfer: s
                hint_layer: Sequence[str] | None = None, plugin: Sequence[Path] | None = None,
                temperature: float | None = None, alpha: float | None = None, epochs: int | None = None,
                teacher_epochs: int | None = None, finetune_epochs: int | None = None, patience: int | None = None,
-               augment: bool | None = None, direct: bool | None = None, baseline: bool | None = None,
+               augment: bool | None = None, load: str | None = None, workers: int | None = None,
+               direct: bool | None = None, baseline: bool | None = None,
                export: bool | None = None, threads: int | None = None, seed: int | None = None,
                device: str | None = None, precision: str | None = None,
                target: str | None = None, latency_budget: float | None = None, size_budget: str | None = None,
@@ -319,7 +325,8 @@ def from_flags(*, chain: int | None = None, data: str | None = None, transfer: s
     owner = _flag_owner("peers") if peers is not None else None
     given = _given({
         "chain": {"generations": chain, "direct": direct, "baseline": baseline},
-        "data": {"spec": data, "transfer": transfer, "augment": augment},  # --seed leaves the splits alone
+        # --seed leaves the splits alone
+        "data": {"spec": data, "transfer": transfer, "augment": augment, "load": load, "workers": workers},
         "teacher": {"spec": teacher[0] if teacher else None,
                     "ensemble": teacher[1:] if teacher and len(teacher) > 1 else None,
                     "combine": ensemble, "primary": primary_teacher, "epochs": teacher_epochs,
@@ -401,6 +408,7 @@ LIMITS = {
     ("train", "min_steps"): (0, 10_000_000, "more would not finish"),
     ("train", "batch_size"): (1, 1 << 20, "a batch that large does not fit in memory"),
     ("train", "threads"): (0, 1024, "beyond any machine's cores"),
+    ("data", "workers"): (-1, 256, "beyond any machine's cores"),
     ("teacher", "width"): (0, 65_536, "its weights would not fit in memory"),
     ("student", "width"): (0, 65_536, "its weights would not fit in memory"),
     ("teacher", "depth"): (0, 1_000, "deeper stacks take hours to build"),
@@ -434,6 +442,7 @@ def validate(recipe: Recipe) -> Recipe:
         (0.0 < recipe.data.val_fraction < 0.5,
          "data.val_fraction must be in (0, 0.5): validation picks the best epoch"),
         (recipe.data.standardize in ("auto", "global", "feature"), "data.standardize must be auto, global or feature"),
+        (recipe.data.load in ("auto", "memory", "stream"), "data.load must be auto, memory or stream"),
         (recipe.train.select in SELECT, f"train.select must be {', '.join(SELECT)}"),
         (min(recipe.train.finetune_epochs, recipe.train.baseline_epochs, recipe.train.patience) >= 0,
          "train.finetune_epochs, baseline_epochs and patience must not be negative"),

@@ -161,6 +161,10 @@ class Run:
     def checkpoint_path(self, member: str) -> Path:
         return self.member_dir(member) / "checkpoint.pt"
 
+    def soft_targets_path(self, member: str) -> Path:
+        """The member's teacher logits while it trains on data kept on disk (edgekd.distill.soft_targets)."""
+        return self.member_dir(member) / "soft_targets.npy"
+
     def correct_path(self, member: str) -> Path:
         """Per test row, whether the member got it right: what a gain's McNemar test pairs."""
         return self.member_dir(member) / "test_correct.npy"

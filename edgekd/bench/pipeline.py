@@ -24,6 +24,7 @@ from edgekd.bench.local import Job, Settings, measure_all
 from edgekd.bench.overhead import Overhead, measure_overhead, overhead_of
 from edgekd.bench.remote import Remote, Session
 from edgekd.data import load_run_splits
+from edgekd.data.rows import save_npz
 from edgekd.diskspace import check_writable
 from edgekd.errors import UserError
 from edgekd.locking import run_lock
@@ -185,7 +186,7 @@ def _inputs(run: Run, manifest: dict) -> Path:
     splits = load_run_splits(manifest, run.root)
     with atomic_path(path, splits.x_test.nbytes + splits.y_test.nbytes) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, x=splits.x_test, y=splits.y_test)
+            save_npz(f, x=splits.x_test, y=splits.y_test)
     return path
 
 

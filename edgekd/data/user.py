@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd.data.splits import Splits, check_arrays, check_labels, split_off
+from edgekd.data.rows import ImageFiles, npz_members, streams, workers_for
+from edgekd.data.splits import Splits, check_arrays, check_label_array, check_labels, check_rows, split_off
 from edgekd.errors import UserError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -38,11 +39,44 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         raise UserError(f"{path} is not a readable .npz of plain arrays ({e})") from None
 
 
-def npz(path: Path, val_fraction: float, seed: int) -> Splits:
-    arrays = read_npz(path)
+def mapped_npz(path: Path) -> dict[str, np.ndarray]:
+    """read_npz's arrays mapped from disk (edgekd.data.rows.npz_members) instead of read."""
+    _exists(path, "data file")
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path} is not an .npz file (numpy.savez writes one)")
+    try:
+        return npz_members(path)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise UserError(f"{path} is not a readable .npz of plain arrays ({e})") from None
+
+
+def npz_streams(path: Path, load: str) -> bool:
+    """Whether an .npz is mapped from disk under data.load: its inputs' bytes as stored (float64
+    would halve in float32; the rule only needs the order of magnitude)."""
+    if load != "auto":
+        return load == "stream"
+    _exists(path, "data file")
+    try:
+        with zipfile.ZipFile(path) as z:
+            stored = sum(i.file_size for i in z.infolist() if i.filename.startswith("x"))
+    except (OSError, zipfile.BadZipFile):
+        return False  # read_npz says what is wrong with it
+    return streams(load, stored)
+
+
+def npz(path: Path, val_fraction: float, seed: int, load: str = "auto") -> Splits:
+    on_disk = npz_streams(path, load)
+    arrays = mapped_npz(path) if on_disk else read_npz(path)
     if "x" not in arrays or "y" not in arrays:
         raise UserError(f"{path} must hold arrays 'x' and 'y' (found: {', '.join(arrays) or 'none'})")
-    x, y = check_arrays(f"{path}:x/y", arrays["x"], arrays["y"])
+
+    def inputs(where: str, name: str, labels: str | None):
+        if not on_disk:
+            return check_arrays(where, arrays[name], arrays.get(labels) if labels else None)
+        x = check_rows(where, arrays[name])
+        return x, check_label_array(where, len(x), np.asarray(arrays[labels])) if labels in arrays else None
+
+    x, y = inputs(f"{path}:x/y", "x", "y")
     if x.ndim == 4 and x.shape[3] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):  # read as C=H, H=W, W=channels
         raise UserError(f"{path}: x has shape {x.shape}, channels last; edgekd takes images as (N, C, H, W): "
                         "save x.transpose(0, 3, 1, 2)")
@@ -51,7 +85,7 @@ def npz(path: Path, val_fraction: float, seed: int) -> Splits:
         if f"y_{split}" in arrays and f"x_{split}" not in arrays:
             raise UserError(f"{path}: y_{split} has no matching x_{split}")
         if f"x_{split}" in arrays:
-            parts[split] = check_arrays(f"{path}:x_{split}", arrays[f"x_{split}"], arrays.get(f"y_{split}"))
+            parts[split] = inputs(f"{path}:x_{split}", f"x_{split}", f"y_{split}")
             if parts[split][1] is None:
                 raise UserError(f"{path}: x_{split} has no matching y_{split}")
             if parts[split][0].shape[1:] != x.shape[1:]:
@@ -117,10 +151,12 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def folder(path: Path, val_fraction: float, seed: int, follow_symlinks: bool = False) -> Splits:
+def folder(path: Path, val_fraction: float, seed: int, follow_symlinks: bool = False, load: str = "auto",
+           workers: int = -1) -> Splits:
     """One sub-folder per class. Images are resized to the most common size among them, and
     read as RGB when any of them is in colour, else grey; 16-bit grey keeps its full range.
-    A symbolic link out of the folder is refused unless `follow_symlinks`."""
+    A symbolic link out of the folder is refused unless `follow_symlinks`. A folder too large
+    for memory (data.load) is decoded image by image as training reads it."""
     _exists(path, "image folder")
     if not path.is_dir():
         raise UserError(f"{path} is not a folder (folder:PATH wants one sub-folder per class)")
@@ -142,18 +178,31 @@ def folder(path: Path, val_fraction: float, seed: int, follow_symlinks: bool = F
         for file in files:
             with open_image(file) as im:
                 headers.append((im.mode, im.size))
-        mode = "L" if all(m in GREY_MODES for m, _ in headers) else "RGB"
-        sizes = Counter(s for _, s in headers)
-        size = max(sizes, key=lambda s: (sizes[s], s[0] * s[1]))  # the most common; on a tie the larger
-        xs = []
-        for file in files:
-            with open_image(file) as im:
-                xs.append(_pixels(im, mode, size))
-    x = np.stack(xs)
-    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # (N, C, H, W)
-    x, y = check_arrays(str(path), x, np.array(ys))
+    mode = "L" if all(m in GREY_MODES for m, _ in headers) else "RGB"
+    sizes = Counter(s for _, s in headers)
+    size = max(sizes, key=lambda s: (sizes[s], s[0] * s[1]))  # the most common; on a tie the larger
+    decode = Decoder(mode, size)
+    sample = decode.shape
+    y = check_label_array(str(path), len(files), np.array(ys))
+    if streams(load, len(files) * int(np.prod(sample)) * 4):
+        x = ImageFiles([str(f) for f in files], sample, decode, workers=workers_for(workers))
+    else:
+        x, _ = check_arrays(str(path), np.stack([decode(f) for f in files]))
     return _finish(f"folder:{path}", x, y, len(classes), {}, val_fraction, seed,
                    class_names=tuple(p.name for p in classes), augmentation="flip+crop")
+
+
+class Decoder:
+    """One image file as a float32 (C, H, W) array in [0, 1]: `mode` (L or RGB), resized to `size`."""
+
+    def __init__(self, mode: str, size: tuple[int, int]):
+        self.mode, self.size = mode, size
+        self.shape = (1 if mode == "L" else 3, size[1], size[0])
+
+    def __call__(self, file) -> np.ndarray:
+        with _opened() as open_image, open_image(Path(file)) as im:
+            pixels = _pixels(im, self.mode, self.size)
+        return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 
 
 def _inside(root: Path, follow_symlinks: bool):

@@ -145,8 +145,9 @@ def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events, teac
     on_event({"kind": "stage", "member": "data", "status": "start"})
     labelled = load_run_splits(saved, run.root) if resume else \
         load_splits(recipe.data.spec, recipe.data.val_fraction, recipe.data.seed,
-                    follow_symlinks=recipe.data.follow_symlinks)
-    splits = load_transfer(labelled, transfer)
+                    follow_symlinks=recipe.data.follow_symlinks, load=recipe.data.load,
+                    workers=recipe.data.workers)
+    splits = load_transfer(labelled, transfer, recipe.data.load)
     # Everything checkable is checked before the run directory exists: a bad teacher or student
     # must neither cost the teacher's training nor leave a half-made run that blocks a retry.
     choice = None if resume else choose(recipe, splits)  # a saved recipe has its architecture filled in

@@ -24,8 +24,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
+
+from edgekd.data.rows import Taken, on_disk
 
 # A rank that stops answering (killed, or stuck) fails the others' next collective after this
 # long; torchrun's agent usually ends them sooner, when it sees a worker exit.
@@ -110,7 +113,8 @@ def gather_rows(compute, x: torch.Tensor) -> torch.Tensor:
         return compute(x)
     n, size = len(x), world()
     per = -(-n // size)
-    part = x[rank() * per:(rank() + 1) * per]
+    start, stop = rank() * per, min(n, (rank() + 1) * per)
+    part = Taken(x, np.arange(start, max(start, stop))) if on_disk(x) else x[start:stop]  # on disk: read by workers
     mine = compute(part if len(part) else x[:1])[:len(part)]  # a rank past the end computes no row
     padded = torch.zeros((per, *mine.shape[1:]), dtype=mine.dtype, device=_collective_device())
     padded[:len(mine)] = mine.to(padded.device)

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from edgekd.data import Splits
+from edgekd.data.rows import chunks, take
 
 MAX_VALUES = 20_000_000   # rows x features fitted; beyond it, a subsample of rows
 MAX_ITER = 1000
@@ -26,20 +27,22 @@ def fit_linear(splits: Splits, seed: int) -> tuple[dict, np.ndarray]:
     from sklearn.preprocessing import StandardScaler
 
     started = time.perf_counter()
-    x = splits.x_train.reshape(len(splits.x_train), -1)
-    y = splits.y_train
-    rows = min(len(x), max(splits.classes, MAX_VALUES // max(1, x.shape[1])))
+    x, y = splits.x_train, splits.y_train
+    features = int(np.prod(x.shape[1:]))
+    rows = min(len(x), max(splits.classes, MAX_VALUES // max(1, features)))
     if rows < len(x):
         keep = np.random.default_rng(seed).choice(len(x), rows, replace=False)
-        x, y = x[keep], y[keep]
+        x, y = take(x, keep), y[keep]
+    x = np.asarray(x).reshape(len(x), -1)
     scaler = StandardScaler().fit(x.astype(np.float64))
     model = LogisticRegression(max_iter=MAX_ITER)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         model.fit(scaler.transform(x.astype(np.float64)), y)
 
-    def predict(a: np.ndarray) -> np.ndarray:
-        return model.predict(scaler.transform(a.reshape(len(a), -1).astype(np.float64)))
+    def predict(a) -> np.ndarray:  # chunk by chunk: a test split may stay on disk
+        return np.concatenate([model.predict(scaler.transform(c.reshape(len(c), -1).astype(np.float64)))
+                               for c in chunks(a)])
 
     correct = predict(splits.x_test) == splits.y_test
     record = {"model": f"LogisticRegression(C=1.0, max_iter={MAX_ITER}) on standardized flattened inputs",

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from edgekd.data import Splits
-from edgekd.distill import distributed
+from edgekd.data.rows import Rows, joined, on_disk
 from edgekd.distill.compute import CPU, Compute
 from edgekd.distill.methods.dml import Cohort
 from edgekd.distill.objective import Objective, build_objective
+from edgekd.distill.soft_targets import soft_targets
 from edgekd.distill.students import augment_scale
 from edgekd.distill.teachers import Teacher
 from edgekd.distill.trainer import Schedule, TrainData, at_least_steps, evaluate, predict_logits, train
@@ -59,7 +61,8 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
         return Teacher("edgekd", name, module=module, spec=spec)
 
     student, objective, data, schedule = prepare_job(recipe, s, name, spec, teacher, epochs, mutual,
-                                                     device=ctx.compute.device)
+                                                     device=ctx.compute.device,
+                                                     cache=run.soft_targets_path(name))
     index = int(name.split("-")[1]) if "-" in name else 0
 
     ctx.on_event({"kind": "stage", "member": name, "status": "start",
@@ -78,17 +81,16 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
             teacher.to(torch.device("cpu"))
     seconds = time.perf_counter() - started
     peers = list(student.peers) if mutual else [student]
-    x_val, y_val = torch.from_numpy(s.x_val), torch.from_numpy(s.y_val)
-    scores = [evaluate(p, x_val, y_val) for p in peers] if mutual else [(result["val_acc"], 0.0)]
+    scores = [evaluate(p, s.x_val, s.y_val) for p in peers] if mutual else [(result["val_acc"], 0.0)]
     chosen = max(range(len(peers)), key=lambda i: (scores[i][0], -scores[i][1]))  # as trainer.evaluate ranks peers
     peer_val = [acc for acc, _ in scores]
     student = peers[chosen]
     save_model(student, spec, run.model_path(name))
     write_jsonl(run.metrics_path(name), result["history"])
 
-    x_test, y_test = torch.from_numpy(s.x_test), torch.from_numpy(s.y_test)
+    y_test = torch.from_numpy(s.y_test)
     student.eval()
-    mine = predict_logits(student, x_test).argmax(1)
+    mine = predict_logits(student, s.x_test).argmax(1)
     correct = mine == y_test  # per test row: what paired gains compare (report.uncertainty)
     test_acc = correct.float().mean().item()
     entry: MemberEntry = {
@@ -101,31 +103,31 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
         "train_seconds": seconds}
     if mutual:
         entry.update(peer_val_acc=peer_val, exported_peer=chosen,
-                     peer_test_acc=[test_acc if p is student else evaluate(p, x_test, y_test)[0] for p in peers])
+                     peer_test_acc=[test_acc if p is student else evaluate(p, s.x_test, y_test)[0] for p in peers])
     if controls:
         entry["controls"] = controls  # what this scratch run holds equal to its generation (runs.CONTROLS)
     write_bools(run.correct_path(name), correct.numpy())
     if teacher is not None:
         entry["agreement"] = (mine == teacher.logits(s.x_test).argmax(1)).float().mean().item()
     write_json(run.eval_path(name), entry)
+    run.soft_targets_path(name).unlink(missing_ok=True)  # only a resume of this member reads it
     run.update_manifest(lambda m: m["members"].update({name: entry}))
     ctx.on_event({"kind": "stage", "member": name, "status": "done", "test_acc": test_acc})
     return Teacher("edgekd", name, module=student, spec=spec)
 
 
 def prepare_job(recipe: Recipe, s: Splits, name: str, spec: ArchSpec, teacher: Teacher | None,
-                epochs: int | None = None, mutual: bool = False, soft: torch.Tensor | None = None,
-                device: torch.device = torch.device("cpu")) -> tuple[torch.nn.Module, Objective, TrainData, Schedule]:
+                epochs: int | None = None, mutual: bool = False, soft: torch.Tensor | np.ndarray | None = None,
+                device: torch.device = torch.device("cpu"),
+                cache: Path | None = None) -> tuple[torch.nn.Module, Objective, TrainData, Schedule]:
     """Member `name`'s training job, ready for trainer.train: its freshly seeded model, objective
     (attached to the teacher), data and schedule; model and teacher on `device`. `soft`: the
     teacher's logits on the training rows, when the caller has them already (edgekd tune
-    computes them once for all its trials)."""
+    computes them once for all its trials); `cache`: where they are kept when the data is on
+    disk (edgekd.distill.soft_targets)."""
     distilled = teacher is not None or mutual
-    x, y = s.x_train, s.y_train
-    if teacher is not None and s.x_transfer is not None:  # only a teacher can label the transfer set
-        x = np.concatenate([x, s.x_transfer])
-        y = np.concatenate([y, np.full(len(s.x_transfer), -1, dtype=np.int64)])
-    data = TrainData(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(s.x_val), torch.from_numpy(s.y_val),
+    x, y = training_rows(s, labelled_only=teacher is None)
+    data = TrainData(_tensor(x), torch.from_numpy(y), _tensor(s.x_val), torch.from_numpy(s.y_val),
                      augment_scale=augment_scale(spec) if recipe.data.augment else None, augmentation=s.augmentation)
     objective = build_objective(recipe) if distilled else Objective()
     t = recipe.train
@@ -143,14 +145,26 @@ def prepare_job(recipe: Recipe, s: Splits, name: str, spec: ArchSpec, teacher: T
     student.to(device)
     if teacher is not None:
         teacher.to(device)  # soft targets and online features on the training device
-        objective.attach(student, teacher.module, data.x[:8].to(device))
+        objective.attach(student, teacher.module, torch.as_tensor(data.x[:8]).to(device))
         if data.augment_scale is None and not objective.needs_online_teacher:
             # inputs never change: labelled once (a slice per torchrun rank)
-            data.soft = distributed.gather_rows(teacher.logits, data.x) if soft is None else soft
+            data.soft = soft_targets(teacher, data.x, cache) if soft is None else soft
         else:
             # per batch: augmented inputs, or hooked features that the loss reads
             data.teacher = teacher.forward
     return student, objective, data, schedule
+
+
+def training_rows(s: Splits, labelled_only: bool = False) -> tuple[np.ndarray | Rows, np.ndarray]:
+    """(inputs, labels) a member trains on: the labelled rows, then the transfer set labelled -1
+    (only a teacher can label it); joined as a view when the data is on disk."""
+    if labelled_only or s.x_transfer is None:
+        return s.x_train, s.y_train
+    return joined(s.x_train, s.x_transfer), np.concatenate([s.y_train, np.full(len(s.x_transfer), -1, np.int64)])
+
+
+def _tensor(x: np.ndarray | Rows) -> torch.Tensor | Rows:
+    return x if on_disk(x) else torch.from_numpy(x)
 
 
 def train_controls(ctx: Context, k: int, spec: ArchSpec, transfer_used: bool) -> None:

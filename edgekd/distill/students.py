@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from edgekd.data import Splits
+from edgekd.data.rows import chunks, on_disk
 from edgekd.distill.defaults import family_size
 from edgekd.distill.teachers import Teacher
 from edgekd.errors import UserError
@@ -79,16 +80,36 @@ def input_stats(splits: Splits, how: str) -> tuple[Stat, Stat]:
     """Mean and std that standardize the inputs inside every model: one pair for the whole
     input, or (data.standardize "feature", "auto" for tables) one per column, since a table's
     columns may differ in scale by orders of magnitude and one std would flatten the small ones."""
-    x = splits.x_train.astype(np.float64)  # float32 squares overflow for values beyond ~1e19
-    if how == "feature" or (how == "auto" and splits.tabular):
-        if x.ndim != 2:
-            raise UserError(f"data.standardize = \"feature\" standardizes the columns of (N, F) inputs; "
-                            f"these are {tuple(splits.input_shape)} per sample: use global")
-        std = x.std(0)
-        std[std == 0] = 1.0  # a constant column carries nothing; leave it centred, not divided by zero
-        return tuple(x.mean(0).tolist()), tuple(std.tolist())
-    std = float(x.std())
-    return float(x.mean()), std if std > 0 else 1.0
+    per_column = how == "feature" or (how == "auto" and splits.tabular)
+    if per_column and splits.x_train.ndim != 2:
+        raise UserError(f"data.standardize = \"feature\" standardizes the columns of (N, F) inputs; "
+                        f"these are {tuple(splits.input_shape)} per sample: use global")
+    if on_disk(splits.x_train):
+        mean, std = _streamed_stats(splits.x_train, per_column)
+    else:
+        x = splits.x_train.astype(np.float64)  # float32 squares overflow for values beyond ~1e19
+        mean, std = (x.mean(0), x.std(0)) if per_column else (x.mean(), x.std())
+    if per_column:
+        std = np.where(std == 0, 1.0, std)  # a constant column carries nothing; leave it centred, not divided by zero
+        return tuple(np.asarray(mean).tolist()), tuple(np.asarray(std).tolist())
+    std = float(std)
+    return float(mean), std if std > 0 else 1.0
+
+
+def _streamed_stats(x, per_column: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over rows read chunk by chunk, merged exactly (Chan et al.'s pairwise update)."""
+    n, mean, m2 = 0, 0.0, 0.0
+    for chunk in chunks(x):
+        c = chunk.astype(np.float64).reshape(len(chunk), -1)
+        c = c if per_column else c.reshape(-1, 1)
+        k, c_mean = len(c), c.mean(0)
+        c_m2 = ((c - c_mean) ** 2).sum(0)
+        delta = c_mean - mean
+        mean = mean + delta * k / (n + k)
+        m2 = m2 + c_m2 + delta ** 2 * n * k / (n + k)
+        n += k
+    std = np.sqrt(m2 / n)
+    return (mean, std) if per_column else (mean[0], std[0])
 
 
 def augment_scale(spec: ArchSpec) -> float | torch.Tensor:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgekd.data.rows import chunks, on_disk
 from edgekd.distill import exported
 from edgekd.distill.compute import module_device
 from edgekd.errors import UserError, reason
@@ -45,6 +46,8 @@ class Teacher:
                          "members": [m.describe() for m in members]})
     @torch.inference_mode()
     def logits(self, x: np.ndarray | torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+        if on_disk(x):  # read a chunk at a time: only the logits stay
+            return torch.cat([self.forward(c, batch_size) for c in chunks(x, batch_size)])
         return self.forward(x, batch_size)
 
     def forward(self, x: np.ndarray | torch.Tensor, batch_size: int | None = None) -> torch.Tensor:

@@ -16,13 +16,15 @@ import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from edgekd.data.augment import augment
+from edgekd.data.rows import Rows, chunks, loader, on_disk
 from edgekd.distill import distributed
 from edgekd.distill.compute import CPU, Compute, module_device
 from edgekd.distill.methods import Batch
@@ -43,11 +45,12 @@ ADAMW_OPTIONS = {"fused": True}
 
 @dataclass
 class TrainData:
-    x: torch.Tensor                        # (N, *input_shape) raw inputs: labelled then transfer rows
+    x: torch.Tensor | Rows                 # (N, *input_shape) raw inputs: labelled then transfer rows; Rows on disk
     y: torch.Tensor                        # (N,) class index, -1 for transfer rows
-    x_val: torch.Tensor
+    x_val: torch.Tensor | Rows
     y_val: torch.Tensor
-    soft: torch.Tensor | None = None       # (N, C) cached teacher logits, when inputs never change
+    # (N, C) cached teacher logits, when inputs never change: a tensor, or a float16 array on disk
+    soft: torch.Tensor | np.ndarray | None = None
     teacher: Callable[[torch.Tensor], torch.Tensor] | None = None  # online teacher (augmentation)
     augment_scale: float | torch.Tensor | None = None  # None: no augmentation; a tensor: per column
     augmentation: str = "noise"            # which transforms (edgekd.data.augment.AUGMENTATIONS)
@@ -111,17 +114,18 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     if isinstance(getattr(model, "peers", None), nn.ModuleList):
         return max((evaluate(p, x, y, batch_size) for p in model.peers), key=lambda r: (r[0], -r[1]))  # chain: same key
     logits = predict_logits(model, x, batch_size)
-    y = y.to(logits.device)
+    y = torch.as_tensor(y).to(logits.device)
     return (logits.argmax(1) == y).float().mean().item(), F.cross_entropy(logits, y).item()
 
 
 @torch.inference_mode()
 def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    """(N, classes) logits in eval mode, batch by batch on the model's device; its mode is restored."""
+    """(N, classes) logits in eval mode, batch by batch on the model's device; its mode is restored.
+    `x`: a tensor, an array, or Rows read from disk a batch at a time."""
     was = model.training
     model.eval()
     device = module_device(model)
-    logits = torch.cat([model(x[i:i + batch_size].to(device)) for i in range(0, len(x), batch_size)])
+    logits = torch.cat([model(torch.as_tensor(b).to(device)) for b in chunks(x, batch_size)])
     model.train(was)
     return logits
 
@@ -168,21 +172,21 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
         gen = torch.Generator().manual_seed(schedule.seed * 7_919 + epoch)
         sums: dict[str, float] = {}
         n_steps = math.ceil(len(order) / schedule.batch_size)
-        for i in range(n_steps):
+        shares = [distributed.my_rows(order[i * schedule.batch_size:(i + 1) * schedule.batch_size])
+                  for i in range(n_steps)]
+        for i, (idx, x) in enumerate(zip(shares, batches(data.x, shares))):
             if finetune:
                 step, total, peak = (epoch - schedule.epochs) * n_steps + i, steps_tune, schedule.lr * 0.1
             else:
                 step, total, peak = epoch * n_steps + i, steps_main, schedule.lr
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total, peak)
-            idx = distributed.my_rows(order[i * schedule.batch_size:(i + 1) * schedule.batch_size])
             optimizer.zero_grad(set_to_none=True)
             if not len(idx):  # a global batch smaller than the ranks: this one adds zero gradients
                 distributed.average_gradients(params)
                 scaler.step(optimizer)
                 scaler.update()
                 continue
-            x = data.x[idx]
             teacher_logits = None
             if data.augment_scale is not None:  # on the CPU: its generator fixes the noise, whatever the device
                 x = augment(x, gen, data.augment_scale, data.augmentation)
@@ -191,7 +195,7 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
             with compute.autocast():
                 if use.needs_teacher:
                     if data.soft is not None and data.augment_scale is None:
-                        teacher_logits = data.soft[idx].to(device, non_blocking=True)
+                        teacher_logits = soft_rows(data.soft, idx).to(device, non_blocking=True)
                     else:  # no_grad, not inference_mode: hooked teacher features feed the student's loss
                         with torch.no_grad():
                             teacher_logits = data.teacher(x).to(device)
@@ -236,6 +240,21 @@ def train(student: nn.Module, objective: Objective, data: TrainData, schedule: S
     student.eval()
     val_acc = state["history"][kept - 1]["val_acc"] if state["history"] else state["best_acc"]
     return {"best_epoch": state["best_epoch"], "kept_epoch": kept, "val_acc": val_acc, "history": state["history"]}
+
+
+def batches(x: torch.Tensor | Rows, shares: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """The inputs of each step's rows: indexed in memory, or read from disk by the data's
+    DataLoader workers a few steps ahead."""
+    if not on_disk(x):
+        return (x[idx] for idx in shares)
+    return (torch.from_numpy(b) for b in loader(x, [idx.numpy() for idx in shares]))
+
+
+def soft_rows(soft: torch.Tensor | np.ndarray, idx: torch.Tensor) -> torch.Tensor:
+    """Cached teacher logits of these rows, as float32 (the cache on disk is float16)."""
+    if isinstance(soft, torch.Tensor):
+        return soft[idx]
+    return torch.from_numpy(np.asarray(soft[idx.numpy()], dtype=np.float32))
 
 
 def _checkpoint_payload(state, student, objective, optimizer, scaler) -> dict:

@@ -15,6 +15,7 @@ import torch
 
 from edgekd import host, runtimes
 from edgekd.data import load_run_splits
+from edgekd.data.rows import take
 from edgekd.diskspace import DiskError, check_writable
 from edgekd.distill.plugins import load_run_plugins
 from edgekd.errors import UserError, reason
@@ -149,8 +150,8 @@ def check_formats(formats: tuple[str, ...]) -> None:
 
 def calibration_set(x_train: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
     """The int8 calibration rows: a seeded sample of the training set."""
-    take = min(size, len(x_train))
-    return x_train[np.random.default_rng(seed).choice(len(x_train), take, replace=False)]
+    count = min(size, len(x_train))
+    return take(x_train, np.random.default_rng(seed).choice(len(x_train), count, replace=False))
 
 
 def _earlier_records(run: Run, manifest: dict, member: str, rebuilt: dict[str, dict]) -> dict[str, dict]:

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from edgekd.data import Splits, load_run_splits, load_transfer
-from edgekd.distill.members import prepare_job
+from edgekd.distill.members import prepare_job, training_rows
 from edgekd.distill.objective import build_objective
+from edgekd.distill.soft_targets import soft_targets
 from edgekd.distill.teacher_stage import open_teacher
 from edgekd.distill.teachers import Teacher
 from edgekd.distill.trainer import train
@@ -44,7 +45,8 @@ class Setup:
     splits: Splits                 # train, val and transfer rows; no test rows
     spec: ArchSpec                 # generation 1's architecture
     teacher: Teacher | None        # None: peers teach each other (dml)
-    soft: torch.Tensor | None      # (N, C) teacher logits on train + transfer rows; None when it runs online
+    # (N, C) teacher logits on train + transfer rows (float16 on disk for data on disk); None when it runs online
+    soft: torch.Tensor | np.ndarray | None
     mutual: bool
 
     def shipped(self) -> Setup:
@@ -60,15 +62,15 @@ def prepare(root: Path) -> Setup:
     recipe = validate(from_dict(manifest["recipe"], where=f"{run.manifest_path} recipe"))
     labelled = load_run_splits(manifest, run.root)
     plan = build_objective(recipe)
-    splits = load_transfer(labelled, "0" if plan.mutual else recipe.data.transfer)
+    splits = load_transfer(labelled, "0" if plan.mutual else recipe.data.transfer, recipe.data.load)
     empty = np.empty((0, *splits.input_shape), dtype=splits.x_test.dtype)
     splits = dataclasses.replace(splits, x_test=empty, y_test=np.empty(0, dtype=splits.y_test.dtype))
     spec = ArchSpec.from_dict(manifest["students"][0])
     setup = Setup(run.root, recipe, splits, spec, None, None, plan.mutual)
     setup.teacher = teacher_of(setup)
     if setup.teacher is not None and not recipe.data.augment and not plan.needs_online_teacher:
-        x = np.concatenate([splits.x_train, splits.x_transfer]) if splits.x_transfer is not None else splits.x_train
-        setup.soft = setup.teacher.logits(x)
+        x, _ = training_rows(splits)
+        setup.soft = soft_targets(setup.teacher, x, run.tune_dir / "soft_targets.npy")
     return setup
 
 
