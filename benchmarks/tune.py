@@ -13,6 +13,7 @@ is measured is the search, not the chain.
 Run: python -m benchmarks.tune             # 20 trials, the default search space
      python -m benchmarks.tune --quick     # 20 trials of 5 epochs each (the shared 2-core VM)
      python -m benchmarks.tune --quick --trials 5 --out runs/tune-bench   # fewer; resumes a stopped one
+     OMP_NUM_THREADS=1 python -m benchmarks tune   # on a machine another process keeps busy (see train.threads)
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
+
+import torch
 
 from edgekd import host
 from edgekd.distill.chain import distill
@@ -58,7 +61,8 @@ def main() -> None:
     reproduced = gen["val_acc"] == best["value"]
     from_toml = again["val_acc"] == gen["val_acc"] and again["test_acc"] == gen["test_acc"]
     shown = f"{len(summary['trials'])} trials" + (" of 5 epochs (--quick)" if quick else "")
-    print(f"# edgekd tune on MNIST-1D, {shown}  (host: {host.cpu_model()}; {time.strftime('%Y-%m-%d')})\n")
+    print(f"# edgekd tune on MNIST-1D, {shown}  (host: {host.cpu_model()}, {torch.get_num_threads()} torch "
+          f"thread(s); {time.strftime('%Y-%m-%d')})\n")
     print(f"Goal: the best trial's validation accuracy is at least trial 0's (the default recipe's settings, "
           f"trained the same way), and the recipe it writes reproduces it. {n_val} validation rows: one row is "
           f"{100 / n_val:.2f} points, so a gap of a point or two is within the split's noise."
