@@ -40,6 +40,19 @@ def test_default_space_holds_the_recipe_and_a_method_weight():
     assert (changed.distill.weights, changed.train.lr, changed.train.epochs) == (("attention=7.5",), 0.02, 4)
 
 
+@pytest.mark.parametrize("method", ["mse-logits", "dml"])
+def test_trial_0_keeps_a_method_s_own_default_weight(method):
+    from edgekd.distill.methods import create
+    from edgekd.distill.objective import build_objective
+
+    recipe = tiny_recipe(("method", [method]))  # no --weight: the method's default_weight, not 1
+    values = current(recipe)
+    assert values[f"weight.{method}"] == create(method).default_weight
+    assert build_objective(apply(recipe, values)).weights == build_objective(recipe).weights
+    space = default_space(recipe)
+    assert space[f"weight.{method}"].low == pytest.approx(values[f"weight.{method}"] / 10)
+
+
 def test_space_option_sets_and_fixes_a_range():
     space = parse_space(tiny_recipe(), ["lr=1e-3:1e-2", "epochs=3"])
     assert (space["lr"].low, space["lr"].high, space["lr"].log) == (1e-3, 1e-2, True)

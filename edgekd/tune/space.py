@@ -63,10 +63,14 @@ KEYS = {"temperature": ("distill", "temperature"), "alpha": ("distill", "alpha")
 
 def current(recipe: Recipe) -> dict[str, float]:
     """The recipe's own value of every parameter its space can hold."""
+    from edgekd.distill.objective import build_objective  # torch: only once a space is built
+
     values: dict[str, float] = {name: getattr(getattr(recipe, s), k) for name, (s, k) in KEYS.items()}
-    weights = method_weights(recipe)
+    # the weight each method trains with: the recipe's, else the method's own default_weight (not 1
+    # for every method), so that trial 0 trains the recipe as asked
+    weights = build_objective(recipe).weights
     for method in weighted_methods(recipe):
-        values[WEIGHT + method] = weights.get(method, 1.0)
+        values[WEIGHT + method] = weights[method]
     return values
 
 
