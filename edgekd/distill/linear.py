@@ -33,12 +33,13 @@ def fit_linear(splits: Splits, seed: int) -> tuple[dict, np.ndarray]:
     if rows < len(x):
         keep = np.random.default_rng(seed).choice(len(x), rows, replace=False)
         x, y = take(x, keep), y[keep]
-    x = np.asarray(x).reshape(len(x), -1)
-    scaler = StandardScaler().fit(x.astype(np.float64))
+    x = np.asarray(x).reshape(len(x), -1).astype(np.float64)  # one float64 copy, standardized in place
+    scaler = StandardScaler(copy=False).fit(x)
     model = LogisticRegression(max_iter=MAX_ITER)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        model.fit(scaler.transform(x.astype(np.float64)), y)
+        model.fit(scaler.transform(x), y)
+    del x
 
     def predict(a) -> np.ndarray:  # chunk by chunk: a test split may stay on disk
         return np.concatenate([model.predict(scaler.transform(c.reshape(len(c), -1).astype(np.float64)))
@@ -47,7 +48,7 @@ def fit_linear(splits: Splits, seed: int) -> tuple[dict, np.ndarray]:
     correct = predict(splits.x_test) == splits.y_test
     record = {"model": f"LogisticRegression(C=1.0, max_iter={MAX_ITER}) on standardized flattened inputs",
               "test_acc": float(correct.mean()), "val_acc": float((predict(splits.x_val) == splits.y_val).mean()),
-              "train_rows": int(rows), "features": int(x.shape[1]), "test_rows": int(len(correct)),
+              "train_rows": int(rows), "features": int(features), "test_rows": int(len(correct)),
               "converged": not any(issubclass(w.category, ConvergenceWarning) for w in caught),
               "seconds": time.perf_counter() - started}
     return record, correct
