@@ -17,7 +17,7 @@ from edgekd import host
 
 HERE = Path(__file__).parent
 SCRIPTS = ["default_run", "real_data", "selection", "families", "seeds", "kd_cost", "train_speed", "peer", "scaling",
-           "methods", "chain_order", "tune", "harness", "predictor_error", "ddp", "streaming"]
+           "methods", "chain_order", "tune", "harness", "predictor_error", "ddp", "streaming", "gpu"]
 
 
 def main() -> None:

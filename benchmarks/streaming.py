@@ -30,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.verdict import CHECKOUT, ENV, quick, verdict
 from edgekd import host
+
+from benchmarks.verdict import CHECKOUT, ENV, quick, verdict
 
 SIZES = quick((20_000, 200_000), (2_000, 20_000))
 SIDE, CLASSES = 32, 10
