@@ -26,6 +26,11 @@ ARTIFACT_COLUMNS = [("member", "member", ""), ("artifact", "artifact", ""), ("by
                     ("status", "status", "")]
 
 Opt = typer.Option
+# a device over ssh (edgekd.bench.remote), for bench and for distill's budget and bench
+RemoteOpt = Annotated[Optional[str], Opt(help="Measure on a real device over ssh: user@host")]
+PortOpt = Annotated[Optional[int], Opt(help="ssh port of --remote")]
+IdentityOpt = Annotated[Optional[Path], Opt(help="ssh private key for --remote")]
+RemotePythonOpt = Annotated[str, Opt(help="Python on the device")]
 
 
 @app.command()
@@ -106,6 +111,12 @@ def distill(
         help="Where to train: auto (CUDA when present, else CPU) | cpu | cuda | cuda:N | mps")] = None,
     precision: Annotated[Optional[str], Opt(
         help="Training arithmetic: auto (bf16 on a GPU that has it, else fp32) | fp32 | bf16 | fp16")] = None,
+    remote: Annotated[Optional[str], Opt(
+        help="Measure on the --target device itself over ssh (user@host): the budget's candidates before training "
+             "and the bench after it")] = None,
+    port: PortOpt = None,
+    identity: IdentityOpt = None,
+    remote_python: RemotePythonOpt = "python3",
     nproc: Annotated[Optional[int], Opt(
         help="Train with N processes on this machine, data parallel: runs this command under torchrun "
              "--nproc-per-node N (see the README's More compute for several machines)")] = None,
@@ -144,13 +155,16 @@ def distill(
                         device=device, precision=precision, seed=seed, target=target,
                         latency_budget=latency_budget, size_budget=size_budget, config=config, sets=set_ or (),
                         resume=resume)
+    device_over_ssh = _device(remote, port, identity, remote_python)
+    if device_over_ssh and not target and resume is None:
+        raise UserError("--remote measures the --target device: give --target too")
     if nproc is not None and not distributed.launched():
         _launch_torchrun(nproc)  # the flags are checked above: bad input stays one sentence, before any process
     quiet = quiet or not distributed.writer()  # one rank speaks for a torchrun
     with ChainProgress(quiet or as_json) as progress:
         try:
             run, measured = run_pipeline(recipe, out=out, resume=resume, on_event=progress, threads=threads,
-                                         wait=wait)
+                                         wait=wait, remote=device_over_ssh)
         except KeyboardInterrupt:
             if progress.run_root:
                 print(f"edgekd: interrupted; continue with: edgekd distill --resume {progress.run_root}",
@@ -454,10 +468,10 @@ def bench(
     batch: Annotated[int, Opt(help="Batch size", min=1)] = 1,
     processes: Annotated[int, Opt(help="Fresh processes per artifact, interleaved", min=1)] = 3,
     min_seconds: Annotated[float, Opt(help="Minimum measuring time per process", min=0.0)] = 0.5,
-    remote: Annotated[Optional[str], Opt(help="Measure on a real device over ssh: user@host")] = None,
-    port: Annotated[Optional[int], Opt(help="ssh port of --remote")] = None,
-    identity: Annotated[Optional[Path], Opt(help="ssh private key for --remote")] = None,
-    remote_python: Annotated[str, Opt(help="Python on the device")] = "python3",
+    remote: RemoteOpt = None,
+    port: PortOpt = None,
+    identity: IdentityOpt = None,
+    remote_python: RemotePythonOpt = "python3",
     wait: Annotated[bool, Opt(
         "--wait", help="When another edgekd command is writing this run, queue behind it instead of refusing")] = False,
     native: Annotated[bool, Opt(
@@ -473,11 +487,8 @@ def bench(
     Example: edgekd bench runs/latest --target raspberry-pi-4 --target x86-laptop
     """
     from edgekd.bench.pipeline import RUNTIMES, bench_run
-    from edgekd.bench.remote import Remote
 
-    if not remote and (port or identity or remote_python != "python3"):
-        raise UserError("--port, --identity and --remote-python are for a device: give --remote user@host too")
-    device = Remote(remote, port, identity, remote_python) if remote else None
+    device = _device(remote, port, identity, remote_python)
     progress = _print_warnings if quiet or as_json else _bench_progress
     results = bench_run(run, target, tuple(runtime or RUNTIMES), batch, processes, min_seconds, device, progress,
                         wait=wait, native=native)
@@ -489,6 +500,15 @@ def bench(
     elif not quiet:
         _print_bench(results)
     _exit_on_failed_bench(results)
+
+
+def _device(remote: str | None, port: int | None, identity: Path | None, python: str):
+    """The device `--remote` names (edgekd.bench.remote), or None; its other options need it."""
+    from edgekd.bench.remote import Remote
+
+    if not remote and (port or identity or python != "python3"):
+        raise UserError("--port, --identity and --remote-python are for a device: give --remote user@host too")
+    return Remote(remote, port, identity, python) if remote else None
 
 
 def _exit_on_failed_bench(results: dict[str, dict]) -> None:

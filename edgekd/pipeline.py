@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgekd.bench.remote import Remote
 from edgekd.distill import distributed
 from edgekd.distill.chain import chain_lock, distill, resume_hint, run_root
 from edgekd.recipe import Recipe, check_call
@@ -12,10 +13,12 @@ from edgekd.runs import Run
 
 
 def run_pipeline(recipe: Recipe | None, out: Path | None = None, resume: Path | None = None,
-                 on_event: Events | None = None, threads: int | None = None, wait: bool = False) -> tuple[Run, dict]:
+                 on_event: Events | None = None, threads: int | None = None, wait: bool = False,
+                 remote: Remote | None = None) -> tuple[Run, dict]:
     """The run, and what its bench measured now ({target: bench result}; {} without a bench).
     The run directory stays locked from training to report (edgekd.locking): no other writer
-    can slip in between the stages; `wait` queues behind one instead of refusing."""
+    can slip in between the stages; `wait` queues behind one instead of refusing. `remote`:
+    the target device over ssh, which measures the budget's candidates and the bench."""
     check_call(recipe, out=out, resume=resume, threads=threads)
     on_event = on_event or (lambda e: None)
     root = run_root(out, resume)
@@ -25,7 +28,7 @@ def run_pipeline(recipe: Recipe | None, out: Path | None = None, resume: Path | 
                     resume=mine if resume is not None else None, threads=threads)
             return Run(root), {}
         with chain_lock(root, resume, wait, on_event), resume_hint(root):
-            return _stages(recipe, root if resume is None else None, resume, on_event, threads)
+            return _stages(recipe, root if resume is None else None, resume, on_event, threads, remote)
 
 
 def _on_gpu(recipe: Recipe | None) -> bool:
@@ -37,9 +40,9 @@ def _on_gpu(recipe: Recipe | None) -> bool:
 
 
 def _stages(recipe: Recipe | None, out: Path | None, resume: Path | None, on_event: Events,
-            threads: int | None) -> tuple[Run, dict]:
+            threads: int | None, remote: Remote | None = None) -> tuple[Run, dict]:
     measured = {}
-    run = distill(recipe, out=out, resume=resume, on_event=on_event, threads=threads)
+    run = distill(recipe, out=out, resume=resume, on_event=on_event, threads=threads, remote=remote)
     saved = run.manifest()["recipe"]
     export, bench = saved["export"], saved["bench"]
     if export["enabled"]:
@@ -59,7 +62,7 @@ def _stages(recipe: Recipe | None, out: Path | None, resume: Path | None, on_eve
 
             on_event({"kind": "message", "text": f"benchmarking for {', '.join(targets)}"})
             measured = bench_run(run.root, targets, processes=bench["processes"],
-                                 min_seconds=bench["min_seconds"], on_event=on_event)
+                                 min_seconds=bench["min_seconds"], remote=remote, on_event=on_event)
         if budget:
             _recheck_budget(run, measured, on_event)
     from edgekd.report.render import build_report

@@ -143,3 +143,31 @@ def test_ncnn_artifacts_run_on_the_device_with_the_runtime_module_copied(cli, ti
     for r in rows:
         assert "error" not in r, r
         assert r["measured_on"] == "device" and r["settings"]["runtime"] == "ncnn" and r["p50_ms"] > 0
+
+
+def test_budget_candidates_are_measured_on_the_device(cli, ssh_home, tmp_path):
+    """`distill --remote`: the budget's candidates and the bench after training are timed on the
+    device itself over ssh; nothing is predicted."""
+    before = set(Path("/tmp").glob("edgekd.*"))
+    code, out, err = cli("distill", "--data", "digits", "--chain", "1", "--teacher-arch", "cnn", "--teacher-width", "8",
+                         "--teacher-epochs", "1", "--epochs", "1", "--no-baseline", "--target", "raspberry-pi-4",
+                         "--latency-budget", "1000", "--set", "budget.candidates=3", "--set", 'export.formats=["onnx"]',
+                         "--set", "export.int8=false", "--set", "bench.processes=1", "--set", "bench.min_seconds=0.05",
+                         "--remote", f"{ssh_home['user']}@127.0.0.1", "--port", ssh_home["port"],
+                         "--identity", ssh_home["key"], "--remote-python", sys.executable,
+                         "--out", tmp_path / "r", "-q")
+    assert code == 0, f"{err}\nsshd log:\n{ssh_home['log'].read_text()[-2000:]}"
+    budget = json.loads((tmp_path / "r" / "manifest.json").read_text())["budget"]
+    assert budget["search"]["latency"] == f"measured on raspberry-pi-4 over ssh ({ssh_home['user']}@127.0.0.1)"
+    rows = [a for c in budget["candidates"] for a in c["artifacts"].values()]
+    assert rows and all(a["device_ms"] == a["latency_ms"] > 0 and "predicted" not in a for a in rows)
+    bench = json.loads((tmp_path / "r" / "bench" / "raspberry-pi-4.json").read_text())
+    assert bench["measured_on"] == "device" and all(r["measured_on"] == "device" for r in bench["rows"])
+    assert budget["verdicts"]["gen-1"]["met"]
+    assert set(Path("/tmp").glob("edgekd.*")) == before  # both sessions removed their folders on the device
+
+
+def test_remote_without_a_target_is_one_sentence(cli, tmp_path):
+    code, out, err = cli("distill", "--remote", "pi@raspberrypi", "--out", tmp_path / "r")
+    assert code == 2 and "--remote measures the --target device: give --target too" in err
+    assert not (tmp_path / "r").exists()

@@ -25,6 +25,7 @@ import torch
 
 from edgekd import host, runtimes
 from edgekd.bench.predict import METHOD
+from edgekd.bench.remote import Remote
 from edgekd.data import Splits
 from edgekd.distill.budget import Budget, Candidate, closest, meeting_artifact, select_chain
 from edgekd.distill.defaults import FAMILY_SIZES, Size, family_size
@@ -89,7 +90,7 @@ def grid(family: str, size: tuple[int, int], others: bool, input_shape: tuple[in
 
 
 def search(recipe: Recipe, splits: Splits, default: Size | None, mean, std, on_event: Events,
-           below_params: int | None = None) -> Search:
+           below_params: int | None = None, remote: Remote | None = None) -> Search:
     """Measure the grid and plan the chain; refuse in one sentence when no candidate meets the budget."""
     budget = budget_of(recipe)
     family = recipe.student.arch or (default[0] if default else recipe.teacher.arch)
@@ -105,7 +106,7 @@ def search(recipe: Recipe, splits: Splits, default: Size | None, mean, std, on_e
                                          f"({', '.join(k.name for k in kinds)}) before training"})
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="edgekd-budget-") as tmp:
-        candidates, how = _measure(specs, kinds, recipe, splits, budget, Path(tmp), mean, std, on_event)
+        candidates, how = _measure(specs, kinds, recipe, splits, budget, Path(tmp), mean, std, on_event, remote)
     seconds = time.monotonic() - started
     chosen = select_chain(candidates, budget, recipe.chain.generations, recipe.budget.ratio)
     if not chosen:
@@ -151,7 +152,7 @@ def _kinds(recipe: Recipe, budget: Budget) -> list[runtimes.Kind]:
 
 
 def _measure(specs: list[ArchSpec], kinds: list[runtimes.Kind], recipe: Recipe, splits: Splits, budget: Budget,
-             tmp: Path, mean, std, on_event: Events) -> tuple[list[Candidate], str]:
+             tmp: Path, mean, std, on_event: Events, remote: Remote | None = None) -> tuple[list[Candidate], str]:
     """Each candidate exported (sizes) and, for a latency budget, timed and predicted."""
     from edgekd.export.pipeline import calibration_set, export_model
 
@@ -184,19 +185,21 @@ def _measure(specs: list[ArchSpec], kinds: list[runtimes.Kind], recipe: Recipe, 
                                    count_macs(model, spec.input_shape), artifacts), paths))
     if budget.latency_ms is None:
         return [c for c, _ in exported], "not measured (size budget only)"
-    return _time(exported, recipe, splits, tmp, on_event)
+    return _time(exported, recipe, splits, tmp, on_event, remote)
 
 
 def _time(exported: list[tuple[Candidate, dict[str, Path]]], recipe: Recipe, splits: Splits, tmp: Path,
-          on_event: Events) -> tuple[list[Candidate], str]:
-    """Time every built artifact here and turn it into the target's latency (predicted unless the target is host)."""
+          on_event: Events, remote: Remote | None = None) -> tuple[list[Candidate], str]:
+    """Time every built artifact and turn it into the target's latency: measured on the device
+    itself over ssh (`remote`), measured here when the target is this host, else predicted."""
     from edgekd.bench import predict
     from edgekd.bench.graph import graph_costs, weight_bytes
     from edgekd.bench.local import Job, Settings, measure_all
+    from edgekd.bench.remote import Session
     from edgekd.targets import HOST, load_target, probe_host
 
     target = load_target(recipe.budget.target)
-    threads = min(target.threads, host.cores())
+    threads = target.threads if remote else min(target.threads, host.cores())
     inputs = tmp / "test-rows.npz"  # the runner reads x and y
     np.savez(inputs, x=splits.x_test[:64], y=splits.y_test[:64])
     jobs = {(c.label, name): Job(c.label, name, paths[name], runtimes.kind(name).runtime.name)
@@ -205,8 +208,16 @@ def _time(exported: list[tuple[Candidate, dict[str, Path]]], recipe: Recipe, spl
     def progress(event: dict) -> None:
         on_event({"kind": "message", "text": f"  timing {event['member']} {event['artifact']}"})
 
-    measured = measure_all(list(jobs.values()), Settings(threads=threads, **TIMING), inputs, progress)
-    predicts = target.name != HOST
+    settings = Settings(threads=threads, **TIMING)
+    if remote:
+        session = Session(remote, inputs, list(jobs.values()))
+        try:
+            measured = measure_all(list(jobs.values()), settings, inputs, progress, run=session.run)
+        finally:
+            session.close()
+    else:
+        measured = measure_all(list(jobs.values()), settings, inputs, progress)
+    predicts = target.name != HOST and not remote
     if predicts:
         from edgekd.bench.overhead import measure_overhead, overhead_of
 
@@ -223,7 +234,8 @@ def _time(exported: list[tuple[Candidate, dict[str, Path]]], recipe: Recipe, spl
             if "error" in timed:
                 artifacts[name] = {**m, "error": timed["error"]}
                 continue
-            row = {**m, "host_ms": timed["p50_ms"], "latency_ms": timed["p50_ms"]}
+            row = {**m, "latency_ms": timed["p50_ms"], **({"device_ms": timed["p50_ms"]} if remote
+                                                          else {"host_ms": timed["p50_ms"]})}
             if predicts and costs:
                 p = predict.predict_ms(timed["p50_ms"], costs[0], costs[1], runtimes.kind(name).precision.name,
                                        host_machine, target_machine, overhead_of(name, overhead))
@@ -231,5 +243,7 @@ def _time(exported: list[tuple[Candidate, dict[str, Path]]], recipe: Recipe, spl
                            validated=p["validated"])
             artifacts[name] = row
         out.append(Candidate(c.family, c.width, c.depth, c.params, c.macs, artifacts))
-    return out, (f"predicted for {target.name}" if predicts else "measured on this host")
+    how = f"measured on {target.name} over ssh ({remote.destination})" if remote else \
+        f"predicted for {target.name}" if predicts else "measured on this host"
+    return out, how
 

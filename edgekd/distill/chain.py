@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from edgekd import diskspace, host
+from edgekd.bench.remote import Remote
 from edgekd.data import load_run_splits, load_splits, load_transfer
 from edgekd.data.load import resolve as resolve_data
 from edgekd.distill.compute import resolve as resolve_compute
@@ -41,17 +42,18 @@ from edgekd.runs import LINEAR, Run, default_run_dir, link_latest, remove_leftov
 
 def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path | None = None,
             on_event: Events | None = None, threads: int | None = None, wait: bool = False,
-            teacher_only: bool = False) -> Run:
+            teacher_only: bool = False, remote: Remote | None = None) -> Run:
     """Run (or resume) a whole chain and return its run directory. `threads` overrides the
     recipe's train.threads (a resumed run may land on a busier machine). The run directory is
     locked throughout (edgekd.locking); `wait` queues behind another writer instead of refusing.
     `teacher_only` stops once the teacher is ready (edgekd tune searches with it, then resumes
-    the run to train the chain)."""
+    the run to train the chain). `remote`: the budget's target over ssh, which then measures
+    the candidates instead of this host and the predictor."""
     check_call(recipe, out=out, resume=resume, threads=threads)
     on_event = on_event or (lambda event: None)
     root = run_root(out, resume)
     with chain_lock(root, resume, wait, on_event):
-        return _distill_locked(recipe, root, resume, on_event, threads, teacher_only)
+        return _distill_locked(recipe, root, resume, on_event, threads, teacher_only, remote)
 
 
 def run_root(out: Path | None, resume: Path | None) -> Path:
@@ -74,7 +76,7 @@ def resume_hint(root: Path):
 
 
 def _distill_locked(recipe: Recipe | None, root: Path, resume: Path | None, on_event: Events,
-                    threads: int | None, teacher_only: bool = False) -> Run:
+                    threads: int | None, teacher_only: bool = False, remote: Remote | None = None) -> Run:
     run = Run.open(resume) if resume is not None else None
     if run is not None:
         remove_leftovers(run.root)  # a killed run's half-written files (a plot, a checkpoint)
@@ -91,12 +93,12 @@ def _distill_locked(recipe: Recipe | None, root: Path, resume: Path | None, on_e
         torch.set_num_threads(threads or recipe.train.threads)
     try:
         with resume_hint(root):
-            return _distill(recipe, root, run, on_event, teacher_only)
+            return _distill(recipe, root, run, on_event, teacher_only, remote)
     finally:
         torch.set_num_threads(default_threads)  # a library call leaves the process as it found it
 
 
-def _budget_search(recipe: Recipe, plan, splits, choice, teacher, on_event: Events):
+def _budget_search(recipe: Recipe, plan, splits, choice, teacher, on_event: Events, remote: Remote | None = None):
     """edgekd.distill.candidates.search, for a recipe with a [budget]: students smaller than the teacher."""
     from edgekd.distill.candidates import search
     from edgekd.models import build, count_params
@@ -107,7 +109,8 @@ def _budget_search(recipe: Recipe, plan, splits, choice, teacher, on_event: Even
     mean, std = input_stats(splits, recipe.data.standardize)
     limit = None if plan.mutual else teacher.params() if teacher.module is not None or teacher.spec is None \
         else count_params(build(teacher.spec))
-    return search(recipe, splits, choice.student if choice else None, mean, std, on_event, below_params=limit)
+    return search(recipe, splits, choice.student if choice else None, mean, std, on_event, below_params=limit,
+                  remote=remote)
 
 
 def _fit_linear(ctx: Context) -> None:
@@ -120,7 +123,8 @@ def _fit_linear(ctx: Context) -> None:
     ctx.on_event({"kind": "stage", "member": LINEAR, "status": "done", "test_acc": record["test_acc"]})
 
 
-def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events, teacher_only: bool = False) -> Run:
+def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events, teacher_only: bool = False,
+             remote: Remote | None = None) -> Run:
     """The chain for a new run (`run` None) or the resumed `run`."""
     resume = run is not None
     saved = run.manifest() if resume else {}
@@ -156,7 +160,7 @@ def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events, teac
     teacher = open_teacher(recipe, splits, plan, run)
     found = None
     if recipe.budget.active and not resume:  # the students the budget allows, measured before any training
-        found = _budget_search(recipe, plan, splits, choice, teacher, on_event)
+        found = _budget_search(recipe, plan, splits, choice, teacher, on_event, remote)
         recipe = dataclasses.replace(recipe, chain=dataclasses.replace(recipe.chain, generations=len(found.chain)))
     recorded = saved.get("students")
     archs = ([ArchSpec.from_dict(d) for d in recorded] if recorded  # resume builds what the run planned
