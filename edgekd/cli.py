@@ -164,7 +164,7 @@ def distill(
     with ChainProgress(quiet or as_json) as progress:
         try:
             run, measured = run_pipeline(recipe, out=out, resume=resume, on_event=progress, threads=threads,
-                                         wait=wait, remote=device_over_ssh)
+                                         wait=wait, remote=device_over_ssh, compute=(device, precision))
         except KeyboardInterrupt:
             if progress.run_root:
                 print(f"edgekd: interrupted; continue with: edgekd distill --resume {progress.run_root}",

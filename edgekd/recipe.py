@@ -297,7 +297,10 @@ SELECT = ("auto", "best", "last")  # train.select: which epoch's weights a membe
 # Sentences the library and the CLI share
 ENSEMBLE_ONLY = "is for an ensemble: give --teacher two or more times"
 THREADS_NOT_NEGATIVE = "train.threads (--threads) must not be negative"
-RESUME_ALONE = "--resume continues a run with its saved recipe; drop the other recipe flags (--threads may change)"
+RESUME_ALONE = ("--resume continues a run with its saved recipe; drop the other recipe flags (--threads, --device "
+                "and --precision may change)")
+# what a resumed run may change: where it runs, not what it trains
+RESUMABLE = {"threads", "device", "precision"}
 EXAMPLE_METHOD = DistillRecipe.methods[0]  # the default method, for the examples in messages
 
 
@@ -321,7 +324,7 @@ def from_flags(*, chain: int | None = None, data: str | None = None, transfer: s
     run's recipe that `edgekd tune --from` starts from), then the TOML `config`, then `sets`
     ("section.key=value"), then every flag given (None: not given).
     With `resume`, None instead: a resumed run keeps its saved recipe, so no flag but
-    `threads` may be given (run_pipeline takes that one)."""
+    `threads`, `device` and `precision` may be given (run_pipeline takes those)."""
     owner = _flag_owner("peers") if peers is not None else None
     given = _given({
         "chain": {"generations": chain, "direct": direct, "baseline": baseline},
@@ -341,7 +344,7 @@ def from_flags(*, chain: int | None = None, data: str | None = None, transfer: s
         **_budget_flags(target, latency_budget, size_budget),
     })
     if resume is not None:
-        if config is not None or sets or any(keys != {"threads": threads} for keys in given.values()):
+        if config is not None or sets or set(given) - {"train"} or set(given.get("train", {})) - RESUMABLE:
             raise UserError(RESUME_ALONE)
         return None
     recipe = _layered(given, config, sets, base)

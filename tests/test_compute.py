@@ -78,6 +78,27 @@ def test_a_bf16_run_records_its_device_and_precision(cli, tmp_path):
     assert "in bf16 arithmetic" in (tmp_path / "r" / "report" / "report.md").read_text()
 
 
+@pytest.mark.skipif(HAS_CUDA, reason="this machine has CUDA")
+def test_a_gpu_run_resumes_on_a_machine_without_one_when_told_cpu(cli, tmp_path):
+    """A run saved as trained on CUDA in bf16 (its manifest made so: no GPU here) resumes with
+    --device cpu --precision fp32; its saved recipe stays, the change is in compute_history."""
+    run = tmp_path / "r"
+    code, _, err = cli("distill", "--chain", "1", "--teacher-epochs", "1", "--epochs", "1", "--set", "teacher.width=8",
+                       "--transfer", "0", "--no-baseline", "--no-export", "--out", run, "-q")
+    assert code == 0, err
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["recipe"]["train"].update(device="cuda", precision="bf16")
+    manifest["compute"] = {**manifest["compute"], "device": "cuda", "precision": "bf16"}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    (run / "gen-1" / "eval.json").unlink()  # unfinished: the resume trains it again
+    assert_refused(cli("distill", "--resume", run, "-q"), "no CUDA GPU", "--device cpu")
+    code, _, err = cli("distill", "--resume", run, "--device", "cpu", "--precision", "fp32", "-q")
+    assert code == 0, err
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["recipe"]["train"]["device"] == "cuda" and manifest["status"] == "done"
+    assert manifest["compute_history"][-1]["device"] == "cpu" and manifest["compute_history"][-1]["precision"] == "fp32"
+
+
 @pytest.mark.gpu
 @gpu
 @pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32"])

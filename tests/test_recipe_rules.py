@@ -13,7 +13,8 @@ from edgekd.pipeline import run_pipeline
 from edgekd.recipe import Recipe, from_dict, from_flags, validate
 
 ENSEMBLE_ONLY = "is for an ensemble: give --teacher two or more times"
-RESUME_ALONE = "--resume continues a run with its saved recipe; drop the other recipe flags (--threads may change)"
+RESUME_ALONE = ("--resume continues a run with its saved recipe; drop the other recipe flags (--threads, --device "
+                "and --precision may change)")
 THREADS = "train.threads (--threads) must not be negative"
 
 # (distill flags, the same setting as a recipe, the sentence both get)

@@ -42,18 +42,22 @@ from edgekd.runs import LINEAR, Run, default_run_dir, link_latest, remove_leftov
 
 def distill(recipe: Recipe | None = None, out: Path | None = None, resume: Path | None = None,
             on_event: Events | None = None, threads: int | None = None, wait: bool = False,
-            teacher_only: bool = False, remote: Remote | None = None) -> Run:
+            teacher_only: bool = False, remote: Remote | None = None, compute: Placement = (None, None)) -> Run:
     """Run (or resume) a whole chain and return its run directory. `threads` overrides the
     recipe's train.threads (a resumed run may land on a busier machine). The run directory is
     locked throughout (edgekd.locking); `wait` queues behind another writer instead of refusing.
     `teacher_only` stops once the teacher is ready (edgekd tune searches with it, then resumes
     the run to train the chain). `remote`: the budget's target over ssh, which then measures
-    the candidates instead of this host and the predictor."""
+    the candidates instead of this host and the predictor. `compute`: the device and precision
+    a resumed run continues on (None: as saved)."""
     check_call(recipe, out=out, resume=resume, threads=threads)
     on_event = on_event or (lambda event: None)
     root = run_root(out, resume)
     with chain_lock(root, resume, wait, on_event):
-        return _distill_locked(recipe, root, resume, on_event, threads, teacher_only, remote)
+        return _distill_locked(recipe, root, resume, on_event, threads, teacher_only, remote, compute)
+
+
+Placement = tuple[str | None, str | None]  # a resumed run's --device and --precision (None: as saved)
 
 
 def run_root(out: Path | None, resume: Path | None) -> Path:
@@ -76,7 +80,8 @@ def resume_hint(root: Path):
 
 
 def _distill_locked(recipe: Recipe | None, root: Path, resume: Path | None, on_event: Events,
-                    threads: int | None, teacher_only: bool = False, remote: Remote | None = None) -> Run:
+                    threads: int | None, teacher_only: bool = False, remote: Remote | None = None,
+                    compute: Placement = (None, None)) -> Run:
     run = Run.open(resume) if resume is not None else None
     if run is not None:
         remove_leftovers(run.root)  # a killed run's half-written files (a plot, a checkpoint)
@@ -86,6 +91,9 @@ def _distill_locked(recipe: Recipe | None, root: Path, resume: Path | None, on_e
         saved.setdefault("train", {}).setdefault("min_steps", 0)
         saved["train"].setdefault("select", "best")
         recipe = validate(from_dict(saved, where=f"{run.manifest_path} recipe"))
+        device, precision = compute  # a run trained on a GPU resumes on a machine without one
+        recipe = dataclasses.replace(recipe, train=dataclasses.replace(
+            recipe.train, device=device or recipe.train.device, precision=precision or recipe.train.precision))
     else:
         recipe = validate(recipe or Recipe())
     default_threads = torch.get_num_threads()
