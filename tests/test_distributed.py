@@ -138,3 +138,22 @@ def test_nproc_bad_input_is_one_sentence_before_any_process(cli, tmp_path):
     assert_refused(cli("distill", *TINY, "--nproc", "2", "--epochs", "0", "--out", tmp_path / "r"), "epochs")
     assert not (tmp_path / "r").exists()
     assert not distributed.launched()
+
+
+def test_a_streamed_image_folder_trains_under_two_processes(tmp_path):
+    """Data on disk under torchrun: each rank decodes its own rows, the soft targets are
+    labelled a block at a time across the ranks and cached on disk, and nothing is left behind."""
+    from test_streaming import _folder
+
+    folder = _folder(tmp_path / "d", n=40)
+    before = set(Path(os.environ.get("TMPDIR", "/tmp")).glob("edgekd-rank*"))
+    done = edgekd("distill", "--data", f"folder:{folder}", "--load", "stream", "--workers", "1", "--chain", "1",
+                  "--teacher-arch", "cnn", "--teacher-width", "4", "--teacher-epochs", "2", "--epochs", "2",
+                  "--set", "train.min_steps=0", "--set", "train.threads=1", "--no-export", "--nproc", "2",
+                  "--out", str(tmp_path / "r"), "-q")
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["compute"]["processes"] == 2 and manifest["data"]["load"] == "stream"
+    assert {"teacher", "gen-1", "baseline-1"} <= manifest["members"].keys()
+    assert not list((tmp_path / "r").rglob("soft_targets.npy"))
+    assert set(Path(os.environ.get("TMPDIR", "/tmp")).glob("edgekd-rank*")) == before
