@@ -125,13 +125,9 @@ class Joined(Rows):
         self.shape = (len(first) + len(second), *first.shape[1:])
 
     def fetch(self, index: np.ndarray) -> np.ndarray:
-        n = len(self.first)
         out = np.empty((len(index), *self.shape[1:]), dtype=np.float32)
-        low = index < n
-        if low.any():
-            out[low] = self.first.fetch(index[low])
-        if (~low).any():
-            out[~low] = self.second.fetch(index[~low] - n)
+        for rows, i, at in self.parts(index):  # the stored rows each side resolves to
+            out[at] = rows.fetch(i)
         return out
 
     def parts(self, index: np.ndarray) -> list[tuple[Rows, np.ndarray, np.ndarray]]:
