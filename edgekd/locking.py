@@ -7,6 +7,10 @@ shared, so they wait for a writer to finish and never read a half-updated run. W
 process the lock is re-entrant: distill's export, bench and report run under the lock that
 distill took. A second writer is refused in one sentence naming the holder, or waits when
 asked to (`--wait`).
+
+A flock belongs to the open file, which a forked child (a DataLoader worker, which can outlive
+the command that started it) shares: each child closes its copy at once, so the lock is released
+when the command ends, whoever lives on.
 """
 
 from __future__ import annotations
@@ -21,6 +25,20 @@ from edgekd.errors import UserError
 from edgekd.runs import lock_path
 
 _HELD: dict[str, int] = {}  # resolved run directory -> nesting depth, for this process
+_FDS: dict[str, int] = {}  # resolved run directory -> the lock's file descriptor
+
+
+def _forget_in_child() -> None:
+    for fd in _FDS.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _FDS.clear()
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 @contextmanager
@@ -45,17 +63,17 @@ def run_lock(root: Path, command: str, *, shared: bool = False, wait: bool = Fal
     try:
         if made:
             root.mkdir(parents=True)
-        fd = os.open(lock_path(root), os.O_RDWR | os.O_CREAT, 0o644)  # close-on-exec: children never hold it
+        fd = os.open(lock_path(root), os.O_RDWR | os.O_CREAT, 0o644)  # close-on-exec: exec'd children never hold it
     except OSError:
         yield
         return
     try:
         _acquire(fd, root, command, shared, wait, on_event)
-        _HELD[key] = 1
+        _HELD[key], _FDS[key] = 1, fd
         try:
             yield
         finally:
-            del _HELD[key]
+            del _HELD[key], _FDS[key]
     finally:
         os.close(fd)  # releases the lock
         if made:

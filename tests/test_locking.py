@@ -102,3 +102,23 @@ def test_the_lock_is_reentrant_and_a_refused_new_run_leaves_no_directory(tmp_pat
         with run_lock(root, "distill", create=True):
             raise RuntimeError("a refused recipe")
     assert not root.exists()
+
+
+def test_a_forked_child_that_outlives_the_command_does_not_keep_the_lock(tmp_path):
+    """A DataLoader worker forked during a run may live on after it (a folder's persistent pool,
+    in a process that runs several commands): the run's lock must still go with the command."""
+    root = tmp_path / "run"
+    root.mkdir()
+    with run_lock(root, "distill"):
+        pid = os.fork()
+        if pid == 0:  # the child: lingers past the parent's release, then exits without cleanup
+            import time
+            time.sleep(3)
+            os._exit(0)
+    try:
+        probe = subprocess.run([sys.executable, "-c", HOLDER, str(root), "export", "0"],
+                               capture_output=True, text=True, timeout=60)
+        assert probe.returncode == 0 and "released" in probe.stdout, probe.stderr
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
