@@ -88,6 +88,22 @@ def test_unstable_when_most_runs_are_slower_than_the_fastest():
     assert tail["unstable"] and tail["unstable_reason"] == "p90 240x the median"
 
 
+def test_the_native_column_is_the_median_of_every_process():
+    """One benchmark_app process can sit 1.5x from the next (where its threads land): the
+    column takes each process's median, as the Python figures do, not the first one's."""
+    from edgekd.bench.local import aggregate
+
+    run = {"p50_ms": 0.05, "p90_ms": 0.06, "p99_ms": 0.07, "mean_ms": 0.05, "min_ms": 0.04, "first_ms": 1.0,
+           "load_ms": 5.0, "throughput_per_s": 2e4, "peak_rss_delta_mb": 1.0, "peak_rss_mb": 50.0,
+           "runtime_import_mb": 20.0, "accuracy": 0.9, "iterations": 100, "warmup": 10, "batch": 1, "settings": {}}
+    native = {"runs": 1000, "seconds": 1, "command": "benchmark_app -m m.xml", "tool": "benchmark_app"}
+    row = aggregate([{**run, "native": {**native, "p50_ms": p}} for p in (0.040, 0.026, 0.039)])
+    assert row["native_p50_ms"] == 0.039 and row["native_p50s_ms"] == [0.040, 0.026, 0.039]
+    assert row["native_runs"] == 3000 and row["native_seconds"] == 3
+    failed = aggregate([{**run, "native": {"error": "benchmark_app exited 1: no"}}])
+    assert failed["native_error"] == "benchmark_app exited 1: no" and "native_p50_ms" not in failed
+
+
 def test_bench_reports_damaged_artifacts_per_row(cli, damaged):
     import json
 
