@@ -96,6 +96,7 @@ def test_zero_validation_fraction(cli):
     (["--ensemble", "mean-probs"], ["--ensemble is for an ensemble"]),
     (["--set", "teacher.primary=true"], ["teacher.primary) is for an ensemble"]),  # as a TOML would set it
     (["--set", "bench.targets=raspberry-pi-9", "--export"], ["unknown target 'raspberry-pi-9'"]),
+    (["--target", "raspberry-pi-9", "--no-export"], ["unknown target 'raspberry-pi-9'"]),  # it would be saved
     (["--student", "transformer"], ["unknown model family 'transformer'"]),
     (["--depth", "-1"], ["student.depth"]),
     (["--method", "fitnet", "--hint-layer", "nope"], ["no module 'nope'"]),

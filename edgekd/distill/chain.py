@@ -141,10 +141,11 @@ def _distill(recipe: Recipe, root: Path, run: Run | None, on_event: Events, teac
             recipe.data, spec=resolve_data(recipe.data.spec), transfer=resolve_data(recipe.data.transfer)))
     plan = build_objective(recipe)  # unknown methods, options or weights fail here, before any work
     compute = resolve_compute(recipe.train.device, recipe.train.precision)  # no such GPU: before any work too
-    if recipe.bench.enabled and recipe.export.enabled:
-        from edgekd.targets import load_target
+    from edgekd.targets import HOST, load_target
 
-        for target in recipe.bench.targets:  # a typo must not surface after minutes of training
+    benched = recipe.bench.enabled and recipe.export.enabled
+    for target in recipe.bench.targets:  # a typo must not surface after training, nor be saved with --no-export
+        if benched or target != HOST:  # probing the host takes seconds: only for a bench that will run
             load_target(target)
     transfer = recipe.data.transfer
     if plan.mutual:  # peers have no teacher to label a transfer set
