@@ -47,7 +47,10 @@ class ChainProgress:
             label = f"{member} {event.get('arch', '')}{taught}"
             self.tasks[member] = self.progress.add_task(label, total=event["epochs"], status="")
             if self.plain:
-                print(f"training {label}: {event['epochs']} epochs", file=sys.stderr, flush=True)
+                print(f"training {label}: {event['epochs']} epochs{_raised(event)}", file=sys.stderr, flush=True)
+            elif "raised_from" in event:  # the bar shows the total, not why it exceeds --epochs
+                self.progress.console.print(f"{label}: {event['epochs']} epochs{_raised(event)}",
+                                            markup=False, highlight=False)
         elif event["kind"] == "epoch" and member in self.tasks:
             self.progress.update(self.tasks[member], completed=event["epoch"],
                                  status=f"val {event['val_acc']:.3f} loss {event['loss']:.3f}")
@@ -64,6 +67,14 @@ class ChainProgress:
             params = ", ".join(f"{k} {v:.3g}" for k, v in event["params"].items())
             err.print(f"trial {event['number']} {event['state']}: val {value} (best {best}); {params}",
                       markup=False, highlight=False)
+
+
+def _raised(event: dict) -> str:
+    """Why a member trains more epochs than asked: a small training set makes few steps per epoch."""
+    if "raised_from" not in event:
+        return ""
+    return (f" (raised from {event['raised_from']} to make train.min_steps={event['min_steps']} optimizer steps; "
+            "--set train.min_steps=0 keeps the epochs asked)")
 
 
 def fmt(value, kind: str = "") -> str:

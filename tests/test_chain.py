@@ -163,6 +163,14 @@ def test_students_list_sets_the_chain_and_depth_fills_in(cli, tmp_path, tiny_run
     assert [g["arch"] for g in json.loads(out)["generations"][1:]] == ["cnn:4x2", "mlp:8x2", "cnn:2x3"]
 
 
+def test_epochs_raised_to_the_minimum_steps_say_so(cli, tmp_path, tiny_run):
+    # 3,240 training rows in batches of 128 make 26 steps an epoch: 60 steps need 3 epochs, not the 1 asked
+    code, _, err = cli("distill", "--teacher", tiny_run, "--students", "cnn:2", "--epochs", "1", "--transfer", "0",
+                       "--set", "train.min_steps=60", "--no-baseline", "--no-export", "--out", tmp_path / "s")
+    assert code == 0, err
+    assert "gen-1 cnn:2x4 <- teacher: 3 epochs (raised from 1 to make train.min_steps=60 optimizer steps" in err
+
+
 def test_same_recipe_gives_same_accuracies(cli, tmp_path, tiny_run):
     code, out, err = cli("distill", *TINY, "--out", tmp_path / "again", "--json")
     assert code == 0, err

@@ -65,9 +65,11 @@ def train_member(ctx: Context, name: str, spec: ArchSpec, teacher: Teacher | Non
                                                      cache=run.soft_targets_path(name))
     index = int(name.split("-")[1]) if "-" in name else 0
 
+    asked = recipe.train.epochs if epochs is None else epochs
+    raised = {"raised_from": asked, "min_steps": recipe.train.min_steps} if schedule.epochs > asked else {}
     ctx.on_event({"kind": "stage", "member": name, "status": "start",
                   "epochs": schedule.epochs + schedule.finetune_epochs, "arch": spec.label(),
-                  "teacher": teacher.source if teacher else None})
+                  "teacher": teacher.source if teacher else None, **raised})
     run.member_dir(name).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
