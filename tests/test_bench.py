@@ -134,6 +134,17 @@ def test_bench_of_a_run_without_exports(cli, tiny_run):
     assert_refused(cli("bench", tiny_run, "--target", "raspberry-pi-4"), "no exported artifacts")
 
 
+def test_a_run_killed_before_its_first_generation_points_to_resume(cli, tiny_run, tmp_path):
+    half = tmp_path / "half"
+    shutil.copytree(tiny_run, half)
+    manifest = json.loads((half / "manifest.json").read_text())
+    manifest["members"] = {k: v for k, v in manifest["members"].items() if not k.startswith(("gen-", "baseline-"))}
+    (half / "manifest.json").write_text(json.dumps(manifest))
+    for command in (("export",), ("bench", "--target", "raspberry-pi-4")):
+        assert_refused(cli(command[0], half, *command[1:]), "no finished generation",
+                       "edgekd distill --resume")
+
+
 def test_unknown_target(cli, exported_run):
     assert_refused(cli("bench", exported_run, "--target", "raspberry-pi-9"), "unknown target", "raspberry-pi-4")
     assert_refused(cli("bench", exported_run, "--target", "pi4", "--port", "2222"), "give --remote user@host too")

@@ -50,7 +50,8 @@ def _export(run: Run, formats: tuple[str, ...] | None, int8: bool | None, calibr
     calibration = calibration or saved.get("calibration", DEFAULT_CALIBRATION)
     check_formats(formats)
     if not run.members("gen"):
-        raise UserError(f"{run.root} has no finished generation to export")
+        raise UserError(f"{run.root} has no finished generation to export; finish its training with "
+                        f"`edgekd distill --resume {run.root}`")
     # generations get every kind; the teacher and the scratch baselines one, so the report can
     # place them on the same size axis
     plan = [(m, runtimes.exported_kinds(formats, int8)) for m in run.members("gen")]
