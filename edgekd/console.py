@@ -46,11 +46,11 @@ class ChainProgress:
             taught = f" <- {event['teacher']}" if event.get("teacher") else ""
             label = f"{member} {event.get('arch', '')}{taught}"
             self.tasks[member] = self.progress.add_task(label, total=event["epochs"], status="")
+            line = f"{label}: {event['epochs']} epochs{_raised(event)}"
             if self.plain:
-                print(f"training {label}: {event['epochs']} epochs{_raised(event)}", file=sys.stderr, flush=True)
+                print(f"training {line}", file=sys.stderr, flush=True)
             elif "raised_from" in event:  # the bar shows the total, not why it exceeds --epochs
-                self.progress.console.print(f"{label}: {event['epochs']} epochs{_raised(event)}",
-                                            markup=False, highlight=False)
+                self.progress.console.print(line, markup=False, highlight=False)
         elif event["kind"] == "epoch" and member in self.tasks:
             self.progress.update(self.tasks[member], completed=event["epoch"],
                                  status=f"val {event['val_acc']:.3f} loss {event['loss']:.3f}")

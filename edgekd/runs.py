@@ -232,6 +232,15 @@ class Run:
         names = [n for n in found if n.startswith(role + "-")]
         return sorted(names, key=lambda n: int(n.split("-")[1]))
 
+    def generations(self, to: str) -> list[str]:
+        """The finished generations, for a command that needs at least one ("export", "benchmark"):
+        a run stopped before its first is pointed to the command that finishes it."""
+        gens = self.members("gen")
+        if not gens:
+            raise UserError(f"{self.root} has no finished generation to {to}; finish its training with "
+                            f"`edgekd distill --resume {self.root}`")
+        return gens
+
     def bench_path(self, target: str) -> Path:
         return self.bench_dir / f"{target}.json"  # target names are file-safe (edgekd.targets.NAME)
 

@@ -106,10 +106,7 @@ def _jobs(run: Run, manifest: dict, wanted: tuple[str, ...], remote: bool) -> tu
     """What to measure, and the artifacts not to: files changed or gone since their export
     become error rows (they would carry the recorded size, accuracy and hash of something else)."""
     members = manifest["members"]
-    gens = run.members("gen")
-    if not gens:  # exporting would not help: a run killed before its first generation finished
-        raise UserError(f"{run.root} has no finished generation to benchmark; finish its training with "
-                        f"`edgekd distill --resume {run.root}`")
+    gens = run.generations("benchmark")  # before the export hint below: exporting would not help
     if not any(a.get("built") for g in gens for a in members[g].get("artifacts", {}).values()):
         raise UserError(f"{run.root} has no exported artifacts to benchmark; run `edgekd export {run.root}` first")
     reference = runtimes.REFERENCE

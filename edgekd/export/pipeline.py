@@ -49,12 +49,10 @@ def _export(run: Run, formats: tuple[str, ...] | None, int8: bool | None, calibr
     int8 = saved.get("int8", True) if int8 is None else int8
     calibration = calibration or saved.get("calibration", DEFAULT_CALIBRATION)
     check_formats(formats)
-    if not run.members("gen"):
-        raise UserError(f"{run.root} has no finished generation to export; finish its training with "
-                        f"`edgekd distill --resume {run.root}`")
+    gens = run.generations("export")
     # generations get every kind; the teacher and the scratch baselines one, so the report can
     # place them on the same size axis
-    plan = [(m, runtimes.exported_kinds(formats, int8)) for m in run.members("gen")]
+    plan = [(m, runtimes.exported_kinds(formats, int8)) for m in gens]
     extras = (["teacher"] if run.model_path("teacher").is_file() else []) + run.members("baseline")
     plan += [(m, [runtimes.SIZE_KIND]) for m in extras]
     manifest = run.manifest()
